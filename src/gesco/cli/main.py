@@ -12,7 +12,7 @@ import sys
 
 from gesco import __version__
 
-COMMAND_MODULES = ["data"]
+COMMAND_MODULES = ["data", "train", "convert"]
 
 
 def build_parser() -> argparse.ArgumentParser:

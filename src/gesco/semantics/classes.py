@@ -147,6 +147,18 @@ def _ade20k() -> ClassTable:
     )
 
 
+def folder_table(num_classes: int, *, has_edge: bool = True) -> ClassTable:
+    """A table for a generic folder dataset: classes ``0..num_classes-1`` named by number."""
+    if num_classes < 1:
+        raise ValueError(f"a folder dataset needs at least one class, got num_classes={num_classes}")
+    return ClassTable(
+        name="folder",
+        names=tuple(f"class {i}" for i in range(num_classes)),
+        colors=_palette(num_classes),
+        has_edge=has_edge,
+    )
+
+
 _BUILDERS = {"cityscapes": _cityscapes, "coco-stuff": _coco_stuff, "ade20k": _ade20k}
 TABLE_NAMES = tuple(_BUILDERS)
 

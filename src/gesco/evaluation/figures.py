@@ -1,0 +1,69 @@
+"""Figures people look at: maps, received maps, FDS outputs and regenerations side by side."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from gesco.io import atomic_save  # noqa: E402
+from gesco.semantics.classes import ClassTable  # noqa: E402
+
+
+def condition_to_rgb(condition: torch.Tensor, table: ClassTable) -> np.ndarray:
+    """Colourise a (possibly noisy) map by its strongest class channel; edge pixels drawn white.
+
+    condition: float (B, C, H, W) -> uint8 (B, H, W, 3).
+    """
+    classes = condition[:, : table.num_classes]
+    palette = torch.tensor(table.colors, dtype=torch.uint8)
+    rgb = palette[classes.argmax(dim=1)]
+    if table.has_edge:
+        edge = condition[:, table.num_classes] > 0.5
+        rgb[edge] = torch.tensor([255, 255, 255], dtype=torch.uint8)
+    return rgb.numpy()
+
+
+def image_to_rgb(images: torch.Tensor) -> np.ndarray:
+    """float (B, 3, H, W) in [-1, 1] -> uint8 (B, H, W, 3)."""
+    return ((images.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
+def save_grid(
+    path: str | Path,
+    rows: Sequence[Sequence[np.ndarray]],
+    column_titles: Sequence[str],
+    *,
+    row_titles: Sequence[str] | None = None,
+    title: str | None = None,
+    cell_width: float = 2.2,
+) -> Path:
+    """A grid of uint8 (H, W, 3) pictures with column (and row) titles, saved as PNG atomically."""
+    n_rows, n_cols = len(rows), len(column_titles)
+    height, width = rows[0][0].shape[:2]
+    cell_height = cell_width * height / width
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(cell_width * n_cols, cell_height * n_rows + 0.6),
+                             squeeze=False)
+    for r, row in enumerate(rows):
+        for c, picture in enumerate(row):
+            ax = axes[r][c]
+            ax.imshow(picture, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(column_titles[c], fontsize=8)
+            if c == 0 and row_titles:
+                ax.set_ylabel(row_titles[r], fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    plt.close(fig)
+    return path

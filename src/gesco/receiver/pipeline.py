@@ -1,0 +1,92 @@
+"""A trained receiver as one folder: the UNet, its diffusion, its class table and default sampler.
+
+Layout (in the spirit of diffusers' ``save_pretrained``)::
+
+    DIR/receiver.json   ReceiverConfig: class table, edge rule, image size, diffusion, sampler, FDS, training noise
+    DIR/unet/           GescoUNet.save_pretrained: config.json + model.safetensors
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from gesco.config import Config
+from gesco.receiver.diffusion import DiffusionConfig
+from gesco.receiver.sampling import SamplerConfig, sample
+from gesco.receiver.unet import GescoUNet, UNetConfig
+from gesco.semantics.classes import ClassTable, class_table
+
+
+@dataclass(frozen=True)
+class ReceiverConfig(Config):
+    """How a receiver model was trained and how it samples by default."""
+
+    config_name = "receiver.json"
+
+    class_table: str = "cityscapes"
+    edge_rule: str = "instance"
+    image_size: tuple[int, int] = (64, 128)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    sampler: SamplerConfig = field(default_factory=lambda: SamplerConfig(sampler="dpmpp", steps=20, guidance=2.0))
+    use_fds: bool = True
+    #: How the conditioning maps were made noisy in training ("paper", "channel" or "none").
+    training_noise: str = "paper"
+
+
+class DiffusionReceiver:
+    """The image generator of a receiver: conditioning map -> images, with the default sampler.
+
+    Use it as the ``image_generator`` of :class:`gesco.receiver.receiver.Receiver`.
+    """
+
+    def __init__(self, unet: GescoUNet, config: ReceiverConfig):
+        if unet.config.label_channels != class_table(config.class_table).num_channels:
+            raise ValueError(
+                f"the UNet takes {unet.config.label_channels} label channels but the {config.class_table} "
+                f"table has {class_table(config.class_table).num_channels}"
+            )
+        self.unet = unet.eval()
+        self.config = config
+
+    @property
+    def table(self) -> ClassTable:
+        return class_table(self.config.class_table)
+
+    def __call__(
+        self,
+        condition: torch.Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        sampler: SamplerConfig | None = None,
+        progress: bool = False,
+    ) -> torch.Tensor:
+        """float (B, C, H, W) conditioning maps -> float (B, 3, H, W) images in [-1, 1]."""
+        if condition.dim() != 4 or condition.shape[1] != self.unet.config.label_channels:
+            raise ValueError(
+                f"conditioning maps must have shape (B, {self.unet.config.label_channels}, H, W) for this model, "
+                f"got {tuple(condition.shape)}"
+            )
+        with torch.no_grad():
+            return sample(self.unet, condition, sampler or self.config.sampler, diffusion=self.config.diffusion,
+                          generator=generator, progress=progress).sample
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        directory = Path(directory)
+        self.unet.save_pretrained(directory / "unet")
+        self.config.save(directory)
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> DiffusionReceiver:
+        directory = Path(directory)
+        if not (directory / ReceiverConfig.config_name).is_file():
+            raise FileNotFoundError(f"{directory} is not a gesco receiver folder (no {ReceiverConfig.config_name})")
+        return cls(GescoUNet.from_pretrained(directory / "unet"), ReceiverConfig.load(directory))
+
+
+def receiver_from_weights(unet_config: UNetConfig, weights: dict[str, torch.Tensor], config: ReceiverConfig) -> DiffusionReceiver:
+    """A receiver from a UNet config and a state dict (e.g. the EMA weights of a training run)."""
+    return DiffusionReceiver(GescoUNet.from_state_dict(weights, unet_config), config)

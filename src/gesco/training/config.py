@@ -1,0 +1,95 @@
+"""The training configuration: data, model, diffusion and optimisation in one JSON file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gesco.channel.snr import NOISE_AWARE_TRAINING_SIGMAS
+from gesco.config import Config
+from gesco.receiver.diffusion import DiffusionConfig
+from gesco.receiver.unet import UNetConfig
+from gesco.training.conditioning import NOISE_MODES
+
+DATA_KINDS = ("synthetic", "cityscapes", "coco-stuff", "ade20k", "folder")
+MIXED_PRECISION = ("no", "bf16", "fp16")
+LR_SCHEDULES = ("constant", "cosine")
+
+
+@dataclass(frozen=True)
+class DataConfig(Config):
+    """Where training pairs come from.
+
+    ``kind="synthetic"`` generates scenes ``seed_offset .. seed_offset + num_scenes - 1`` on the
+    fly (keep evaluation seeds outside that range); the other kinds read ``root`` in the
+    dataset's own layout at ``size`` (H, W).
+    """
+
+    kind: str = "synthetic"
+    root: str | None = None
+    split: str = "train"
+    size: tuple[int, int] = (64, 128)
+    num_scenes: int = 20000
+    seed_offset: int = 0
+    #: Classes of a generic folder dataset (its class table is then "folder").
+    num_classes: int | None = None
+    #: Instance edges: "instance" (true edges) or "official" (the official 8-bit quirk).
+    edge_rule: str = "instance"
+    flip: bool = True
+    num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in DATA_KINDS:
+            raise ValueError(f"unknown data kind {self.kind!r}; choose one of {list(DATA_KINDS)}")
+        if self.kind not in ("synthetic",) and not self.root:
+            raise ValueError(f"data kind {self.kind!r} needs a root folder (data.root)")
+
+
+@dataclass(frozen=True)
+class TrainConfig(Config):
+    """Everything one training run needs; saved as ``config.json`` in its output folder."""
+
+    output_dir: str = "runs/gesco"
+    class_table: str = "cityscapes"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: UNetConfig = field(default_factory=UNetConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    #: Per process; the effective batch is batch_size x processes.
+    batch_size: int = 4
+    max_steps: int = 200_000
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    lr_schedule: str = "constant"
+    grad_clip: float = 1.0
+    ema_decay: float = 0.9999
+    ema_warmup: bool = True
+    #: "paper" (released code), "channel" (AWGN on sent channels + FDS) or "none" (SDM ablation).
+    noise: str = "paper"
+    noise_sigmas: tuple[float, ...] = NOISE_AWARE_TRAINING_SIGMAS
+    #: Probability of zeroing the whole map, so that guidance has an unconditional model.
+    condition_dropout: float = 0.2
+    mixed_precision: str = "no"
+    channels_last: bool = False
+    seed: int = 0
+    log_every: int = 10
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3
+    #: Write a grid of samples every N steps (0: never).
+    sample_every: int = 0
+    sample_steps: int = 20
+    sample_guidance: float = 1.5
+
+    def __post_init__(self) -> None:
+        for name, value, allowed in (
+            ("noise", self.noise, NOISE_MODES),
+            ("mixed_precision", self.mixed_precision, MIXED_PRECISION),
+            ("lr_schedule", self.lr_schedule, LR_SCHEDULES),
+        ):
+            if value not in allowed:
+                raise ValueError(f"TrainConfig.{name} must be one of {list(allowed)}, got {value!r}")
+        if not 0.0 <= self.condition_dropout < 1.0:
+            raise ValueError(f"condition_dropout must be in [0, 1), got {self.condition_dropout}")
+        if self.batch_size < 1 or self.max_steps < 1:
+            raise ValueError("batch_size and max_steps must be positive")
+        if self.noise != "none" and not self.noise_sigmas:
+            raise ValueError("noise-aware training needs at least one sigma in noise_sigmas")

@@ -1,0 +1,44 @@
+"""A grid of samples during training: real image | map | EMA sample, for a few fixed scenes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from gesco.io import atomic_save
+from gesco.receiver.sampling import SamplerConfig, sample
+from gesco.receiver.unet import GescoUNet
+from gesco.semantics.maps import SemanticMap
+
+GRID_SCENES = 4
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """float (B, 3, H, W) in [-1, 1] -> uint8 (B, H, W, 3)."""
+    return ((images.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
+def write_sample_grid(accelerator, ema, config, diffusion, dataset, table, *, step: int) -> Path:
+    """Sample the first scenes of ``dataset`` with the EMA weights; save a PNG and log it."""
+    samples = [dataset[i] for i in range(min(GRID_SCENES, len(dataset)))]
+    labels = torch.stack([s.labels for s in samples])
+    instances = None if samples[0].instances is None else torch.stack([s.instances for s in samples])
+    semantic_map = SemanticMap(labels, table, instances, config.data.edge_rule)
+    model = GescoUNet(config.model)
+    model.load_state_dict(ema.state_dict())
+    model.eval()
+    sampler = SamplerConfig(sampler="dpmpp", steps=config.sample_steps, guidance=config.sample_guidance)
+    generated = sample(model, semantic_map.one_hot(), sampler, diffusion=diffusion.config,
+                       generator=torch.Generator().manual_seed(0), progress=False).sample
+    real = to_uint8(torch.stack([s.image for s in samples]))
+    colour = semantic_map.colorize().permute(0, 2, 3, 1).numpy()
+    rows = [np.concatenate(parts, axis=1) for parts in zip(real, colour, to_uint8(generated), strict=True)]
+    grid = np.concatenate(rows, axis=0)
+    path = Path(config.output_dir) / "samples" / f"step-{step:08d}.png"
+    atomic_save(path, lambda tmp: Image.fromarray(grid).save(tmp, format="PNG"))
+    tracker = accelerator.get_tracker("tensorboard", unwrap=True)
+    tracker.add_image("samples", grid, global_step=step, dataformats="HWC")
+    return path

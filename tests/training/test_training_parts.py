@@ -1,0 +1,109 @@
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from gesco.training.checkpoint import TrainingState, list_checkpoints, load_checkpoint, save_checkpoint
+from gesco.training.conditioning import drop_condition, noisy_condition
+from gesco.training.ema import EMA
+
+
+def one_hot_batch(batch=4, height=16, width=16):
+    labels = torch.zeros(batch, height, width, dtype=torch.long)
+    labels[:, height // 2 :] = 1
+    one_hot = torch.nn.functional.one_hot(labels, 5).permute(0, 3, 1, 2).float()  # channels 2..4 absent
+    return one_hot
+
+
+def test_paper_noise_is_one_map_shared_by_all_channels(generator):
+    clean = one_hot_batch()
+    noisy, sigma = noisy_condition(clean, mode="paper", sigmas=[0.5], generator=generator)
+    noise = noisy - clean
+    assert torch.all(sigma == 0.5)
+    # every channel, present or absent, got the same per-pixel value
+    assert torch.allclose(noise, noise[:, :1].expand_as(noise), atol=1e-6)
+    assert noise.std().item() == pytest.approx(0.5, rel=0.1)
+
+
+def test_paper_sigma_is_drawn_per_batch(generator):
+    sigmas = set()
+    for _ in range(30):
+        _, sigma = noisy_condition(one_hot_batch(), mode="paper", sigmas=[0.1, 0.2, 0.3], generator=generator)
+        assert sigma.unique().numel() == 1
+        sigmas.add(round(sigma[0].item(), 3))
+    assert sigmas == {0.1, 0.2, 0.3}
+
+
+def test_channel_noise_touches_only_sent_channels_and_is_filtered(generator):
+    clean = one_hot_batch()
+    noisy, sigma = noisy_condition(clean, mode="channel", sigmas=[0.3, 0.6], generator=generator)
+    assert noisy[:, 2:].abs().max() == 0
+    assert noisy[:, :2].abs().sum() > 0 and not torch.equal(noisy, clean)
+    assert {round(s, 4) for s in sigma.tolist()} <= {0.3, 0.6}
+
+
+def test_no_noise_mode_is_the_clean_map(generator):
+    clean = one_hot_batch()
+    noisy, sigma = noisy_condition(clean, mode="none", sigmas=[0.3], generator=generator)
+    assert torch.equal(noisy, clean) and torch.all(sigma == 0)
+    with pytest.raises(ValueError, match="noise mode"):
+        noisy_condition(clean, mode="loud", sigmas=[0.3], generator=generator)
+
+
+def test_condition_dropout_zeroes_whole_maps(generator):
+    condition = torch.ones(2000, 2, 2, 2)
+    dropped = drop_condition(condition, 0.2, generator=generator)
+    per_map = dropped.flatten(1).sum(1)
+    assert set(per_map.unique().tolist()) == {0.0, 8.0}
+    assert (per_map == 0).float().mean().item() == pytest.approx(0.2, abs=0.03)
+    assert torch.equal(drop_condition(condition, 0.0, generator=generator), condition)
+
+
+def test_ema_warmup_tracks_early_weights():
+    model = nn.Linear(2, 2)
+    ema = EMA(model, decay=0.999, warmup=True)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    for _ in range(20):
+        ema.update(model)
+    # the warm-up decay (1+n)/(10+n) lets 20 updates pull the average most of the way to 1
+    assert ema.shadow["weight"].mean().item() > 0.8
+    plain = EMA(nn.Linear(2, 2), decay=0.999, warmup=False)
+    assert plain.current_decay() == 0.999
+    with pytest.raises(ValueError, match="decay"):
+        EMA(model, decay=1.0)
+
+
+def state(step, model):
+    optimizer = torch.optim.AdamW(model.parameters())
+    model(torch.ones(1, 2)).sum().backward()
+    optimizer.step()
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
+    return TrainingState(step, model.state_dict(), model.state_dict(), step, optimizer.state_dict(),
+                         scheduler.state_dict(), torch.get_rng_state())
+
+
+def test_checkpoints_round_trip_and_keep_the_last_n(tmp_path):
+    model = nn.Linear(2, 2)
+    for step in (10, 20, 30):
+        save_checkpoint(tmp_path, state(step, model), keep=2)
+    found = list_checkpoints(tmp_path)
+    assert [p.name for p in found] == ["step-00000020", "step-00000030"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folders left
+    loaded = load_checkpoint(found[-1])
+    assert loaded.step == 30 and loaded.ema_updates == 30
+    assert torch.equal(loaded.model["weight"], model.state_dict()["weight"])
+    assert loaded.optimizer["state"][0]["exp_avg"].shape == (2, 2)
+    assert json.loads((found[-1] / "state.json").read_text())["step"] == 30
+
+
+def test_truncated_checkpoint_is_reported(tmp_path):
+    path = save_checkpoint(tmp_path, state(5, nn.Linear(2, 2)), keep=1)
+    data = (path / "model.safetensors").read_bytes()
+    (path / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="truncated"):
+        load_checkpoint(path)
+    (path / "optimizer.pt").write_bytes(b"\x00" * 10)
+    with pytest.raises(ValueError, match="incomplete or corrupt"):
+        load_checkpoint(path)
