@@ -12,7 +12,7 @@ import sys
 
 from gesco import __version__
 
-COMMAND_MODULES = ["data", "train", "convert"]
+COMMAND_MODULES = ["data", "train", "transmit", "convert"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,17 +17,12 @@ from gesco.semantics.classes import ClassTable  # noqa: E402
 
 
 def condition_to_rgb(condition: torch.Tensor, table: ClassTable) -> np.ndarray:
-    """Colourise a (possibly noisy) map by its strongest class channel; edge pixels drawn white.
+    """Colourise a (possibly noisy) map by its strongest class channel (the edge channel is not drawn).
 
     condition: float (B, C, H, W) -> uint8 (B, H, W, 3).
     """
-    classes = condition[:, : table.num_classes]
     palette = torch.tensor(table.colors, dtype=torch.uint8)
-    rgb = palette[classes.argmax(dim=1)]
-    if table.has_edge:
-        edge = condition[:, table.num_classes] > 0.5
-        rgb[edge] = torch.tensor([255, 255, 255], dtype=torch.uint8)
-    return rgb.numpy()
+    return palette[condition[:, : table.num_classes].argmax(dim=1)].numpy()
 
 
 def image_to_rgb(images: torch.Tensor) -> np.ndarray:
