@@ -12,7 +12,7 @@ import sys
 
 from gesco import __version__
 
-COMMAND_MODULES = ["data", "train", "transmit", "convert"]
+COMMAND_MODULES = ["data", "train", "sample", "transmit", "convert"]
 
 
 def build_parser() -> argparse.ArgumentParser:
