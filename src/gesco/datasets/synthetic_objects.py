@@ -1,0 +1,300 @@
+"""Objects of the synthetic street: cars, persons, poles with signs and traffic lights, trees.
+
+Each object holds world geometry only (metres, see :class:`~gesco.datasets.synthetic_canvas.Camera`)
+and paints itself onto a :class:`~gesco.datasets.synthetic_canvas.Canvas` inside its bounding
+window, opening its own material slots. The layout paints objects far to near, so nearer objects
+occlude farther ones. Small parts get a minimum size in pixels (thin structures at least
+``canvas.thin_px`` wide) so that a small segmenter can still learn them at 64 x 128.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from gesco.datasets.synthetic_canvas import (
+    CAR,
+    FACES_LEFT,
+    FACES_RIGHT,
+    PERSON,
+    POLE,
+    TRAFFIC_LIGHT,
+    TRAFFIC_SIGN,
+    VEGETATION,
+    Camera,
+    Canvas,
+    bar_span,
+    pixel_span,
+)
+
+
+def _window(canvas: Canvas, x0: float, x1: float, y0: float, y1: float):
+    """Pixel window covering image box [x0, x1) x [y0, y1) and its pixel-centre coordinates."""
+    cols = pixel_span(x0, x1, canvas.width)
+    rows = pixel_span(y0, y1, canvas.height)
+    xc = np.arange(*cols) + 0.5
+    yc = np.arange(*rows) + 0.5
+    return rows, cols, xc[None, :], yc[:, None]
+
+
+@dataclass(frozen=True)
+class Car:
+    """A car as a box: the face toward the camera at depth ``z_m`` plus the visible side."""
+
+    x_m: float
+    z_m: float
+    width_m: float
+    height_m: float
+    length_m: float
+    seen_from_behind: bool
+
+    @property
+    def depth(self) -> float:
+        return self.z_m
+
+    def paint(self, canvas: Canvas, cam: Camera) -> None:
+        instance = canvas.new_instance(CAR)
+        lamp = "tail_light" if self.seen_from_behind else "head_light"
+        materials = [canvas.new_material(k) for k in ("car_body", "car_glass", "tyre", lamp, "plate")]
+        self._paint_side(canvas, cam, materials, instance)
+        self._paint_face(canvas, cam, materials, instance)
+
+    def _paint_side(self, canvas: Canvas, cam: Camera, materials: list[int], instance: int) -> None:
+        w, h, length, z = self.width_m, self.height_m, self.length_m, self.z_m
+        side_x = self.x_m - w / 2 if self.x_m > 0 else self.x_m + w / 2
+        if abs(side_x) < 0.3:  # straight ahead: the side is edge-on
+            return
+        xa, xb = sorted((cam.x_of(side_x, z), cam.x_of(side_x, z + length)))
+        ytop = cam.y_of(h, z + length)
+        rows, cols, xc, yc = _window(canvas, xa, xb, min(ytop, cam.y_of(h, z)), cam.y_of(0.0, z))
+        if xc.size == 0 or yc.size == 0:
+            return
+        zc = cam.focal * side_x / (xc - cam.center_x)  # depth of the side plane in each column
+        y_m = cam.height_m - (yc - cam.horizon) * zc / cam.focal
+        v = y_m / h
+        t = (zc - z) / length  # 0 at the face, 1 at the far end
+        slope = 0.12 * (v - 0.62) / 0.38
+        body = (v >= 0.2) & (v < 0.62)
+        cabin = (v >= 0.62) & (v < 1.0) & (t > 0.2 + slope) & (t < 0.8 - slope)
+        glass = cabin & (v > 0.68) & (v < 0.94) & (t > 0.26 + slope) & (t < 0.74 - slope)
+        radius = 0.34
+        wheel = np.zeros_like(body)
+        for tw in (0.17, 0.83):
+            wheel |= (zc - (z + tw * length)) ** 2 + (y_m - radius) ** 2 < radius**2
+        parts = np.where(body | cabin, 1, 0)
+        parts[glass] = 2
+        parts[wheel] = 3
+        parts[:, ((t < 0) | (t > 1))[0]] = 0
+        facing = FACES_LEFT if side_x > 0 else FACES_RIGHT
+        canvas.paint(rows, cols, parts, materials, CAR, facing=facing, instance=instance)
+
+    def _paint_face(self, canvas: Canvas, cam: Camera, materials: list[int], instance: int) -> None:
+        w, h, z = self.width_m, self.height_m, self.z_m
+        x0, x1 = cam.x_of(self.x_m - w / 2, z), cam.x_of(self.x_m + w / 2, z)
+        bottom = cam.y_of(0.0, z)
+        rows, cols, xc, yc = _window(canvas, x0, x1, cam.y_of(h, z), bottom)
+        u = (xc - x0) / (x1 - x0)
+        du = np.abs(u - 0.5)
+        v = (bottom - yc) / (cam.px_per_m(z) * h)
+        inset = 0.06 + 0.1 * (v - 0.62) / 0.38
+        body = (v >= 0.2) & (v < 0.62)
+        cabin = (v >= 0.62) & (v < 1.0) & (du < 0.5 - inset)
+        glass = cabin & (v > 0.68) & (v < 0.94) & (du < 0.43 - inset)
+        wheel = (v < 0.3) & (du > 0.3)
+        lamp = (v > 0.47) & (v < 0.58) & (du > 0.33)
+        plate = (v > 0.27) & (v < 0.37) & (du < 0.13)
+        parts = np.where(body | cabin, 1, 0)
+        parts[glass] = 2
+        parts[wheel] = 3
+        parts[lamp & body] = 4
+        parts[plate & body] = 5
+        canvas.paint(rows, cols, parts, materials, CAR, instance=instance)
+
+
+@dataclass(frozen=True)
+class Person:
+    """A pedestrian facing or leaving the camera, drawn as a flat figure at depth ``z_m``."""
+
+    x_m: float
+    z_m: float
+    height_m: float
+    stride: float  # 0 standing .. 1 mid-step
+
+    @property
+    def depth(self) -> float:
+        return self.z_m
+
+    def paint(self, canvas: Canvas, cam: Camera) -> None:
+        k = cam.px_per_m(self.z_m)
+        h = self.height_m
+        cx, foot = cam.x_of(self.x_m, self.z_m), cam.y_of(0.0, self.z_m)
+        rows, cols, xc, yc = _window(canvas, cx - 0.4 * k - 1, cx + 0.4 * k + 1, foot - h * k, foot)
+        u = np.abs(xc - cx) / k  # metres from the body axis
+        y_m = (foot - yc) / k
+        head_r = max(0.12, 1.0 / k)
+        torso_half = max(0.19, 1.0 / k)
+        leg_half = max(0.075, 0.55 / k)
+        head = u**2 + (y_m - (h - head_r)) ** 2 < head_r**2
+        hair = head & (y_m > h - 0.8 * head_r)
+        neck_taper = 0.08 * np.clip((y_m - (h - 0.36)) / 0.12, 0.0, 1.0)
+        torso = (y_m >= 0.5 * h) & (y_m < h - 2 * head_r + 0.02) & (u < torso_half - neck_taper)
+        arms = (y_m >= 0.43 * h) & (y_m < 0.8 * h) & (u >= torso_half) & (u < torso_half + 0.06)
+        spread = 0.05 + self.stride * 0.13 * (0.5 * h - y_m) / (0.5 * h)
+        legs = (y_m < 0.5 * h) & (y_m >= 0) & (np.abs(u - spread) < leg_half)
+        shoes = legs & (y_m < 0.05 * h + 0.5 / k)
+        parts = np.zeros(np.broadcast_shapes(u.shape, y_m.shape), np.int64)
+        parts[torso | arms] = 1
+        parts[legs] = 2
+        parts[shoes] = 3
+        parts[head] = 4
+        parts[hair] = 5
+        kinds = ("shirt", "trousers", "shoes", "skin", "hair")
+        materials = [canvas.new_material(kind) for kind in kinds]
+        canvas.paint(rows, cols, parts, materials, PERSON, instance=canvas.new_instance(PERSON))
+
+
+SIGN_SCHEMES = {
+    # scheme -> (outer material, inner material, symbol material or None, shape)
+    "prohibition": ("sign_red", "sign_white", None, "circle"),
+    "mandatory": ("sign_blue", "sign_blue", "sign_white", "circle"),
+    "warning": ("sign_red", "sign_white", "sign_dark", "triangle"),
+    "priority": ("sign_white", "sign_yellow", None, "diamond"),
+    "information": ("sign_blue", "sign_blue", "sign_white", "rectangle"),
+    "stop": ("sign_red", "sign_red", "sign_white", "octagon"),
+}
+
+
+@dataclass(frozen=True)
+class Sign:
+    """A traffic sign panel centred at height ``center_m`` on its pole."""
+
+    scheme: str
+    center_m: float
+    size_m: float
+
+    def paint(self, canvas: Canvas, cam: Camera, x_m: float, z_m: float) -> None:
+        scale = canvas.width / 128
+        half = max(self.size_m * cam.px_per_m(z_m), 5 * scale) / 2
+        cx, cy = cam.x_of(x_m, z_m), cam.y_of(self.center_m, z_m)
+        rows, cols, xc, yc = _window(canvas, cx - half, cx + half, cy - half, cy + half)
+        a, b = (xc - cx) / half, (yc - cy) / half  # [-1, 1], b grows downwards
+        outer, inner, symbol, shape = SIGN_SCHEMES[self.scheme]
+
+        def inside(shrink: float) -> np.ndarray:
+            aa, bb = a / shrink, b / shrink
+            if shape == "circle":
+                return aa**2 + bb**2 < 1
+            if shape == "octagon":
+                return (np.abs(aa) < 0.95) & (np.abs(bb) < 0.95) & (np.abs(aa) + np.abs(bb) < 1.35)
+            if shape == "triangle":
+                return (bb < 0.8) & (np.abs(aa) < (bb + 1.0) / 1.8 * 1.0)
+            if shape == "diamond":
+                return np.abs(aa) + np.abs(bb) < 1
+            return (np.abs(aa) < 1) & (np.abs(bb) < 0.62)
+
+        parts = np.where(inside(1.0), 1, 0)
+        parts[inside(0.62) & (parts == 1)] = 2
+        if symbol is not None:
+            parts[(np.abs(a) < 0.45) & (np.abs(b) < 0.16) & (parts > 0)] = 3
+        names = (outer, inner, symbol or inner)
+        materials = [canvas.new_material(kind) for kind in names]
+        canvas.paint(rows, cols, parts, materials, TRAFFIC_SIGN)
+
+
+@dataclass(frozen=True)
+class TrafficLight:
+    """A three-lamp traffic light whose housing is centred at ``center_x_offset_m`` from its pole."""
+
+    center_m: float
+    center_x_offset_m: float
+    lit: int  # 0 red, 1 amber, 2 green
+
+    def paint(self, canvas: Canvas, cam: Camera, x_m: float, z_m: float) -> None:
+        scale = canvas.width / 128
+        k = cam.px_per_m(z_m)
+        half_w = max(0.36 * k, 3.2 * scale) / 2
+        half_h = max(1.0 * k, 8 * scale) / 2
+        cx, cy = cam.x_of(x_m + self.center_x_offset_m, z_m), cam.y_of(self.center_m, z_m)
+        rows, cols, xc, yc = _window(canvas, cx - half_w, cx + half_w, cy - half_h, cy + half_h)
+        a = (xc - cx) / half_w
+        b = (yc - (cy - half_h)) / (2 * half_h) * 3  # 0..3 top to bottom, one unit per lamp
+        parts = np.ones(np.broadcast_shapes(a.shape, b.shape), np.int64)
+        for lamp in range(3):
+            disk = (a / 0.72) ** 2 + ((b - lamp - 0.5) / 0.4) ** 2 < 1
+            parts[disk] = 2 + (lamp == self.lit)
+        colour = ("lamp_red", "lamp_amber", "lamp_green")[self.lit]
+        materials = [canvas.new_material(kind) for kind in ("light_housing", "lamp_off", colour)]
+        canvas.paint(rows, cols, parts, materials, TRAFFIC_LIGHT)
+
+
+@dataclass(frozen=True)
+class Pole:
+    """A pole on the sidewalk, optionally with an arm over the road, a sign and a traffic light."""
+
+    x_m: float
+    z_m: float
+    height_m: float
+    arm_m: float = 0.0  # signed length of a horizontal arm at the top (0: none)
+    sign: Sign | None = None
+    light: TrafficLight | None = None
+
+    @property
+    def depth(self) -> float:
+        return self.z_m
+
+    def paint(self, canvas: Canvas, cam: Camera) -> None:
+        k = cam.px_per_m(self.z_m)
+        width = max(canvas.thin_px, 0.16 * k)
+        cols = bar_span(cam.x_of(self.x_m, self.z_m), width, canvas.width)
+        rows = pixel_span(cam.y_of(self.height_m, self.z_m), cam.y_of(0.0, self.z_m), canvas.height)
+        lit = canvas.new_material("pole")
+        materials = [lit, canvas.shaded_material(lit, 0.62)]
+        # A round pole: lit on its left half, shaded on its right, a cue thin poles can be told by.
+        halves = np.where(np.arange(cols[1] - cols[0]) < (cols[1] - cols[0] + 1) // 2, 1, 2)
+        parts = np.broadcast_to(halves, (rows[1] - rows[0], cols[1] - cols[0]))
+        canvas.paint(rows, cols, parts, materials, POLE)
+        material = materials[:1]
+        if self.arm_m:
+            arm_rows = bar_span(cam.y_of(self.height_m, self.z_m) + width / 2, width, canvas.height)
+            xa, xb = sorted((cam.x_of(self.x_m, self.z_m), cam.x_of(self.x_m + self.arm_m, self.z_m)))
+            arm_cols = pixel_span(xa, xb, canvas.width)
+            shape = (arm_rows[1] - arm_rows[0], arm_cols[1] - arm_cols[0])
+            canvas.paint(arm_rows, arm_cols, np.ones(shape, np.int64), material, POLE)
+        if self.sign is not None:
+            self.sign.paint(canvas, cam, self.x_m, self.z_m)
+        if self.light is not None:
+            self.light.paint(canvas, cam, self.x_m, self.z_m)
+
+
+@dataclass(frozen=True)
+class Tree:
+    """A street tree: a trunk and a bumpy elliptic canopy, all labelled vegetation."""
+
+    x_m: float
+    z_m: float
+    crown_center_m: float
+    crown_radius_m: float
+    bump_phase: tuple[float, float]
+
+    @property
+    def depth(self) -> float:
+        return self.z_m
+
+    def paint(self, canvas: Canvas, cam: Camera) -> None:
+        k = cam.px_per_m(self.z_m)
+        r, ry = self.crown_radius_m, 1.15 * self.crown_radius_m
+        cx = cam.x_of(self.x_m, self.z_m)
+        top = cam.y_of(self.crown_center_m + 1.2 * ry, self.z_m)
+        rows, cols, xc, yc = _window(canvas, cx - 1.2 * r * k, cx + 1.2 * r * k, top, cam.y_of(0.0, self.z_m))
+        u = (xc - cx) / k
+        y_m = (cam.y_of(0.0, self.z_m) - yc) / k
+        dy = (y_m - self.crown_center_m) / ry
+        angle = np.arctan2(dy, u / r)
+        bumps = 1 + 0.1 * np.sin(5 * angle + self.bump_phase[0]) + 0.07 * np.sin(9 * angle + self.bump_phase[1])
+        crown = (u / r) ** 2 + dy**2 < bumps**2
+        trunk = (np.abs(u) < max(0.15, canvas.thin_px / 2 / k)) & (y_m < self.crown_center_m)
+        parts = np.where(trunk, 1, 0)
+        parts[crown] = 2
+        materials = [canvas.new_material("trunk"), canvas.new_material("foliage")]
+        canvas.paint(rows, cols, parts, materials, VEGETATION)
