@@ -1,0 +1,235 @@
+"""Image generation from a semantic map: diffusers schedulers driven by the GESCO denoiser.
+
+Four samplers, all with the same visible loop (set timesteps, guided prediction, ``scheduler.step``):
+
+- ``"ddpm"``: the official ancestral sampler (1000 steps, learned-range variance, x_0 clipped);
+  ``DDPMScheduler(variance_type="learned_range")``.
+- ``"ddim"``: the official DDIM (eta 0 by default), epsilon re-derived from the clipped x_0;
+  ``DDIMScheduler(use_clipped_model_output=True)``.
+- ``"dpmpp"``: DPM-Solver++(2M), ``DPMSolverMultistepScheduler(algorithm_type="dpmsolver++", solver_order=2)``.
+- ``"unipc"``: UniPC (bh2, order 2), ``UniPCMultistepScheduler``.
+
+DDPM and DDIM reproduce the official respacing: the scheduler runs on the respaced process
+(guided-diffusion ``space_timesteps``: "ddimN", "N", "a,b,c"), whose step index k maps to the original
+timestep the network receives. DPM-Solver++ and UniPC run on the full process with diffusers' own
+"linspace" timesteps (the first at T-1, the last jump straight to x_0).
+
+Clipping x_0: DDIM and DDPM have ``clip_sample``. DPM-Solver++ and UniPC have no such option; their
+``thresholding=True`` with ``sample_max_value=1.0`` clamps the dynamic threshold to exactly 1, which is
+plain clipping to [-1, 1].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal
+
+import torch
+from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from tqdm.auto import tqdm
+
+from gesco.config import Config
+from gesco.receiver.diffusion import Denoiser, DiffusionConfig, GaussianDiffusion
+from gesco.receiver.guidance import AUTOCAST_DTYPES, autocast_dtype_from_name, guided_output
+
+SAMPLERS = ("ddpm", "ddim", "dpmpp", "unipc")
+RESPACED_SAMPLERS = ("ddpm", "ddim")
+IMAGE_CHANNELS = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplerConfig(Config):
+    """How to generate: switching DDIM <-> DPM-Solver++ is ``config.replace(sampler="dpmpp", steps=20)``.
+
+    Attributes:
+        sampler: "ddpm", "ddim", "dpmpp" or "unipc" (see the module docstring).
+        steps: number of network evaluations per image per guidance pass (official DDPM: 1000).
+        guidance: classifier-free guidance scale s (1 = conditional model only, one forward per step).
+        respacing: ddpm/ddim only: guided-diffusion spacing string keeping exactly ``steps`` timesteps (e.g.
+            "10,20,20"); None means "ddim{steps}" for DDIM and "{steps}" for DDPM (1000 keeps every timestep).
+        eta: DDIM noise scale (0 = deterministic, the official setting); ddim only.
+        clip_denoised: clamp each predicted x_0 to [-1, 1] (official; without it a young model gives noise).
+        two_pass_guidance: conditional and unconditional passes as two forwards instead of one batched one.
+        autocast_dtype: "float32" (no autocast), "bfloat16" (fast on CPU) or "float16", for the network only.
+    """
+
+    sampler: Literal["ddpm", "ddim", "dpmpp", "unipc"] = "ddim"
+    steps: int = 50
+    guidance: float = 2.0
+    respacing: str | None = None
+    eta: float = 0.0
+    clip_denoised: bool = True
+    two_pass_guidance: bool = False
+    autocast_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+
+    def __post_init__(self) -> None:
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler={self.sampler!r} is not supported; choose one of {list(SAMPLERS)}")
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
+            raise ValueError(f"steps={self.steps!r} must be a positive int")
+        if self.respacing is not None and self.sampler not in RESPACED_SAMPLERS:
+            raise ValueError(
+                f"respacing={self.respacing!r} applies to {list(RESPACED_SAMPLERS)} only; "
+                f"sampler {self.sampler!r} spaces its {self.steps} steps itself, leave respacing=None"
+            )
+        if self.eta != 0.0 and self.sampler != "ddim":
+            raise ValueError(f"eta={self.eta} applies to the 'ddim' sampler only; set eta=0.0 for {self.sampler!r}")
+        if self.eta < 0:
+            raise ValueError(f"eta={self.eta} must be >= 0 (0 = deterministic DDIM, 1 = DDPM-like noise)")
+        if self.autocast_dtype not in AUTOCAST_DTYPES:
+            raise ValueError(f"autocast_dtype={self.autocast_dtype!r}; choose one of {list(AUTOCAST_DTYPES)}")
+
+    @property
+    def spacing(self) -> str:
+        """The guided-diffusion spacing of the respaced process (ddpm/ddim)."""
+        if self.respacing is not None:
+            return self.respacing
+        return f"ddim{self.steps}" if self.sampler == "ddim" else str(self.steps)
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleOutput:
+    """Generated images and the path that made them.
+
+    Attributes:
+        sample: float32 (B, 3, H, W) images, in [-1, 1] when ``clip_denoised``.
+        model_timesteps: (N,) long, the timesteps (0..T-1) the network received, in sampling order.
+    """
+
+    sample: torch.Tensor
+    model_timesteps: torch.Tensor
+
+
+def build_scheduler(config: SamplerConfig, diffusion: GaussianDiffusion) -> tuple[SchedulerMixin, torch.Tensor]:
+    """The diffusers scheduler of ``config`` with its timesteps set, and its step-index -> model-timestep map.
+
+    DDPM and DDIM get a scheduler whose "training" process is the respaced one (betas from the kept cumulative
+    alphas, one scheduler step per kept timestep), so that ``scheduler.timesteps`` are step indices and
+    ``timestep_map[index]`` is the timestep the network receives, as guided-diffusion's ``SpacedDiffusion``.
+    """
+    clip = config.clip_denoised
+    if config.sampler in RESPACED_SAMPLERS:
+        process = diffusion.respaced(config.spacing)
+        if len(process) != config.steps:
+            raise ValueError(
+                f"respacing {config.spacing!r} keeps {len(process)} steps, but steps={config.steps}; "
+                "make them agree (or leave respacing=None)"
+            )
+        common: dict[str, Any] = dict(
+            num_train_timesteps=len(process),
+            # diffusers re-multiplies these betas in float32 instead of casting the float64 cumulative product;
+            # on the official DDIM-50 reference that moves the sample by < 1e-5.
+            trained_betas=process.betas.cpu().numpy(),
+            prediction_type="epsilon",
+            clip_sample=clip,
+            clip_sample_range=1.0,
+            timestep_spacing="leading",
+            steps_offset=0,
+        )
+        if config.sampler == "ddpm":
+            # gesco's variance names are diffusers' variance_type names.
+            scheduler = DDPMScheduler(**common, variance_type=diffusion.config.variance)
+        else:
+            scheduler = DDIMScheduler(**common, set_alpha_to_one=True)
+        scheduler.set_timesteps(len(process))
+        return scheduler, process.timestep_map.cpu()
+    common = dict(
+        num_train_timesteps=len(diffusion),
+        trained_betas=diffusion.betas.cpu().numpy(),
+        prediction_type="epsilon",
+        solver_order=2,
+        thresholding=clip,
+        sample_max_value=1.0,
+        lower_order_final=True,
+        final_sigmas_type="zero",
+        timestep_spacing="linspace",
+    )
+    if config.sampler == "dpmpp":
+        scheduler = DPMSolverMultistepScheduler(**common, algorithm_type="dpmsolver++", solver_type="midpoint")
+    else:
+        scheduler = UniPCMultistepScheduler(**common, predict_x0=True, solver_type="bh2")
+    scheduler.set_timesteps(config.steps)
+    return scheduler, diffusion.timestep_map.cpu()
+
+
+@torch.no_grad()
+def sample(
+    model: Denoiser,
+    y: torch.Tensor,
+    config: SamplerConfig | None = None,
+    *,
+    diffusion: DiffusionConfig | None = None,
+    generator: torch.Generator | None = None,
+    x_T: torch.Tensor | None = None,
+    progress: bool = True,
+) -> SampleOutput:
+    """Generate images from semantic maps.
+
+    Args:
+        model: the denoiser ``model(x, t, y)`` (put it in eval mode first).
+        y: float (B, K, H, W) conditioning maps (e.g. the FDS output).
+        config: the sampler; default DDIM-50 with guidance 2.
+        diffusion: the process the model was trained with; default :class:`DiffusionConfig` ().
+        generator: draws x_T (when not given) and the DDPM / DDIM-eta noise.
+        x_T: float (B, 3, H, W) starting noise; drawn from ``generator`` when None.
+        progress: show a tqdm bar.
+
+    Returns:
+        :class:`SampleOutput` (images in [-1, 1] when ``config.clip_denoised``).
+
+    Example:
+        >>> out = sample(model, y, SamplerConfig(sampler="dpmpp", steps=20, guidance=2.0), progress=False)
+    """
+    config = config or SamplerConfig()
+    process = GaussianDiffusion(diffusion).to(y.device)
+    if y.dim() != 4:
+        raise ValueError(f"y must be a (B, K, H, W) map, got shape {tuple(y.shape)}")
+    shape = (y.shape[0], IMAGE_CHANNELS, *y.shape[2:])
+    if x_T is None:
+        x_T = torch.randn(shape, generator=generator, device=y.device, dtype=torch.float32)
+    elif tuple(x_T.shape) != shape:
+        raise ValueError(f"x_T shape {tuple(x_T.shape)} does not match the map: expected {shape}")
+    scheduler, timestep_map = build_scheduler(config, process)
+    autocast_dtype = autocast_dtype_from_name(config.autocast_dtype)
+    step_options = _step_options(config, generator)
+    # DDPM reads the learned variance from the output; the others use epsilon only.
+    keep_variance = config.sampler == "ddpm"
+
+    x = x_T.float()
+    visited = []
+    for index in tqdm(scheduler.timesteps, desc=f"{config.sampler} sampling", disable=not progress):
+        t_model = timestep_map[index].to(y.device).expand(x.shape[0])
+        output = guided_output(
+            model,
+            x,
+            t_model,
+            y,
+            scale=config.guidance,
+            two_pass=config.two_pass_guidance,
+            autocast_dtype=autocast_dtype,
+        )
+        _check_output_channels(output, x, process.config)
+        model_output = output if keep_variance else output[:, : x.shape[1]]
+        x = scheduler.step(model_output, index, x, **step_options).prev_sample
+        visited.append(int(t_model[0]))
+    # Every sampler's last step lands on its (clipped) x_0 prediction, so x is already in [-1, 1].
+    return SampleOutput(sample=x, model_timesteps=torch.tensor(visited, dtype=torch.long))
+
+
+def _step_options(config: SamplerConfig, generator: torch.Generator | None) -> dict[str, Any]:
+    if config.sampler == "ddim":
+        # The official DDIM re-derives epsilon from the clipped x_0 before stepping.
+        return {"eta": config.eta, "use_clipped_model_output": True, "generator": generator}
+    if config.sampler in ("ddpm", "dpmpp"):
+        return {"generator": generator}
+    return {}
+
+
+def _check_output_channels(output: torch.Tensor, x: torch.Tensor, diffusion: DiffusionConfig) -> None:
+    expected = diffusion.output_channels(x.shape[1])
+    if output.shape[1] != expected:
+        raise ValueError(
+            f"the model returned {output.shape[1]} channels, but variance={diffusion.variance!r} needs {expected}; "
+            "pass the DiffusionConfig the model was trained with"
+        )
