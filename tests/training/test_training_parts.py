@@ -107,3 +107,16 @@ def test_truncated_checkpoint_is_reported(tmp_path):
     (path / "optimizer.pt").write_bytes(b"\x00" * 10)
     with pytest.raises(ValueError, match="incomplete or corrupt"):
         load_checkpoint(path)
+
+
+@pytest.mark.parametrize("name", ["cityscapes", "coco-stuff", "ade20k", "synthetic-cpu"])
+def test_training_presets_load_and_fit_their_class_table(name):
+    from pathlib import Path
+
+    from gesco.training.config import TrainConfig
+    from gesco.training.data import dataset_class_table
+
+    config = TrainConfig.load(Path(__file__).resolve().parents[2] / "configs" / f"train-{name}.json")
+    table = dataset_class_table(config)
+    assert config.model.label_channels == table.num_channels
+    assert config.data.size[0] % 2 ** (len(config.model.channel_mult) - 1) == 0
