@@ -48,18 +48,11 @@ def compact_noise(payload: Payload, generator: torch.Generator | None) -> list[t
     return [torch.randn((k, height, width), generator=generator) for k in counts]
 
 
-class AWGNChannel(nn.Module):
-    """Additive white Gaussian noise on the transmitted channels only: r = x + sigma * n.
+class AnalogChannel(nn.Module):
+    """Base of the analog channels: checks the payload, resolves the noise level, keeps the layout.
 
     Call with exactly one of ``sigma``, ``psnr`` (a paper label, e.g. 10 -> sigma 0.36) or
-    ``snr_db`` (peak SNR, see ``gesco.channel.snr``).
-
-    >>> import torch
-    >>> from gesco.semantics import SemanticMap, Transmitter
-    >>> payload = Transmitter()(SemanticMap(torch.tensor([[7, 26]]), "cityscapes"))
-    >>> received = AWGNChannel()(payload, psnr=10, generator=torch.Generator().manual_seed(0))
-    >>> float(received.sigma[0]), bool((received.payload.values[0, 0] == 0).all())
-    (0.36000001430511475, True)
+    ``snr_db`` (peak SNR, see ``gesco.channel.snr``). Subclasses implement ``corrupt``.
     """
 
     def forward(
@@ -73,8 +66,28 @@ class AWGNChannel(nn.Module):
     ) -> Received:
         check_finite("transmitted payload", payload.values)
         sigmas = sigma_per_map(payload.batch_size, sigma=sigma, psnr=psnr, snr_db=snr_db)
+        values = self.corrupt(payload, sigmas, generator)
+        return Received(payload.with_values(values), sigmas)
+
+    def corrupt(self, payload: Payload, sigmas: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """The received values (B, C, H, W); untransmitted channels stay 0."""
+        raise NotImplementedError
+
+
+class AWGNChannel(AnalogChannel):
+    """Additive white Gaussian noise on the transmitted channels only: r = x + sigma * n.
+
+    >>> import torch
+    >>> from gesco.semantics import SemanticMap, Transmitter
+    >>> payload = Transmitter()(SemanticMap(torch.tensor([[7, 26]]), "cityscapes"))
+    >>> received = AWGNChannel()(payload, psnr=10, generator=torch.Generator().manual_seed(0))
+    >>> float(received.sigma[0]), bool((received.payload.values[0, 0] == 0).all())
+    (0.36000001430511475, True)
+    """
+
+    def corrupt(self, payload: Payload, sigmas: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         values = payload.values.clone()
         for b, noise in enumerate(compact_noise(payload, generator)):
             mask = payload.transmitted[b]
             values[b, mask] += sigmas[b].to(values.dtype) * noise.to(values.device, values.dtype)
-        return Received(payload.with_values(values), sigmas)
+        return values

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from gesco.channel.awgn import Received, check_finite, sigma_per_map
+from gesco.channel.awgn import AnalogChannel
 from gesco.semantics.payload import Payload
 
 
-class RayleighBlockFading(nn.Module):
+class RayleighBlockFading(AnalogChannel):
     """Complex baseband Rayleigh block fading on the transmitted values.
 
     Each map's transmitted values (present channels, then edge, row-major) are paired into
@@ -33,17 +32,7 @@ class RayleighBlockFading(nn.Module):
         self.block_length = block_length
         self.equalize = equalize
 
-    def forward(
-        self,
-        payload: Payload,
-        *,
-        sigma: float | None = None,
-        psnr: float | None = None,
-        snr_db: float | None = None,
-        generator: torch.Generator | None = None,
-    ) -> Received:
-        check_finite("transmitted payload", payload.values)
-        sigmas = sigma_per_map(payload.batch_size, sigma=sigma, psnr=psnr, snr_db=snr_db)
+    def corrupt(self, payload: Payload, sigmas: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         values = payload.values.clone()
         for b in range(payload.batch_size):
             sent = payload.compact(b).flatten().double()
@@ -60,4 +49,4 @@ class RayleighBlockFading(nn.Module):
                 y = y / h
             out = torch.view_as_real(y).flatten()[:count].to(values.dtype)
             values[b, payload.transmitted[b]] = out.reshape(payload.compact(b).shape)
-        return Received(payload.with_values(values), sigmas)
+        return values
