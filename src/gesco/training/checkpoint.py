@@ -93,3 +93,17 @@ def load_checkpoint(path: str | Path) -> TrainingState:
         lr_scheduler=lr_scheduler,
         rng=rng,
     )
+
+
+def restore_latest(root: str | Path, model, ema, optimizer, lr_scheduler) -> int:
+    """Load the newest checkpoint under ``root`` into the given objects (and the global RNG); return its step."""
+    found = list_checkpoints(root)
+    if not found:
+        raise FileNotFoundError(f"--resume: no checkpoint under {root}")
+    state = load_checkpoint(found[-1])
+    model.load_state_dict(state.model)
+    ema.load_state_dict(state.ema, state.ema_updates)
+    optimizer.load_state_dict(state.optimizer)
+    lr_scheduler.load_state_dict(state.lr_scheduler)
+    torch.set_rng_state(state.rng)
+    return state.step

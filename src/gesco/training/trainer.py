@@ -28,7 +28,7 @@ from gesco.receiver.sampling import SamplerConfig
 from gesco.receiver.unet import GescoUNet
 from gesco.semantics.classes import ClassTable
 from gesco.semantics.maps import SemanticMap
-from gesco.training.checkpoint import TrainingState, list_checkpoints, load_checkpoint, save_checkpoint
+from gesco.training.checkpoint import TrainingState, list_checkpoints, restore_latest, save_checkpoint
 from gesco.training.conditioning import drop_condition, noisy_condition
 from gesco.training.config import TrainConfig
 from gesco.training.data import build_dataset, collate_samples, dataset_class_table
@@ -151,16 +151,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
 
     start_step = 0
     if resume:
-        found = list_checkpoints(checkpoints)
-        if not found:
-            raise FileNotFoundError(f"--resume: no checkpoint under {checkpoints}")
-        state = load_checkpoint(found[-1])
-        model.load_state_dict(state.model)
-        ema.load_state_dict(state.ema, state.ema_updates)
-        optimizer.load_state_dict(state.optimizer)
-        lr_scheduler.load_state_dict(state.lr_scheduler)
-        torch.set_rng_state(state.rng)
-        start_step = state.step
+        start_step = restore_latest(checkpoints, model, ema, optimizer, lr_scheduler)
     elif list_checkpoints(checkpoints):
         raise ValueError(f"{output} already holds checkpoints: pass --resume to continue, or choose a new output_dir")
     if accelerator.is_main_process:
