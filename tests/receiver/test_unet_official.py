@@ -18,6 +18,7 @@ from gesco.receiver.convert_official import (
     load_official_checkpoint,
     official_layout,
 )
+from gesco.receiver.pipeline import DiffusionReceiver
 from gesco.receiver.unet import GescoUNet, StateDictMismatchError, UNetConfig
 
 # Parameter counts stated in shared/reference/README.md for the official models.
@@ -131,7 +132,7 @@ def test_unknown_architecture_needs_an_explicit_config(generator):
     assert model.config == config
 
 
-def test_cli_writes_a_model_folder_that_reproduces_official_outputs(reference_dir, tiny_cases, tmp_path, capsys):
+def test_cli_writes_a_receiver_folder_that_reproduces_official_outputs(reference_dir, tiny_cases, tmp_path, capsys):
     parser = argparse.ArgumentParser()
     convert_cli.register(parser.add_subparsers())
     args = parser.parse_args(
@@ -140,7 +141,10 @@ def test_cli_writes_a_model_folder_that_reproduces_official_outputs(reference_di
     )
     assert args.func(args) == 0
     assert "parameters" in capsys.readouterr().out
-    model = GescoUNet.from_pretrained(tmp_path / "tiny")
+    receiver = DiffusionReceiver.from_pretrained(tmp_path / "tiny")
+    assert receiver.config.class_table == "cityscapes" and receiver.config.edge_rule == "official"
+    assert receiver.config.sampler.guidance == 2.0
+    model = GescoUNet.from_pretrained(tmp_path / "tiny" / "unet")
     case = tiny_cases[2]
     with torch.no_grad():
         assert torch.allclose(model(case["x"], case["t"], case["y"]), case["out"], atol=1e-5, rtol=0)
