@@ -25,3 +25,12 @@ def official_sampling(reference_dir: Path) -> dict:
 @pytest.fixture
 def generator() -> torch.Generator:
     return torch.Generator().manual_seed(20261125)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run a test on one intra-op thread, then restore the setting."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

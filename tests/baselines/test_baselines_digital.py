@@ -19,13 +19,8 @@ from gesco.receiver.receiver import Receiver  # noqa: E402
 from gesco.semantics import SemanticMap, Transmitter  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # many small tensor ops in the LDPC decoder: a second intra-op thread only adds contention
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# the LDPC decoder runs many small tensor ops: a second intra-op thread only adds contention
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

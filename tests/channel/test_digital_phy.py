@@ -23,14 +23,8 @@ from gesco.channel.digital import (  # noqa: E402
 from gesco.channel.digital.waterfall import bler_waterfall, plot_bler_waterfall  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # The decoder runs many small tensor ops; on a busy 2-core machine a second intra-op thread
-    # makes them ten times slower, not faster.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# the LDPC decoder runs many small tensor ops: a second intra-op thread only adds contention
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -272,6 +272,15 @@ class GaussianDiffusion(nn.Module):
         mean = self._at(self.posterior_mean_coef1, t, x_t) * x0 + self._at(self.posterior_mean_coef2, t, x_t) * x_t
         return mean, self._at(self.posterior_log_variance_clipped, t, x_t).expand_as(x_t)
 
+    def _check_output(self, model_output: torch.Tensor, like: torch.Tensor) -> None:
+        """The network must give epsilon (and the variance value when it is learned) for every pixel of ``like``."""
+        expected = self.config.output_channels(like.shape[1])
+        if model_output.shape != (like.shape[0], expected, *like.shape[2:]):
+            raise ValueError(
+                f"model output shape {tuple(model_output.shape)} does not fit the sample shape {tuple(like.shape)} "
+                f"with variance={self.config.variance!r}: expected {expected} channels"
+            )
+
     def p_mean_variance(
         self, model_output: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, *, clip_denoised: bool = True
     ) -> PMeanVariance:
@@ -289,12 +298,7 @@ class GaussianDiffusion(nn.Module):
             "learned_range", else the fixed table value; pred_xstart = the (clipped) x_0.
         """
         channels = x_t.shape[1]
-        expected = self.config.output_channels(channels)
-        if model_output.shape != (x_t.shape[0], expected, *x_t.shape[2:]):
-            raise ValueError(
-                f"model output shape {tuple(model_output.shape)} does not fit x_t {tuple(x_t.shape)} with "
-                f"variance={self.config.variance!r}: expected {expected} channels"
-            )
+        self._check_output(model_output, x_t)
         eps = model_output[:, :channels]
         if self.config.variance == "learned_range":
             min_log = self._at(self.posterior_log_variance_clipped, t, x_t)
@@ -342,12 +346,7 @@ class GaussianDiffusion(nn.Module):
         x_t = self.q_sample(x0, t, noise)
         model_output = model(x_t, self.model_timesteps(t), y).float()
         channels = x0.shape[1]
-        expected = self.config.output_channels(channels)
-        if model_output.shape != (x0.shape[0], expected, *x0.shape[2:]):
-            raise ValueError(
-                f"model output shape {tuple(model_output.shape)} does not fit x0 {tuple(x0.shape)} with "
-                f"variance={self.config.variance!r}: expected {expected} channels"
-            )
+        self._check_output(model_output, x0)
         eps = model_output[:, :channels]
         mse = (noise - eps).pow(2).mean(dim=tuple(range(1, x0.dim())))
         if self.config.loss == "mse":
