@@ -34,5 +34,6 @@ def run(args: argparse.Namespace) -> int:
     config = config.replace(**overrides) if overrides else config
     result = train(config, resume=args.resume, progress=not args.no_progress)
     last = f"{result.losses[-1]:.4f}" if result.losses else "n/a"
-    print(f"trained to step {result.step} in {result.seconds:.0f} s (last loss {last}); output in {result.output_dir}")
+    print(f"trained to step {result.step} on {result.processes} process(es) in {result.seconds:.0f} s "
+          f"(last loss {last}); output in {result.output_dir}")
     return 0

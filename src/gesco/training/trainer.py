@@ -42,9 +42,10 @@ class NonFiniteLossError(RuntimeError):
 
 @dataclass(frozen=True)
 class TrainResult:
-    """What a run did: the step it stopped at, per-step mean losses, and where it wrote."""
+    """What a run did: the step it stopped at, per-step mean losses (over processes), and where it wrote."""
 
     step: int
+    processes: int
     losses: list[float]
     output_dir: Path
     seconds: float
@@ -135,7 +136,9 @@ def export_receiver(config: TrainConfig, weights: dict[str, torch.Tensor], direc
 def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -> TrainResult:
     """Run (or continue, with ``resume``) the training described by ``config``."""
     output = Path(config.output_dir)
-    accelerator = Accelerator(mixed_precision=config.mixed_precision, log_with="tensorboard", project_dir=output)
+    # Without cpu=True, accelerate on a machine without CUDA ignores a torchrun / accelerate-launch group.
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=config.mixed_precision,
+                              log_with="tensorboard", project_dir=output)
     table = dataset_class_table(config)
     _check_model_fits_table(config, table)
     checkpoints = output / "checkpoints"
@@ -235,4 +238,5 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     if accelerator.is_main_process:
         export_receiver(config, ema.state_dict(), output / "model")
     accelerator.end_training()
-    return TrainResult(step=step, losses=losses, output_dir=output, seconds=time.perf_counter() - started)
+    return TrainResult(step=step, processes=accelerator.num_processes, losses=losses, output_dir=output,
+                       seconds=time.perf_counter() - started)

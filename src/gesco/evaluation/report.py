@@ -1,0 +1,243 @@
+"""The report of an evaluation sweep: JSON, CSV, a Markdown table in the paper's layout, plots and sample figures.
+
+Files written into ``OUT`` (atomically):
+
+- ``results.json``: settings, seeds, methods and samplers, every score of every (method, PSNR) cell including
+  per-class IoU, notes on skipped metrics, payload sizes and timings (non-finite numbers as null);
+- ``results.csv``: one row per (method, PSNR), one column per metric; ``per_class_iou.csv``: one row per
+  (method, PSNR, class);
+- ``report.md``: rows = methods, columns = PSNR label x metric (as the paper's tables), per-class IoU tables,
+  payload sizes and notes;
+- ``plots/<metric>.png``: each metric against the PSNR label, one line per method;
+- ``figures/samples_<method>.png``: ground truth, map and regenerations across the PSNR labels.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from torch.utils.data import Dataset  # noqa: E402
+
+from gesco.evaluation.figures import image_to_rgb, save_grid  # noqa: E402
+from gesco.evaluation.scoring import SetScores, image_path, read_images  # noqa: E402
+from gesco.evaluation.sweep import CLEAN, REAL_IMAGES, RECEIVED_MAP, SweepResult, set_folder  # noqa: E402
+from gesco.io import atomic_save, atomic_write_text  # noqa: E402
+from gesco.semantics.classes import ClassTable  # noqa: E402
+from gesco.semantics.maps import SemanticMap  # noqa: E402
+
+
+@dataclass(frozen=True)
+class MetricColumn:
+    """A reported metric: its key (JSON / CSV), title, direction and how to read it from a cell's scores."""
+
+    key: str
+    title: str
+    higher_is_better: bool
+    read: Callable[[SetScores], float | None]
+
+
+METRICS = (
+    MetricColumn("miou", "mIoU", True, lambda s: s.segmentation.miou if s.segmentation else None),
+    MetricColumn("pixel_accuracy", "Acc", True, lambda s: s.segmentation.pixel_accuracy if s.segmentation else None),
+    MetricColumn("fid", "FID", False, lambda s: s.distribution.fid if s.distribution else None),
+    MetricColumn("kid", "KID", False, lambda s: s.distribution.kid_mean if s.distribution else None),
+    MetricColumn("lpips", "LPIPS", False, lambda s: s.paired.lpips if s.paired else None),
+    MetricColumn("ssim", "SSIM", True, lambda s: s.paired.ssim if s.paired else None),
+    MetricColumn("ms_ssim", "MS-SSIM", True, lambda s: s.paired.ms_ssim if s.paired else None),
+    MetricColumn("image_psnr", "PSNR dB", True, lambda s: s.paired.psnr if s.paired else None),
+)
+REFERENCE_LABELS = {REAL_IMAGES: "Real images (reference)", RECEIVED_MAP: "Argmax of the FDS-filtered received map"}
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    json: Path
+    csv: Path
+    per_class_csv: Path
+    markdown: Path
+    plots: list[Path]
+    figures: list[Path]
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _row_order(result: SweepResult) -> list[tuple[str, str]]:
+    """(key, label) of every row: the methods, then the two references."""
+    rows = [(m.name, m.label) for m in result.methods]
+    return rows + [(key, label) for key, label in REFERENCE_LABELS.items()]
+
+
+def reported_metrics(result: SweepResult) -> list[MetricColumn]:
+    """The metrics with at least one value (the others were skipped; ``result.notes`` says why)."""
+    return [m for m in METRICS if any(_finite(m.read(c.scores)) is not None for c in result.cells)]
+
+
+def _cell_record(cell, metrics: Sequence[MetricColumn]) -> dict:
+    record = {"method": cell.method, "psnr": cell.psnr}
+    record.update({m.key: _finite(m.read(cell.scores)) for m in metrics})
+    distribution = cell.scores.distribution
+    record["kid_std"] = _finite(distribution.kid_std) if distribution else None
+    segmentation = cell.scores.segmentation
+    record["per_class_iou"] = dict(segmentation.per_class_iou) if segmentation else None
+    record["images"] = (cell.scores.paired.images if cell.scores.paired else None)
+    return record
+
+
+def results_json(result: SweepResult) -> dict:
+    methods = [{"name": m.name, "label": m.label, "model": m.model, "fds": m.fds, "clean_map": m.clean_map,
+                "sampler": m.sampler.to_dict()} for m in result.methods]
+    return {
+        "settings": result.settings,
+        "psnr_labels": result.psnrs,
+        "methods": methods,
+        "references": [{"name": k, "label": v} for k, v in REFERENCE_LABELS.items()],
+        "metrics": [{"key": m.key, "title": m.title, "higher_is_better": m.higher_is_better} for m in METRICS],
+        "results": [_cell_record(c, METRICS) for c in result.cells],
+        "classes": list(result.class_names),
+        "notes": result.notes,
+        "payload_per_pixel": asdict(result.payload),
+        "generation_seconds": result.generation_seconds,
+        "scoring_seconds": result.scoring_seconds,
+    }
+
+
+def _format(value: float | None, key: str) -> str:
+    if value is None:
+        return "–"
+    if key == "fid" or key == "image_psnr":
+        return f"{value:.2f}"
+    if key == "kid":
+        return f"{value:.4f}"
+    return f"{value:.3f}"
+
+
+def _csv_text(rows: list[list]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue()
+
+
+def markdown_report(result: SweepResult) -> str:
+    metrics = reported_metrics(result)
+    cells = {(c.method, c.psnr): c.scores for c in result.cells}
+    settings = result.settings
+    lines = ["# gesco evaluation", ""]
+    lines += [f"- {key}: {value}" for key, value in settings.items() if value is not None and not isinstance(value, dict)]
+    lines += ["", "## Methods", ""]
+    for method in result.methods:
+        sampler = method.sampler
+        lines.append(f"- {method.label} (`{method.name}`): {method.model} model, "
+                     f"{'clean map' if method.clean_map else 'received map'}, FDS {'on' if method.fds else 'off'}, "
+                     f"{sampler.sampler} {sampler.steps} steps, guidance {sampler.guidance:g}")
+    lines += ["", "## Results", "",
+              "Rows: methods; columns: PSNR label x metric (↑ higher is better, ↓ lower is better). "
+              "The oracle and the real images do not depend on the channel: one value, repeated.", ""]
+    header = ["Method"] + [f"{p} {m.title}{'↑' if m.higher_is_better else '↓'}" for p in result.psnrs for m in metrics]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for key, label in _row_order(result):
+        values = [_format(_finite(m.read(cells[key, p])), m.key) if (key, p) in cells else "–"
+                  for p in result.psnrs for m in metrics]
+        lines.append("| " + " | ".join([label] + values) + " |")
+    skipped = [m for m in METRICS if m not in metrics]
+    if skipped or result.notes:
+        lines += ["", "Notes:", ""]
+        lines += [f"- {m.title}: not computed ({result.notes.get(m.key, 'no value')})" for m in skipped]
+        lines += [f"- {key}: {text}" for key, text in result.notes.items() if key not in {m.key for m in skipped}]
+    for key, label in _row_order(result):
+        rows = [(p, cells[key, p].segmentation) for p in result.psnrs if (key, p) in cells and cells[key, p].segmentation]
+        if not rows:
+            continue
+        classes = [c for c in result.class_names if any(c in s.per_class_iou for _, s in rows)]
+        lines += ["", f"## Per-class IoU: {label}", "", "| Class | " + " | ".join(p for p, _ in rows) + " |",
+                  "|" + "---|" * (len(rows) + 1)]
+        for name in classes:
+            lines.append(f"| {name} | " + " | ".join(_format(s.per_class_iou.get(name), "iou") for _, s in rows) + " |")
+    payload = asdict(result.payload)
+    lines += ["", "## Payload per pixel (mean over the maps)", "", "| " + " | ".join(payload) + " |",
+              "|" + "---|" * len(payload), "| " + " | ".join(f"{v:.3f}" for v in payload.values()) + " |", ""]
+    return "\n".join(lines)
+
+
+def write_plots(result: SweepResult, folder: Path) -> list[Path]:
+    """One PNG per reported metric: value against PSNR label, one line per method."""
+    cells = {(c.method, c.psnr): c.scores for c in result.cells}
+    positions = range(len(result.psnrs))
+    written = []
+    for metric in reported_metrics(result):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for key, label in _row_order(result):
+            values = [_finite(metric.read(cells[key, p])) if (key, p) in cells else None for p in result.psnrs]
+            if all(v is None for v in values):
+                continue
+            style = "--" if key in REFERENCE_LABELS else "-o"
+            ax.plot(positions, [math.nan if v is None else v for v in values], style, label=label)
+        ax.set_xticks(list(positions), result.psnrs)
+        ax.set_xlabel("channel PSNR label (dB)")
+        ax.set_ylabel(f"{metric.title} ({'higher' if metric.higher_is_better else 'lower'} is better)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        path = folder / f"{metric.key}.png"
+        atomic_save(path, lambda tmp, f=fig: f.savefig(tmp, format="png", dpi=110))
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def write_sample_figures(result: SweepResult, dataset: Dataset, table: ClassTable, out: Path, *,
+                         samples: int = 4) -> list[Path]:
+    """Per method: rows = the first ``samples`` items; columns = ground truth, map, one image per PSNR."""
+    items = [dataset[i] for i in range(samples)]
+    ground_truth = image_to_rgb(torch.stack([item.image for item in items]))
+    maps = SemanticMap(torch.stack([item.labels for item in items]), table).colorize().permute(0, 2, 3, 1).numpy()
+    written = []
+    for method in result.methods:
+        psnrs = [None] if method.clean_map else [float(p) for p in result.psnrs]
+        columns = [image_to_rgb(read_images([image_path(set_folder(out / "images", method, p), item.name)
+                                             for item in items])) for p in psnrs]
+        rows = [[ground_truth[r], maps[r]] + [column[r] for column in columns] for r in range(samples)]
+        titles = ["ground truth", "map"] + [CLEAN if p is None else f"PSNR {p:g}" for p in psnrs]
+        path = out / "figures" / f"samples_{method.name}.png"
+        written.append(save_grid(path, rows, titles, row_titles=[item.name for item in items], title=method.label))
+    return written
+
+
+def write_report(result: SweepResult, out: str | Path, *, dataset: Dataset | None = None,
+                 table: ClassTable | None = None, samples: int = 4) -> ReportFiles:
+    """Write every report file of ``result`` into ``out``; sample figures need ``dataset`` and ``table``."""
+    out = Path(out)
+    data = results_json(result)
+    atomic_write_text(out / "results.json", json.dumps(data, indent=2, allow_nan=False) + "\n")
+    metric_keys = [m.key for m in METRICS]
+    rows = [["method", "label", "psnr", *metric_keys, "kid_std", "images"]]
+    labels = dict(_row_order(result))
+    for record in data["results"]:
+        rows.append([record["method"], labels[record["method"]], record["psnr"],
+                     *("" if record[k] is None else record[k] for k in metric_keys),
+                     "" if record["kid_std"] is None else record["kid_std"], record["images"] or ""])
+    atomic_write_text(out / "results.csv", _csv_text(rows))
+    class_rows = [["method", "psnr", "class", "iou"]]
+    for record in data["results"]:
+        for name, iou in (record["per_class_iou"] or {}).items():
+            class_rows.append([record["method"], record["psnr"], name, iou])
+    atomic_write_text(out / "per_class_iou.csv", _csv_text(class_rows))
+    atomic_write_text(out / "report.md", markdown_report(result))
+    plots = write_plots(result, out / "plots")
+    figures = []
+    if dataset is not None and table is not None and samples > 0:
+        figures = write_sample_figures(result, dataset, table, out, samples=min(samples, result.count))
+    return ReportFiles(out / "results.json", out / "results.csv", out / "per_class_iou.csv", out / "report.md",
+                       plots, figures)

@@ -1,0 +1,277 @@
+"""The evaluation sweep: regenerate an evaluation set at each PSNR label with each method, then score it.
+
+Methods (rows of the report):
+
+- ``gesco``: the noise-aware model on the FDS-filtered received map (the paper's system);
+- ``sdm``: the SDM-style ablation, a model trained on clean maps, on the received map without FDS;
+- ``gesco-no-fds``: the noise-aware model on the unfiltered received map;
+- ``oracle``: the noise-aware model on the noiseless map (generated once, the same at every PSNR);
+- guidance and sampler variants of ``gesco`` (``gesco-g1.5``, ``gesco-ddim50``);
+- references without a generator: ``real-images`` (the segmenter on the ground truth) and ``received-map``
+  (the argmax of the FDS-filtered received map taken as the segmentation).
+
+Randomness: image i at PSNR label p gets its channel noise and its starting noise x_T from generators seeded by
+(seed, i, p), so every method sees the same received map and the same x_T (common random numbers), whatever the
+batching or the number of processes. Stochastic samplers (ddpm, ddim with eta > 0) also draw per-step noise
+from a generator seeded by the batch's first image, so their images depend on the batch size too.
+
+Images go to ``OUT/images/<method>/psnr<label>/<name>.png`` (the oracle: ``OUT/images/oracle/clean/``); existing
+images are kept, so a rerun resumes. With ``accelerate launch`` the missing images are split between processes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from PIL import Image
+from torch.utils.data import Dataset
+from tqdm.auto import tqdm
+
+from gesco.channel.awgn import AWGNChannel
+from gesco.channel.snr import paper_sigma
+from gesco.datasets.base import Batch, collate
+from gesco.evaluation.figures import image_to_rgb
+from gesco.evaluation.scoring import SetScorer, SetScores, image_path
+from gesco.io import atomic_save
+from gesco.receiver.fds import fast_denoise
+from gesco.receiver.pipeline import DiffusionReceiver
+from gesco.receiver.sampling import SamplerConfig, sample
+from gesco.semantics.bits import payload_bits
+from gesco.semantics.maps import SemanticMap
+from gesco.semantics.transmitter import Transmitter
+
+GESCO, SDM, NO_FDS, ORACLE = "gesco", "sdm", "gesco-no-fds", "oracle"
+REAL_IMAGES, RECEIVED_MAP = "real-images", "received-map"
+CLEAN = "clean"
+_CHANNEL_STREAM, _START_STREAM, _STEP_STREAM = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class Method:
+    """One way of producing images from the transmitted maps.
+
+    Attributes:
+        name: key and folder name.
+        label: the row label of the report.
+        model: which receiver generates: ``"gesco"`` or ``"sdm"``.
+        fds: filter the received map with FDS before conditioning.
+        clean_map: condition on the noiseless map (one set, shown at every PSNR).
+        sampler: how to sample.
+    """
+
+    name: str
+    label: str
+    model: str
+    fds: bool
+    clean_map: bool
+    sampler: SamplerConfig
+
+
+def psnr_label(psnr: float) -> str:
+    """Folder / column label of a PSNR: 100 -> "100", 2.5 -> "2.5"."""
+    return f"{psnr:g}"
+
+
+def seeded_generator(seed: int, index: int, psnr: float | None, stream: int) -> torch.Generator:
+    """A generator for (seed, image index, PSNR label or None = clean, stream), independent of everything else."""
+    key = -1 if psnr is None else int(round(psnr * 1000))
+    state = np.random.SeedSequence([seed, index, key + 1, stream]).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed((int(state[0]) << 31) ^ int(state[1]))
+
+
+def conditioning_maps(batch: Batch, first_index: int, receiver: DiffusionReceiver, *, psnr: float | None, fds: bool,
+                      seed: int) -> torch.Tensor:
+    """The conditioning maps (B, C, H, W) of a batch: transmitted, sent through AWGN at ``psnr`` (None: clean)
+    with per-image noise, FDS-filtered if ``fds``; untransmitted channels 0."""
+    table, channel, transmitter = receiver.table, AWGNChannel(), Transmitter()
+    maps = []
+    for b in range(batch.labels.shape[0]):
+        instances = None if batch.instances is None else batch.instances[b : b + 1]
+        payload = transmitter(SemanticMap(batch.labels[b : b + 1], table, instances, receiver.config.edge_rule))
+        if psnr is not None:
+            generator = seeded_generator(seed, first_index + b, psnr, _CHANNEL_STREAM)
+            payload = channel(payload, sigma=paper_sigma(psnr), generator=generator).payload
+        mask = payload.transmitted[:, :, None, None].to(payload.values.dtype)
+        maps.append(fast_denoise(payload.values, payload.transmitted) if fds else payload.values * mask)
+    return torch.cat(maps)
+
+
+def received_map_labels(batch: Batch, first_index: int, receiver: DiffusionReceiver, *, psnr: float,
+                        seed: int) -> torch.Tensor:
+    """The FDS-filtered received maps read as segmentations: int64 (B, H, W) argmax over the class channels."""
+    condition = conditioning_maps(batch, first_index, receiver, psnr=psnr, fds=True, seed=seed)
+    return condition[:, : receiver.table.num_classes].argmax(dim=1)
+
+
+def generate_set(receiver: DiffusionReceiver, method: Method, psnr: float | None, dataset: Dataset,
+                 indices: Sequence[int], folder: Path, *, seed: int, batch_size: int, progress: bool = True) -> int:
+    """Generate the images of ``indices`` into ``folder``; returns how many were made (the caller passes only
+    the missing ones)."""
+    made = 0
+    chunks = [indices[i : i + batch_size] for i in range(0, len(indices), batch_size)]
+    description = f"{method.name} {CLEAN if psnr is None else 'psnr' + psnr_label(psnr)}"
+    for chunk in tqdm(chunks, disable=not progress, desc=description, unit="batch"):
+        batch = collate([dataset[i] for i in chunk])
+        device = next(receiver.unet.parameters()).device
+        condition = conditioning_maps(batch, chunk[0], receiver, psnr=psnr, fds=method.fds, seed=seed).to(device)
+        # x_T per image from its own generator: an image does not depend on its batch (deterministic samplers).
+        start = torch.stack([torch.randn(batch.image.shape[1:], generator=seeded_generator(seed, i, psnr, _START_STREAM))
+                             for i in chunk])
+        step_noise = seeded_generator(seed, chunk[0], psnr, _STEP_STREAM)
+        images = sample(receiver.unet, condition, method.sampler, diffusion=receiver.config.diffusion,
+                        generator=step_noise, x_T=start.to(device), progress=False).sample
+        for name, picture in zip(batch.names, image_to_rgb(images), strict=True):
+            atomic_save(image_path(folder, name), lambda tmp, p=picture: Image.fromarray(p).save(tmp, format="PNG"))
+            made += 1
+    return made
+
+
+@dataclass(frozen=True)
+class Cell:
+    """The scores of one method at one PSNR label (for the oracle and the real images: the same at every PSNR)."""
+
+    method: str
+    psnr: str
+    scores: SetScores
+
+
+@dataclass(frozen=True)
+class PayloadSummary:
+    """Mean sizes over the evaluation maps, per pixel: analog channel uses, lossless map, PNG / JPEG image bits."""
+
+    analog_channel_uses: float
+    analog_bits: float
+    lossless_map_bits: float
+    png_image_bits: float
+    jpeg_image_bits: float
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """Everything the report is written from."""
+
+    methods: list[Method]
+    psnrs: list[str]
+    count: int
+    cells: list[Cell]
+    class_names: tuple[str, ...]
+    payload: PayloadSummary
+    notes: dict[str, str]
+    settings: dict
+    generation_seconds: dict[str, float] = field(default_factory=dict)
+    scoring_seconds: float = 0.0
+
+
+def payload_summary(dataset: Dataset, count: int, receiver: DiffusionReceiver) -> PayloadSummary:
+    """Mean per-pixel payload sizes of the first ``count`` items."""
+    totals = np.zeros(5)
+    for i in range(count):
+        item = dataset[i]
+        semantic_map = SemanticMap(item.labels, receiver.table, item.instances, receiver.config.edge_rule)
+        (bits,) = payload_bits(semantic_map, image_to_rgb(item.image[None]))
+        per_pixel = bits.per_pixel()
+        totals += [bits.analog_channel_uses / bits.pixels, per_pixel["analog_map"], per_pixel["lossless_map"],
+                   per_pixel["png_image"], per_pixel["jpeg_image"]]
+    return PayloadSummary(*(totals / count).tolist())
+
+
+def set_folder(images_root: Path, method: Method, psnr: float | None) -> Path:
+    return images_root / method.name / (CLEAN if psnr is None else f"psnr{psnr_label(psnr)}")
+
+
+def run_sweep(receivers: dict[str, DiffusionReceiver], methods: Sequence[Method], dataset: Dataset, *,
+              count: int, psnrs: Sequence[float], out: Path, scorer: SetScorer, seed: int = 0, batch_size: int = 8,
+              notes: dict[str, str] | None = None, settings: dict | None = None,
+              accelerator: Accelerator | None = None, progress: bool = True) -> SweepResult | None:
+    """Generate every (method, PSNR) set that is not complete, then score them all (main process only).
+
+    Returns the result on the main process and None on the others.
+    """
+    gesco = receivers[GESCO]
+    labels = [psnr_label(p) for p in psnrs]
+    names = scorer.names
+    generation_seconds: dict[str, float] = {}
+    # Every process lists the missing images before any process writes one, so all split the same lists.
+    plan = []
+    for method in methods:
+        for psnr in [None] if method.clean_map else psnrs:
+            folder = set_folder(out / "images", method, psnr)
+            missing = [i for i in range(count) if not image_path(folder, names[i]).is_file()]
+            plan.append((method, psnr, folder, missing))
+    split = accelerator is not None and accelerator.num_processes > 1
+    if split:
+        accelerator.wait_for_everyone()
+    for method, psnr, folder, pending in plan:
+        if not pending:
+            continue
+        started = time.perf_counter()
+        if split:
+            with accelerator.split_between_processes(pending) as mine:
+                generate_set(receivers[method.model], method, psnr, dataset, mine, folder, seed=seed,
+                             batch_size=batch_size, progress=progress and accelerator.is_main_process)
+        else:
+            generate_set(receivers[method.model], method, psnr, dataset, pending, folder, seed=seed,
+                         batch_size=batch_size, progress=progress)
+        generation_seconds[f"{method.name}/{folder.name}"] = round(time.perf_counter() - started, 3)
+    if accelerator is not None:
+        accelerator.wait_for_everyone()
+        if not accelerator.is_main_process:
+            return None
+
+    started = time.perf_counter()
+    cells: list[Cell] = []
+    real = scorer.score_real()
+    cells += [Cell(REAL_IMAGES, label, real) for label in labels]
+    for psnr, label in zip(psnrs, labels, strict=True):
+        scores = scorer.score_maps(
+            lambda batch, first, p=psnr: received_map_labels(batch, first, gesco, psnr=p, seed=seed),
+            f"received map psnr{label}")
+        cells.append(Cell(RECEIVED_MAP, label, scores))
+    for method in methods:
+        if method.clean_map:
+            scores = scorer.score_images(set_folder(out / "images", method, None), f"{method.name}/{CLEAN}")
+            cells += [Cell(method.name, label, scores) for label in labels]
+            continue
+        for psnr, label in zip(psnrs, labels, strict=True):
+            folder = set_folder(out / "images", method, psnr)
+            cells.append(Cell(method.name, label, scorer.score_images(folder, f"{method.name}/{folder.name}")))
+    return SweepResult(
+        methods=list(methods), psnrs=labels, count=count, cells=cells, class_names=scorer.classes.names,
+        payload=payload_summary(dataset, count, gesco), notes=dict(notes or {}), settings=dict(settings or {}),
+        generation_seconds=generation_seconds, scoring_seconds=round(time.perf_counter() - started, 3),
+    )
+
+
+def sampler_variant(base: SamplerConfig, *, sampler: str | None = None, steps: int | None = None,
+                    guidance: float | None = None) -> SamplerConfig:
+    """``base`` with another sampler / step count / guidance; switching to a non-respaced sampler drops the
+    DDIM/DDPM-only settings."""
+    changes = {k: v for k, v in (("sampler", sampler), ("steps", steps), ("guidance", guidance)) if v is not None}
+    if sampler is not None and sampler not in ("ddpm", "ddim"):
+        base = base.replace(respacing=None, eta=0.0)
+    return base.replace(**changes)
+
+
+def build_methods(sampler: SamplerConfig, *, with_sdm: bool, guidance_sweep: Sequence[float] = (),
+                  sampler_sweep: Sequence[tuple[str, int]] = ()) -> list[Method]:
+    """The report's methods: GESCO, the SDM ablation (if a model is given), no FDS, the oracle, and variants."""
+    methods = [Method(GESCO, "GESCO (noise-aware + FDS)", GESCO, True, False, sampler)]
+    if with_sdm:
+        methods.append(Method(SDM, "SDM (clean-trained, no FDS)", SDM, False, False, sampler))
+    methods += [Method(NO_FDS, "GESCO without FDS", GESCO, False, False, sampler),
+                Method(ORACLE, "GESCO on the clean map (oracle)", GESCO, False, True, sampler)]
+    for guidance in guidance_sweep:
+        variant = sampler_variant(sampler, guidance=guidance)
+        if variant != sampler:
+            methods.append(Method(f"gesco-g{guidance:g}", f"GESCO, guidance {guidance:g}", GESCO, True, False, variant))
+    for name, steps in sampler_sweep:
+        variant = sampler_variant(sampler, sampler=name, steps=steps)
+        if variant != sampler:
+            methods.append(Method(f"gesco-{name}{steps}", f"GESCO, {name} {steps} steps", GESCO, True, False, variant))
+    return methods
