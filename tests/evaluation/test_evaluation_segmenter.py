@@ -143,3 +143,25 @@ def test_train_segmenter_command(tmp_path, capsys):
     assert (out / "model" / "model.safetensors").is_file() and (out / "class_weights.json").is_file()
     assert main(["train-segmenter", "--data", "cityscapes", "--out", str(tmp_path / "x")]) == 2
     assert "--root" in capsys.readouterr().err
+
+
+def test_external_onnx_segmenter(tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+
+    class RedThreshold(torch.nn.Module):
+        def forward(self, x):
+            red = x[:, :1]
+            return torch.cat([red - 100, 100 - red], dim=1)
+
+    torch.onnx.export(RedThreshold(), (torch.zeros(1, 3, 8, 8),), str(tmp_path / "seg.onnx"), dynamo=False,
+                      input_names=["images"], output_names=["logits"],
+                      dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}})
+    ExternalSegmenterConfig(class_table="cityscapes", label_map=(26, 7), input_range=(0.0, 255.0)).save(
+        tmp_path / "seg.json")
+    segmenter = load_segmenter(tmp_path / "seg.onnx")
+    images = -torch.ones(2, 3, 8, 8)
+    images[:, 0, :, 4:] = 1.0
+    predicted = segmenter.predict(images)
+    assert predicted.shape == (2, 8, 8)
+    assert (predicted[:, :, :4] == 7).all() and (predicted[:, :, 4:] == 26).all()
