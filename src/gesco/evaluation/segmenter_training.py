@@ -30,7 +30,7 @@ from gesco.evaluation.metrics import EvaluationClasses, SegmentationConfusion, S
 from gesco.evaluation.segmenter import GescoSegmenter, SegmenterConfig
 from gesco.io import atomic_write_text
 from gesco.semantics.classes import ClassTable, class_table
-from gesco.training.checkpoint import TrainingState, list_checkpoints, load_checkpoint, save_checkpoint
+from gesco.training.checkpoint import TrainingState, list_checkpoints, restore_latest, save_checkpoint
 from gesco.training.config import DataConfig
 from gesco.training.data import build_dataset
 from gesco.training.ema import EMA
@@ -194,16 +194,7 @@ def train_segmenter(config: SegmenterTrainConfig, *, resume: bool = False, progr
     ema = EMA(model, decay=config.ema_decay)
     start = 0
     if resume:
-        found = list_checkpoints(checkpoints)
-        if not found:
-            raise FileNotFoundError(f"--resume: no checkpoint under {checkpoints}")
-        state = load_checkpoint(found[-1])
-        model.load_state_dict(state.model)
-        ema.load_state_dict(state.ema, state.ema_updates)
-        optimizer.load_state_dict(state.optimizer)
-        scheduler.load_state_dict(state.lr_scheduler)
-        torch.set_rng_state(state.rng)
-        start = state.step
+        start = restore_latest(checkpoints, model, ema, optimizer, scheduler)
     elif list_checkpoints(checkpoints):
         raise ValueError(f"{output} already holds checkpoints: pass --resume to continue, or choose a new output dir")
     config.save(output)
