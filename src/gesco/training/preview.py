@@ -8,17 +8,13 @@ import numpy as np
 import torch
 from PIL import Image
 
+from gesco.evaluation.figures import image_to_rgb
 from gesco.io import atomic_save
 from gesco.receiver.sampling import SamplerConfig, sample
 from gesco.receiver.unet import GescoUNet
 from gesco.semantics.maps import SemanticMap
 
 GRID_SCENES = 4
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """float (B, 3, H, W) in [-1, 1] -> uint8 (B, H, W, 3)."""
-    return ((images.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
 def write_sample_grid(accelerator, ema, config, diffusion, dataset, table, *, step: int) -> Path:
@@ -33,9 +29,9 @@ def write_sample_grid(accelerator, ema, config, diffusion, dataset, table, *, st
     sampler = SamplerConfig(sampler="dpmpp", steps=config.sample_steps, guidance=config.sample_guidance)
     generated = sample(model, semantic_map.one_hot(), sampler, diffusion=diffusion.config,
                        generator=torch.Generator().manual_seed(0), progress=False).sample
-    real = to_uint8(torch.stack([s.image for s in samples]))
+    real = image_to_rgb(torch.stack([s.image for s in samples]))
     colour = semantic_map.colorize().permute(0, 2, 3, 1).numpy()
-    rows = [np.concatenate(parts, axis=1) for parts in zip(real, colour, to_uint8(generated), strict=True)]
+    rows = [np.concatenate(parts, axis=1) for parts in zip(real, colour, image_to_rgb(generated), strict=True)]
     grid = np.concatenate(rows, axis=0)
     path = Path(config.output_dir) / "samples" / f"step-{step:08d}.png"
     atomic_save(path, lambda tmp: Image.fromarray(grid).save(tmp, format="PNG"))
