@@ -47,14 +47,10 @@ def build_channel(args: argparse.Namespace) -> torch.nn.Module:
 
 def sampler_config(args: argparse.Namespace, receiver: DiffusionReceiver) -> SamplerConfig:
     """The model's default sampler with the command line's overrides."""
-    changes = {k: v for k, v in (("sampler", args.sampler), ("steps", args.steps), ("guidance", args.guidance))
-               if v is not None}
-    if args.bf16:
-        changes["autocast_dtype"] = "bfloat16"
-    base = receiver.config.sampler
-    if "sampler" in changes and changes["sampler"] not in ("ddpm", "ddim"):
-        base = base.replace(respacing=None, eta=0.0)
-    return base.replace(**changes)
+    from gesco.evaluation.sweep import sampler_variant
+
+    config = sampler_variant(receiver.config.sampler, sampler=args.sampler, steps=args.steps, guidance=args.guidance)
+    return config.replace(autocast_dtype="bfloat16") if args.bf16 else config
 
 
 def write_png(path: Path, picture: np.ndarray) -> Path:

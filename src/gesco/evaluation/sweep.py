@@ -85,6 +85,13 @@ def seeded_generator(seed: int, index: int, psnr: float | None, stream: int) -> 
     return torch.Generator().manual_seed((int(state[0]) << 31) ^ int(state[1]))
 
 
+def starting_noise(seed: int, indices: Sequence[int], psnr: float | None, shape: Sequence[int]) -> torch.Tensor:
+    """x_T of images ``indices`` at ``psnr``, (len(indices), *shape): each from its own generator, so an image
+    does not depend on its batch."""
+    return torch.stack([torch.randn(tuple(shape), generator=seeded_generator(seed, i, psnr, _START_STREAM))
+                        for i in indices])
+
+
 def conditioning_maps(batch: Batch, first_index: int, receiver: DiffusionReceiver, *, psnr: float | None, fds: bool,
                       seed: int) -> torch.Tensor:
     """The conditioning maps (B, C, H, W) of a batch: transmitted, sent through AWGN at ``psnr`` (None: clean)
@@ -120,9 +127,7 @@ def generate_set(receiver: DiffusionReceiver, method: Method, psnr: float | None
         batch = collate([dataset[i] for i in chunk])
         device = next(receiver.unet.parameters()).device
         condition = conditioning_maps(batch, chunk[0], receiver, psnr=psnr, fds=method.fds, seed=seed).to(device)
-        # x_T per image from its own generator: an image does not depend on its batch (deterministic samplers).
-        start = torch.stack([torch.randn(batch.image.shape[1:], generator=seeded_generator(seed, i, psnr, _START_STREAM))
-                             for i in chunk])
+        start = starting_noise(seed, chunk, psnr, batch.image.shape[1:])
         step_noise = seeded_generator(seed, chunk[0], psnr, _STEP_STREAM)
         images = sample(receiver.unet, condition, method.sampler, diffusion=receiver.config.diffusion,
                         generator=step_noise, x_T=start.to(device), progress=False).sample

@@ -7,6 +7,10 @@ Four samplers, all with the same visible loop (set timesteps, guided prediction,
 - ``"ddim"``: the official DDIM (eta 0 by default), epsilon re-derived from the clipped x_0;
   ``DDIMScheduler(use_clipped_model_output=True)``.
 - ``"dpmpp"``: DPM-Solver++(2M), ``DPMSolverMultistepScheduler(algorithm_type="dpmsolver++", solver_order=2)``.
+- ``"dpmpp-sde"``: SDE-DPM-Solver++(2M), the same solver with fresh noise at every step
+  (``algorithm_type="sde-dpmsolver++"``). Like ancestral DDPM, the injected noise washes out the epsilon
+  errors of a briefly trained model, which the deterministic solvers (DDIM, DPM-Solver++, UniPC) leave in
+  the image as grain.
 - ``"unipc"``: UniPC (bh2, order 2), ``UniPCMultistepScheduler``.
 
 DDPM and DDIM reproduce the official respacing: the scheduler runs on the respaced process
@@ -33,7 +37,7 @@ from gesco.config import Config
 from gesco.receiver.diffusion import Denoiser, DiffusionConfig, GaussianDiffusion
 from gesco.receiver.guidance import AUTOCAST_DTYPES, autocast_dtype_from_name, guided_output
 
-SAMPLERS = ("ddpm", "ddim", "dpmpp", "unipc")
+SAMPLERS = ("ddpm", "ddim", "dpmpp", "dpmpp-sde", "unipc")
 RESPACED_SAMPLERS = ("ddpm", "ddim")
 IMAGE_CHANNELS = 3
 
@@ -54,7 +58,7 @@ class SamplerConfig(Config):
         autocast_dtype: "float32" (no autocast), "bfloat16" (fast on CPU) or "float16", for the network only.
     """
 
-    sampler: Literal["ddpm", "ddim", "dpmpp", "unipc"] = "ddim"
+    sampler: Literal["ddpm", "ddim", "dpmpp", "dpmpp-sde", "unipc"] = "ddim"
     steps: int = 50
     guidance: float = 2.0
     respacing: str | None = None
@@ -145,8 +149,9 @@ def build_scheduler(config: SamplerConfig, diffusion: GaussianDiffusion) -> tupl
         final_sigmas_type="zero",
         timestep_spacing="linspace",
     )
-    if config.sampler == "dpmpp":
-        scheduler = DPMSolverMultistepScheduler(**common, algorithm_type="dpmsolver++", solver_type="midpoint")
+    if config.sampler in ("dpmpp", "dpmpp-sde"):
+        algorithm = "dpmsolver++" if config.sampler == "dpmpp" else "sde-dpmsolver++"
+        scheduler = DPMSolverMultistepScheduler(**common, algorithm_type=algorithm, solver_type="midpoint")
     else:
         scheduler = UniPCMultistepScheduler(**common, predict_x0=True, solver_type="bh2")
     scheduler.set_timesteps(config.steps)
@@ -221,7 +226,7 @@ def _step_options(config: SamplerConfig, generator: torch.Generator | None) -> d
     if config.sampler == "ddim":
         # The official DDIM re-derives epsilon from the clipped x_0 before stepping.
         return {"eta": config.eta, "use_clipped_model_output": True, "generator": generator}
-    if config.sampler in ("ddpm", "dpmpp"):
+    if config.sampler in ("ddpm", "dpmpp", "dpmpp-sde"):
         return {"generator": generator}
     return {}
 

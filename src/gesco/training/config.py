@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from gesco.channel.snr import NOISE_AWARE_TRAINING_SIGMAS
 from gesco.config import Config
 from gesco.receiver.diffusion import DiffusionConfig
+from gesco.receiver.sampling import SAMPLERS
 from gesco.receiver.unet import UNetConfig
 from gesco.training.conditioning import NOISE_MODES
 
@@ -76,6 +77,8 @@ class TrainConfig(Config):
     keep_checkpoints: int = 3
     #: Write a grid of samples every N steps (0: never).
     sample_every: int = 0
+    #: The sampler of the preview grid and of the exported receiver's default (see gesco.receiver.sampling).
+    sample_sampler: str = "dpmpp"
     sample_steps: int = 20
     sample_guidance: float = 1.5
 
@@ -84,6 +87,7 @@ class TrainConfig(Config):
             ("noise", self.noise, NOISE_MODES),
             ("mixed_precision", self.mixed_precision, MIXED_PRECISION),
             ("lr_schedule", self.lr_schedule, LR_SCHEDULES),
+            ("sample_sampler", self.sample_sampler, SAMPLERS),
         ):
             if value not in allowed:
                 raise ValueError(f"TrainConfig.{name} must be one of {list(allowed)}, got {value!r}")

@@ -26,7 +26,7 @@ def write_sample_grid(accelerator, ema, config, diffusion, dataset, table, *, st
     model = GescoUNet(config.model)
     model.load_state_dict(ema.state_dict())
     model.eval()
-    sampler = SamplerConfig(sampler="dpmpp", steps=config.sample_steps, guidance=config.sample_guidance)
+    sampler = SamplerConfig(sampler=config.sample_sampler, steps=config.sample_steps, guidance=config.sample_guidance)
     generated = sample(model, semantic_map.one_hot(), sampler, diffusion=diffusion.config,
                        generator=torch.Generator().manual_seed(0), progress=False).sample
     real = image_to_rgb(torch.stack([s.image for s in samples]))

@@ -127,7 +127,7 @@ def export_receiver(config: TrainConfig, weights: dict[str, torch.Tensor], direc
         edge_rule=config.data.edge_rule,
         image_size=config.data.size,
         diffusion=config.diffusion,
-        sampler=SamplerConfig(sampler="dpmpp", steps=config.sample_steps, guidance=config.sample_guidance),
+        sampler=SamplerConfig(sampler=config.sample_sampler, steps=config.sample_steps, guidance=config.sample_guidance),
         training_noise=config.noise,
     )
     return receiver_from_weights(config.model, weights, receiver_config).save_pretrained(directory)

@@ -249,7 +249,8 @@ class GescoUNet(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, *, device: str | torch.device = "cpu") -> GescoUNet:
-        """Load a folder written by :meth:`save_pretrained`, in eval mode.
+        """Load a folder written by :meth:`save_pretrained`, in eval mode, as float32 (shipped models store
+        float16 weights).
 
         Raises:
             FileNotFoundError: no config or weights in ``directory``.
@@ -259,7 +260,8 @@ class GescoUNet(nn.Module):
         directory = Path(directory)
         config = UNetConfig.load(directory)
         weights = directory / WEIGHTS_NAME
-        return cls.from_state_dict(load_tensors(weights, device=device), config, source=str(weights)).eval()
+        tensors = {k: v.float() if v.is_floating_point() else v for k, v in load_tensors(weights, device=device).items()}
+        return cls.from_state_dict(tensors, config, source=str(weights)).eval()
 
     @classmethod
     def from_state_dict(cls, state_dict: Mapping[str, torch.Tensor], config: UNetConfig, *, source: str = "state dict") -> GescoUNet:

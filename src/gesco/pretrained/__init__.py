@@ -1,0 +1,94 @@
+"""Models trained on this project's CPU and shipped inside the package: loadable by name, nothing downloaded.
+
+Each model is a folder ``gesco/pretrained/<name>/`` holding its ``MODEL_CARD.md`` and the files its class
+reads with ``from_pretrained``: a receiver folder (``receiver.json`` + ``unet/``) or a segmenter folder
+(``config.json`` of a ``SegmenterConfig`` + ``model.safetensors``). Weights are stored in float16 to keep
+the wheel small and are loaded as float32.
+
+>>> import gesco.pretrained
+>>> gesco.pretrained.available()                                  # doctest: +SKIP
+['segmenter-synthetic-streets-64x128', 'synthetic-streets-64x128', 'synthetic-streets-64x128-sdm']
+>>> receiver = gesco.pretrained.load("synthetic-streets-64x128")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+ROOT = Path(__file__).resolve().parent
+MODEL_CARD = "MODEL_CARD.md"
+
+#: The models the demo and the tests use (the folders must exist in a release).
+GESCO_RECEIVER = "synthetic-streets-64x128"
+SDM_RECEIVER = "synthetic-streets-64x128-sdm"
+SEGMENTER = "segmenter-synthetic-streets-64x128"
+
+
+@dataclass(frozen=True)
+class PretrainedModel:
+    """A shipped model: its name, what it is, where its folder is."""
+
+    name: str
+    kind: Literal["receiver", "segmenter"]
+    path: Path
+
+    @property
+    def card(self) -> str:
+        """The model card (Markdown): what it is, data, training, metrics, limits."""
+        return (self.path / MODEL_CARD).read_text()
+
+
+def _kind(folder: Path) -> Literal["receiver", "segmenter"] | None:
+    if (folder / "receiver.json").is_file():
+        return "receiver"
+    config = folder / "config.json"
+    if config.is_file() and json.loads(config.read_text()).get("_class_name") == "SegmenterConfig":
+        return "segmenter"
+    return None
+
+
+def available() -> list[str]:
+    """Names of the shipped models, sorted."""
+    return sorted(p.name for p in ROOT.iterdir() if p.is_dir() and _kind(p) is not None)
+
+
+def info(name: str) -> PretrainedModel:
+    """The shipped model called ``name``; ``KeyError`` listing the available names if there is none."""
+    folder = ROOT / name
+    kind = _kind(folder) if folder.is_dir() and "/" not in name and name not in (".", "..") else None
+    if kind is None:
+        raise KeyError(f"no shipped model named {name!r}; available: {available()}")
+    return PretrainedModel(name, kind, folder)
+
+
+def load(name: str):
+    """Load a shipped model by name: a :class:`~gesco.receiver.pipeline.DiffusionReceiver` for receivers, a
+    :class:`~gesco.evaluation.segmenter.GescoSegmenter` for segmenters (float32, eval mode)."""
+    model = info(name)
+    if model.kind == "receiver":
+        from gesco.receiver.pipeline import DiffusionReceiver
+
+        return DiffusionReceiver.from_pretrained(model.path)
+    from gesco.evaluation.segmenter import GescoSegmenter
+
+    return GescoSegmenter.from_pretrained(model.path)
+
+
+def resolve(name_or_path: str | Path) -> Path:
+    """A model folder given on a command line: an existing path as it is, else the folder of a shipped model.
+
+    Raises:
+        FileNotFoundError: neither a path nor a shipped model's name.
+    """
+    path = Path(name_or_path)
+    if path.exists():
+        return path
+    try:
+        return info(str(name_or_path)).path
+    except KeyError:
+        raise FileNotFoundError(
+            f"{str(name_or_path)!r} is neither an existing path nor a shipped model; shipped: {available()}"
+        ) from None

@@ -1,0 +1,109 @@
+"""The shipped models: found by name, stored small, loaded as float32, and doing their job on held-out scenes."""
+
+import json
+
+import pytest
+import torch
+from safetensors import safe_open
+
+import gesco.pretrained as pretrained
+from gesco.datasets.base import collate
+from gesco.datasets.synthetic import SyntheticStreetsDataset
+from gesco.evaluation.metrics import EvaluationClasses, SegmentationConfusion
+from gesco.evaluation.segmenter import GescoSegmenter
+from gesco.evaluation.segmenter_training import EVALUATION_SEED_OFFSET
+from gesco.evaluation.sweep import conditioning_maps
+from gesco.receiver.pipeline import DiffusionReceiver
+from gesco.receiver.sampling import SamplerConfig
+
+SHIPPED = (pretrained.GESCO_RECEIVER, pretrained.SDM_RECEIVER, pretrained.SEGMENTER)
+MAX_SHIPPED_BYTES = 50 * 2**20
+
+
+@pytest.fixture(autouse=True)
+def on_one_thread(one_torch_thread):
+    yield
+
+
+@pytest.fixture(scope="module")
+def held_out():
+    dataset = SyntheticStreetsDataset(4, EVALUATION_SEED_OFFSET + 500)
+    return collate([dataset[i] for i in range(len(dataset))])
+
+
+def miou(predicted, labels, table) -> float:
+    confusion = SegmentationConfusion(EvaluationClasses.from_table(table))
+    confusion.update(predicted, labels)
+    return confusion.compute().miou
+
+
+def test_every_shipped_model_is_listed_with_a_card():
+    assert set(SHIPPED) <= set(pretrained.available())
+    for name in SHIPPED:
+        card = pretrained.info(name).card
+        assert card.startswith("# ") and "mIoU" in card and "seed" in card
+
+
+def test_shipped_weights_are_float16_and_small():
+    total = 0
+    for name in SHIPPED:
+        files = list(pretrained.info(name).path.rglob("*.safetensors"))
+        assert files, name
+        for path in files:
+            total += path.stat().st_size
+            with safe_open(str(path), framework="pt") as weights:
+                dtypes = {weights.get_slice(key).get_dtype() for key in weights.keys()}
+            # Floating tensors in half precision; integer buffers (batch-norm counters) stay as they are.
+            assert "F16" in dtypes and not dtypes & {"F32", "F64", "BF16"}, (path, dtypes)
+    assert total <= MAX_SHIPPED_BYTES
+
+
+def test_receivers_load_as_float32_and_differ_only_by_training_noise():
+    gesco, sdm = pretrained.load(pretrained.GESCO_RECEIVER), pretrained.load(pretrained.SDM_RECEIVER)
+    assert isinstance(gesco, DiffusionReceiver) and isinstance(sdm, DiffusionReceiver)
+    assert gesco.config.training_noise == "channel" and sdm.config.training_noise == "none"
+    assert gesco.unet.config == sdm.unet.config
+    assert gesco.config.replace(training_noise="none") == sdm.config
+    assert all(p.dtype == torch.float32 for p in gesco.unet.parameters())
+    first = next(iter(gesco.unet.state_dict()))
+    assert not torch.equal(gesco.unet.state_dict()[first], sdm.unet.state_dict()[first])
+
+
+def test_unknown_names_are_clear_errors(tmp_path):
+    with pytest.raises(KeyError, match="no shipped model named 'nope'.*synthetic-streets-64x128"):
+        pretrained.info("nope")
+    with pytest.raises(KeyError):
+        pretrained.info("..")
+    with pytest.raises(FileNotFoundError, match="neither an existing path nor a shipped model"):
+        pretrained.resolve("nope")
+    assert pretrained.resolve(tmp_path) == tmp_path
+    assert pretrained.resolve(pretrained.SEGMENTER) == pretrained.info(pretrained.SEGMENTER).path
+
+
+def test_a_folder_that_is_not_a_model_is_not_listed(monkeypatch, tmp_path):
+    (tmp_path / "half-copied").mkdir()
+    (tmp_path / "half-copied" / "config.json").write_text(json.dumps({"_class_name": "UNetConfig"}))
+    monkeypatch.setattr(pretrained, "ROOT", tmp_path)
+    assert pretrained.available() == []
+
+
+def test_shipped_segmenter_reads_held_out_scenes(held_out):
+    segmenter = pretrained.load(pretrained.SEGMENTER)
+    assert isinstance(segmenter, GescoSegmenter)
+    with torch.no_grad():
+        score = miou(segmenter.predict(held_out.image), held_out.labels, segmenter.table)
+    assert score >= 0.85
+
+
+def test_shipped_gesco_receiver_regenerates_what_the_segmenter_recognises(held_out):
+    """From the clean map, 10 DPM-Solver++ steps: the regenerations are segmented back to the map."""
+    receiver = pretrained.load(pretrained.GESCO_RECEIVER)
+    segmenter = pretrained.load(pretrained.SEGMENTER)
+    condition = conditioning_maps(held_out, 0, receiver, psnr=100, fds=True, seed=0)
+    sampler = receiver.config.sampler.replace(steps=10, autocast_dtype="bfloat16")
+    assert isinstance(sampler, SamplerConfig)
+    images = receiver(condition, generator=torch.Generator().manual_seed(0), sampler=sampler)
+    assert images.shape == held_out.image.shape and images.abs().max() <= 1
+    with torch.no_grad():
+        score = miou(segmenter.predict(images), held_out.labels, receiver.table)
+    assert score >= 0.6
