@@ -16,7 +16,7 @@ from torch import nn
 
 from gesco.receiver.diffusion import DiffusionConfig, GaussianDiffusion
 from gesco.receiver.guidance import guided_output
-from gesco.receiver.sampling import SampleOutput, SamplerConfig, sample
+from gesco.receiver.sampling import SampleOutput, SamplerConfig, build_scheduler, sample
 
 LABELS, H, W = 4, 8, 12
 
@@ -127,7 +127,7 @@ def test_sampler_config_validation_and_round_trip(tmp_path):
             SamplerConfig(**bad)
 
 
-@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpmpp", "unipc"])
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpmpp", "dpmpp-sde", "unipc"])
 def test_every_sampler_runs_finite_in_range(sampler, inputs):
     y, _ = inputs
     model = StandInDenoiser()
@@ -141,6 +141,40 @@ def test_every_sampler_runs_finite_in_range(sampler, inputs):
     # Reproducible from the generator.
     again = sample(model, y, config, generator=torch.Generator().manual_seed(0), progress=False)
     assert torch.equal(out.sample, again.sample)
+
+
+def test_sde_dpmpp_draws_fresh_noise_from_the_generator(inputs):
+    """From one x_T the deterministic solver gives one image whatever the generator, the SDE variant one per seed."""
+    y, x_T = inputs
+    model = StandInDenoiser()
+    images = {}
+    for name in ("dpmpp", "dpmpp-sde"):
+        config = SamplerConfig(sampler=name, steps=8, guidance=2.0)
+        images[name] = [sample(model, y, config, x_T=x_T, generator=torch.Generator().manual_seed(seed),
+                               progress=False).sample for seed in (0, 1)]
+    assert torch.equal(*images["dpmpp"])
+    assert not torch.allclose(*images["dpmpp-sde"])
+    assert not torch.allclose(images["dpmpp"][0], images["dpmpp-sde"][0])
+
+
+def test_sde_dpmpp_first_step_is_the_data_prediction_sde(inputs):
+    """x_s = (sigma_s / sigma_t) e^-h x_t + alpha_s (1 - e^-2h) x_0 + sigma_s sqrt(1 - e^-2h) z, h = lambda_s - lambda_t,
+    with x_0 the clipped prediction (Lu et al. 2022, SDE-DPM-Solver++ first order, the solver's first step)."""
+    y, x_T = inputs
+    full = GaussianDiffusion()
+    scheduler, _ = build_scheduler(SamplerConfig(sampler="dpmpp-sde", steps=8), full)
+    t, s = (int(v) for v in scheduler.timesteps[:2])
+    with torch.no_grad():
+        eps = guided_output(StandInDenoiser(), x_T, torch.full((2,), t), y, scale=2.0)[:, :3]
+    x0 = full.predict_start_from_noise(x_T, torch.full((2,), t), eps).clamp(-1, 1).double()
+    abar = full.alphas_cumprod.double()
+    alpha_t, sigma_t, alpha_s, sigma_s = abar[t].sqrt(), (1 - abar[t]).sqrt(), abar[s].sqrt(), (1 - abar[s]).sqrt()
+    h = torch.log(alpha_s / sigma_s) - torch.log(alpha_t / sigma_t)
+    z = torch.randn(x_T.shape, generator=torch.Generator().manual_seed(5)).double()
+    expected = (sigma_s / sigma_t * torch.exp(-h) * x_T.double() + alpha_s * (1 - torch.exp(-2 * h)) * x0
+                + sigma_s * torch.sqrt(1 - torch.exp(-2 * h)) * z)
+    step = scheduler.step(eps, scheduler.timesteps[0], x_T, generator=torch.Generator().manual_seed(5)).prev_sample
+    torch.testing.assert_close(step.double(), expected, rtol=1e-4, atol=1e-4)
 
 
 def test_without_clipping_the_x0_prediction_escapes_the_range(inputs):
