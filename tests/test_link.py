@@ -1,5 +1,6 @@
 import doctest
 
+import pytest
 import torch
 
 import gesco.channel.awgn
@@ -49,3 +50,16 @@ def test_channel_block_is_swappable(generator):
     out = Link(channel=RayleighBlockFading(block_length=8))(scene(), snr_db=30.0, generator=generator)
     assert out.output.condition.shape == (2, 36, 8, 16)
     assert out.received.sigma[0].item() > 0
+
+
+def test_readme_link_example_runs_with_the_shipped_receiver(one_torch_thread):
+    """The README's first Python block, run as written."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    out = namespace["out"]
+    assert out.images.shape == (1, 3, 64, 128) and out.images.abs().max() <= 1
+    assert float(out.received.sigma[0]) == pytest.approx(0.36)

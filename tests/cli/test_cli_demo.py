@@ -32,7 +32,7 @@ def test_demo_writes_figure_table_and_record(tmp_path, capsys):
     scene = SyntheticStreets(64, 128).scene(seed)
     channels = len(set(scene.labels.ravel().tolist())) + 1  # present classes + the edge channel
     payload = record["payload_bits"]
-    assert payload["analog_channel_uses"] == channels * 64 * 128
+    assert payload["analog_real_values"] == channels * 64 * 128
     assert payload["png_image_bits"] > payload["jpeg_image_bits"] > payload["lossless_map_bits"] > 0
     rows = {row["psnr"]: row for row in record["rows"]}
     # The received map itself degrades with the noise; every score is a fraction.

@@ -25,7 +25,7 @@ def add_link_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--channel", choices=("awgn", "rayleigh"), default="awgn",
                         help="analog channel: AWGN (the paper) or Rayleigh block fading with perfect-CSI equalisation")
     parser.add_argument("--no-fds", action="store_true", help="skip the fast denoising of the received map")
-    parser.add_argument("--sampler", choices=SAMPLERS, default=None, help="default: the model's own (dpmpp)")
+    parser.add_argument("--sampler", choices=SAMPLERS, default=None, help="default: the model's own (receiver.json)")
     parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's)")
     parser.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
     parser.add_argument("--bf16", action="store_true", help="run the network under bfloat16 autocast (faster on CPU)")

@@ -1,7 +1,7 @@
 """``gesco demo``: held-out synthetic scenes through the link with the shipped models, in under a minute on a CPU.
 
 Each scene's map goes through the transmitter and the AWGN channel at each PSNR label, then FDS and the
-shipped GESCO receiver (DPM-Solver++), beside the shipped SDM-style receiver (trained on clean maps). Writes
+shipped GESCO receiver (its own sampler: SDE-DPM-Solver++, 20 steps), beside the shipped SDM-style receiver (trained on clean maps). Writes
 ``OUT/figure.png`` (image | map | received | FDS | GESCO | SDM-style, a row per scene and PSNR),
 ``OUT/table.md`` (printed too: payload bits against PNG / JPEG of the image, mIoU by the shipped segmenter,
 SSIM, seconds) and ``OUT/results.json``.
@@ -29,11 +29,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--scenes", type=int, default=2, help="number of scenes (default 2)")
     parser.add_argument("--psnr", type=float, nargs="+", default=list(DEMO_PSNRS),
                         help="paper PSNR labels (default 100 10 5 1)")
-    parser.add_argument("--sampler", choices=SAMPLERS, default=None, help="default: the model's own (dpmpp)")
+    parser.add_argument("--sampler", choices=SAMPLERS, default=None,
+                        help="default: the model's own (dpmpp-sde for the shipped one)")
     parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's)")
     parser.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
     parser.add_argument("--fp32", action="store_true", help="run the networks in float32 (default bfloat16 autocast)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the channel noise and x_T")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the channel noise, x_T and the sampler noise")
     parser.add_argument("--model", default=GESCO_RECEIVER, help="GESCO receiver: folder or shipped name")
     parser.add_argument("--sdm-model", default=SDM_RECEIVER, help="SDM-style receiver: folder or shipped name")
     parser.add_argument("--segmenter", default=SEGMENTER, help="segmenter for mIoU: folder or shipped name")

@@ -48,11 +48,12 @@ class DemoRow:
 
 @dataclass(frozen=True)
 class DemoPayload:
-    """Mean bits per image: the analog map in channel uses (+ the class list as side information), the
-    lossless map code, and the image itself as PNG and JPEG (quality 75)."""
+    """Mean sizes per image: the analog map as real values sent (two per complex channel use, as in
+    ``gesco.baselines.accounting``) plus the class list as side information in bits, the lossless map code, and
+    the image itself as PNG and JPEG (quality 75), in bits."""
 
     pixels: int
-    analog_channel_uses: float
+    analog_real_values: float
     side_info_bits: float
     lossless_map_bits: float
     png_image_bits: float
@@ -89,7 +90,7 @@ def _mean_payload(semantic_map: SemanticMap, images: torch.Tensor) -> DemoPayloa
     count = len(sizes)
     return DemoPayload(
         pixels=sizes[0].pixels,
-        analog_channel_uses=sum(s.analog_channel_uses for s in sizes) / count,
+        analog_real_values=sum(s.analog_channel_uses for s in sizes) / count,
         side_info_bits=sum(s.side_info_bits for s in sizes) / count,
         lossless_map_bits=sum(s.lossless_map_bits for s in sizes) / count,
         png_image_bits=sum(s.png_image_bits for s in sizes) / count,
@@ -118,7 +119,7 @@ def run_demo(
         scenes: held-out synthetic scenes, seeds ``first_seed ..``.
         psnrs: paper PSNR labels.
         sampler: default: the GESCO receiver's own sampler under bfloat16 autocast.
-        seed: seeds the channel noise and x_T.
+        seed: seeds the channel noise, x_T and the sampler's per-step noise.
     """
     if scenes < 1:
         raise ValueError(f"scenes must be >= 1, got {scenes}")
@@ -146,8 +147,9 @@ def run_demo(
         if progress:
             print(f"{name} receiver: {len(x_T)} images ({scenes} scenes x {len(psnrs)} PSNR labels)", flush=True)
         started = time.perf_counter()
-        images[name] = sample(receiver.unet, condition, sampler, diffusion=receiver.config.diffusion,
-                              x_T=x_T, progress=progress).sample
+        # The same per-step noise for both receivers too (stochastic samplers), so only the model differs.
+        images[name] = sample(receiver.unet, condition, sampler, diffusion=receiver.config.diffusion, x_T=x_T,
+                              generator=torch.Generator().manual_seed(seed), progress=progress).sample
         seconds[name] = (time.perf_counter() - started) / len(x_T)
 
     labels = batch.labels
@@ -199,8 +201,9 @@ def demo_table(result: DemoResult) -> str:
         f"{result.sampler.steps} steps, guidance {result.sampler.guidance:g}",
         "",
         "payload per image (mean):",
-        f"  analog map (GESCO, the paper): {payload.analog_channel_uses:,.0f} channel uses "
-        f"({payload.analog_channel_uses * per_pixel:.2f} per pixel) + {payload.side_info_bits:.0f} bits of class list",
+        f"  analog map (GESCO, the paper): {payload.analog_real_values:,.0f} real values = "
+        f"{payload.analog_real_values / 2:,.0f} complex channel uses ({payload.analog_real_values / 2 * per_pixel:.2f} "
+        f"per pixel), + {payload.side_info_bits:.0f} bits of class list",
         f"  lossless map code:             {payload.lossless_map_bits:,.0f} bits "
         f"({payload.lossless_map_bits * per_pixel:.3f} per pixel)",
         f"  the image as PNG:              {payload.png_image_bits:,.0f} bits "
