@@ -27,7 +27,7 @@ def test_demo_writes_figure_table_and_record(tmp_path, capsys):
     assert table in printed and "| 100 | 0 |" in table and "| 1 | 0.9 |" in table
     record = json.loads((out / "results.json").read_text())
     assert [row["psnr"] for row in record["rows"]] == [100, 1]
-    assert record["sampler"]["sampler"] == "dpmpp" and record["sampler"]["steps"] == 3
+    assert record["sampler"]["sampler"] == "dpmpp-sde" and record["sampler"]["steps"] == 3
     assert record["sampler"]["autocast_dtype"] == "bfloat16"
     scene = SyntheticStreets(64, 128).scene(seed)
     channels = len(set(scene.labels.ravel().tolist())) + 1  # present classes + the edge channel
