@@ -133,7 +133,7 @@ def test_generation_splits_across_two_processes(assets, tmp_path):
     args = ["evaluate", "--model", str(assets / "gesco"), "--data", "synthetic", "--n", "3", "--psnr", "5",
             "--methods", "gesco", "--no-fid", "--batch-size", "1", "--samples", "1", "--out", str(out), "--no-progress"]
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29521",
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
          "-m", "--", "gesco.cli.main", *args],
         capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300,
     )

@@ -116,8 +116,9 @@ def test_two_processes_with_torchrun(tmp_path):
     config = tiny_config(tmp_path / "run", max_steps=3, checkpoint_every=3)
     config_path = config.save(tmp_path / "config.json")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # --standalone: the rendezvous takes a free port, so a concurrent job on a fixed port cannot join
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
          "-m", "gesco.cli.main", "train", "--config", str(config_path), "--no-progress"],
         capture_output=True, text=True, env=env, timeout=300,
     )

@@ -237,6 +237,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     bar.close()
     if accelerator.is_main_process:
         export_receiver(config, ema.state_dict(), output / "model")
+    # every rank leaves together, so none tears down the process group while another still uses it
+    accelerator.wait_for_everyone()
     accelerator.end_training()
     return TrainResult(step=step, processes=accelerator.num_processes, losses=losses, output_dir=output,
                        seconds=time.perf_counter() - started)
