@@ -5,8 +5,39 @@ an Inception forward took 0.73 s per image with 2 threads and 0.19 s with 1, and
 """
 
 import pytest
+import torch
+
+from gesco.evaluation.segmenter import GescoSegmenter, SegmenterConfig
+from gesco.receiver.pipeline import DiffusionReceiver, ReceiverConfig
+from gesco.receiver.sampling import SamplerConfig
+from gesco.receiver.unet import GescoUNet, UNetConfig
 
 
 @pytest.fixture(autouse=True)
 def evaluation_on_one_thread(one_torch_thread):
     yield
+
+
+TINY_UNET = UNetConfig(base_channels=32, channel_mult=(1, 2), num_res_blocks=1, attention_ds=(2,), head_channels=32,
+                       label_channels=36, spade_hidden_channels=16)
+SAMPLER = SamplerConfig(sampler="dpmpp", steps=2, guidance=1.0)
+
+
+class ChannelStatistics(torch.nn.Module):
+    """A cheap stand-in for the Inception file: per-channel mean, max and min of the 299 x 299 input."""
+
+    def forward(self, x):
+        return torch.cat([x.mean(dim=(2, 3)), x.amax(dim=(2, 3)), x.amin(dim=(2, 3))], dim=1)
+
+
+@pytest.fixture(scope="session")
+def assets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("assets")
+    torch.manual_seed(0)
+    config = ReceiverConfig(image_size=(32, 64), sampler=SAMPLER)
+    DiffusionReceiver(GescoUNet(TINY_UNET), config).save_pretrained(root / "gesco")
+    torch.manual_seed(1)
+    DiffusionReceiver(GescoUNet(TINY_UNET), config.replace(training_noise="none")).save_pretrained(root / "sdm")
+    GescoSegmenter(SegmenterConfig(widths=(4, 8))).save_pretrained(root / "segmenter")
+    torch.jit.script(ChannelStatistics()).save(str(root / "features.pt"))
+    return root

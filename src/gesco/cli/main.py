@@ -12,7 +12,8 @@ import sys
 
 from gesco import __version__
 
-COMMAND_MODULES = ["demo", "data", "train", "sample", "transmit", "convert", "evaluate", "train_segmenter"]
+COMMAND_MODULES = ["demo", "data", "train", "sample", "transmit", "convert", "evaluate", "train_segmenter",
+                   "compare", "train_deep_jscc"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -114,7 +114,7 @@ def results_json(result: SweepResult) -> dict:
     }
 
 
-def _format(value: float | None, key: str) -> str:
+def format_value(value: float | None, key: str) -> str:
     if value is None:
         return "–"
     if key == "fid" or key == "image_psnr":
@@ -124,7 +124,7 @@ def _format(value: float | None, key: str) -> str:
     return f"{value:.3f}"
 
 
-def _csv_text(rows: list[list]) -> str:
+def csv_text(rows: list[list]) -> str:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows(rows)
     return buffer.getvalue()
@@ -148,7 +148,7 @@ def markdown_report(result: SweepResult) -> str:
     header = ["Method"] + [f"{p} {m.title}{'↑' if m.higher_is_better else '↓'}" for p in result.psnrs for m in metrics]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for key, label in _row_order(result):
-        values = [_format(_finite(m.read(cells[key, p])), m.key) if (key, p) in cells else "–"
+        values = [format_value(_finite(m.read(cells[key, p])), m.key) if (key, p) in cells else "–"
                   for p in result.psnrs for m in metrics]
         lines.append("| " + " | ".join([label] + values) + " |")
     skipped = [m for m in METRICS if m not in metrics]
@@ -164,7 +164,7 @@ def markdown_report(result: SweepResult) -> str:
         lines += ["", f"## Per-class IoU: {label}", "", "| Class | " + " | ".join(p for p, _ in rows) + " |",
                   "|" + "---|" * (len(rows) + 1)]
         for name in classes:
-            lines.append(f"| {name} | " + " | ".join(_format(s.per_class_iou.get(name), "iou") for _, s in rows) + " |")
+            lines.append(f"| {name} | " + " | ".join(format_value(s.per_class_iou.get(name), "iou") for _, s in rows) + " |")
     payload = asdict(result.payload)
     lines += ["", "## Payload per pixel (mean over the maps)", "", "| " + " | ".join(payload) + " |",
               "|" + "---|" * len(payload), "| " + " | ".join(f"{v:.3f}" for v in payload.values()) + " |", ""]
@@ -228,12 +228,12 @@ def write_report(result: SweepResult, out: str | Path, *, dataset: Dataset | Non
         rows.append([record["method"], labels[record["method"]], record["psnr"],
                      *("" if record[k] is None else record[k] for k in metric_keys),
                      "" if record["kid_std"] is None else record["kid_std"], record["images"] or ""])
-    atomic_write_text(out / "results.csv", _csv_text(rows))
+    atomic_write_text(out / "results.csv", csv_text(rows))
     class_rows = [["method", "psnr", "class", "iou"]]
     for record in data["results"]:
         for name, iou in (record["per_class_iou"] or {}).items():
             class_rows.append([record["method"], record["psnr"], name, iou])
-    atomic_write_text(out / "per_class_iou.csv", _csv_text(class_rows))
+    atomic_write_text(out / "per_class_iou.csv", csv_text(class_rows))
     atomic_write_text(out / "report.md", markdown_report(result))
     plots = write_plots(result, out / "plots")
     figures = []

@@ -97,7 +97,7 @@ def step_generator(seed: int, step: int, stream: int) -> torch.Generator:
     return torch.Generator().manual_seed((seed * 1_000_003 + step) * 2 + stream)
 
 
-class _StepIndices:
+class StepIndices:
     """Batch indices of steps ``start .. end - 1``: step s draws its items from ``step_generator(seed, s, 0)``."""
 
     def __init__(self, size: int, batch_size: int, *, seed: int, start: int, end: int):
@@ -207,7 +207,7 @@ def train_segmenter(config: SegmenterTrainConfig, *, resume: bool = False, progr
     atomic_write_text(output / "class_weights.json", json.dumps(
         {table.names[c]: round(float(w), 4) for c, w in zip(config.model.class_ids, weights)}, indent=2) + "\n")
     loader = DataLoader(dataset, collate_fn=collate, num_workers=config.data.num_workers,
-                        batch_sampler=_StepIndices(len(dataset), config.batch_size, seed=config.seed, start=start,
+                        batch_sampler=StepIndices(len(dataset), config.batch_size, seed=config.seed, start=start,
                                                    end=config.max_steps))
     history_path = output / "history.json"
     history = json.loads(history_path.read_text()) if resume and history_path.is_file() else []

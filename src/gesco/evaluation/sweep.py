@@ -80,8 +80,10 @@ def psnr_label(psnr: float) -> str:
 
 def seeded_generator(seed: int, index: int, psnr: float | None, stream: int) -> torch.Generator:
     """A generator for (seed, image index, PSNR label or None = clean, stream), independent of everything else."""
-    key = -1 if psnr is None else int(round(psnr * 1000))
-    state = np.random.SeedSequence([seed, index, key + 1, stream]).generate_state(2, dtype=np.uint32)
+    key = 0 if psnr is None else round(psnr * 1000) + 1
+    # SeedSequence takes non-negative integers: negative SNRs (dB) get keys of their own beyond 2**40.
+    key = key if key >= 0 else 2**40 - key
+    state = np.random.SeedSequence([seed, index, key, stream]).generate_state(2, dtype=np.uint32)
     return torch.Generator().manual_seed((int(state[0]) << 31) ^ int(state[1]))
 
 

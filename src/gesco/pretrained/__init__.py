@@ -1,13 +1,13 @@
 """Models trained on this project's CPU and shipped inside the package: loadable by name, nothing downloaded.
 
 Each model is a folder ``gesco/pretrained/<name>/`` holding its ``MODEL_CARD.md`` and the files its class
-reads with ``from_pretrained``: a receiver folder (``receiver.json`` + ``unet/``) or a segmenter folder
-(``config.json`` of a ``SegmenterConfig`` + ``model.safetensors``). Weights are stored in float16 to keep
+reads with ``from_pretrained``: a receiver folder (``receiver.json`` + ``unet/``), or a segmenter or
+Deep JSCC folder (``config.json`` of a ``SegmenterConfig`` / ``DeepJSCCConfig`` + ``model.safetensors``). Weights are stored in float16 to keep
 the wheel small and are loaded as float32.
 
 >>> import gesco.pretrained
 >>> gesco.pretrained.available()                                  # doctest: +SKIP
-['segmenter-synthetic-streets-64x128', 'synthetic-streets-64x128', 'synthetic-streets-64x128-sdm']
+['deep-jscc-synthetic-streets-64x128', 'segmenter-synthetic-streets-64x128', 'synthetic-streets-64x128', ...]
 >>> receiver = gesco.pretrained.load("synthetic-streets-64x128")  # doctest: +SKIP
 """
 
@@ -25,6 +25,12 @@ MODEL_CARD = "MODEL_CARD.md"
 GESCO_RECEIVER = "synthetic-streets-64x128"
 SDM_RECEIVER = "synthetic-streets-64x128-sdm"
 SEGMENTER = "segmenter-synthetic-streets-64x128"
+DEEP_JSCC = "deep-jscc-synthetic-streets-64x128"
+
+
+Kind = Literal["receiver", "segmenter", "deep-jscc"]
+#: The config class name of each kind of model folder with a ``config.json``.
+_CONFIG_KINDS = {"SegmenterConfig": "segmenter", "DeepJSCCConfig": "deep-jscc"}
 
 
 @dataclass(frozen=True)
@@ -32,7 +38,7 @@ class PretrainedModel:
     """A shipped model: its name, what it is, where its folder is."""
 
     name: str
-    kind: Literal["receiver", "segmenter"]
+    kind: Kind
     path: Path
 
     @property
@@ -41,13 +47,11 @@ class PretrainedModel:
         return (self.path / MODEL_CARD).read_text()
 
 
-def _kind(folder: Path) -> Literal["receiver", "segmenter"] | None:
+def _kind(folder: Path) -> Kind | None:
     if (folder / "receiver.json").is_file():
         return "receiver"
     config = folder / "config.json"
-    if config.is_file() and json.loads(config.read_text()).get("_class_name") == "SegmenterConfig":
-        return "segmenter"
-    return None
+    return _CONFIG_KINDS.get(json.loads(config.read_text()).get("_class_name")) if config.is_file() else None
 
 
 def available() -> list[str]:
@@ -66,12 +70,17 @@ def info(name: str) -> PretrainedModel:
 
 def load(name: str):
     """Load a shipped model by name: a :class:`~gesco.receiver.pipeline.DiffusionReceiver` for receivers, a
-    :class:`~gesco.evaluation.segmenter.GescoSegmenter` for segmenters (float32, eval mode)."""
+    :class:`~gesco.evaluation.segmenter.GescoSegmenter` for segmenters, a
+    :class:`~gesco.baselines.deep_jscc.DeepJSCC` for Deep JSCC (float32, eval mode)."""
     model = info(name)
     if model.kind == "receiver":
         from gesco.receiver.pipeline import DiffusionReceiver
 
         return DiffusionReceiver.from_pretrained(model.path)
+    if model.kind == "deep-jscc":
+        from gesco.baselines.deep_jscc import DeepJSCC
+
+        return DeepJSCC.from_pretrained(model.path)
     from gesco.evaluation.segmenter import GescoSegmenter
 
     return GescoSegmenter.from_pretrained(model.path)

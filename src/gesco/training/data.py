@@ -17,7 +17,8 @@ from gesco.training.config import DataConfig, TrainConfig
 
 collate_samples = collate
 
-_TABLE_OF_KIND = {"synthetic": "cityscapes", "cityscapes": "cityscapes", "coco-stuff": "coco-stuff", "ade20k": "ade20k"}
+#: The class table of each data kind (a folder has a numbered one).
+TABLE_OF_KIND = {"synthetic": "cityscapes", "cityscapes": "cityscapes", "coco-stuff": "coco-stuff", "ade20k": "ade20k"}
 
 
 def dataset_class_table(config: TrainConfig) -> ClassTable:
@@ -26,7 +27,7 @@ def dataset_class_table(config: TrainConfig) -> ClassTable:
         if config.data.num_classes is None:
             raise ValueError("a folder dataset needs data.num_classes")
         return folder_table(config.data.num_classes)
-    expected = _TABLE_OF_KIND[config.data.kind]
+    expected = TABLE_OF_KIND[config.data.kind]
     if config.class_table != expected:
         raise ValueError(f"data kind {config.data.kind!r} uses the {expected!r} class table, not {config.class_table!r}")
     return class_table(expected)

@@ -1,0 +1,301 @@
+"""GESCO against what a radio engineer would otherwise do, at equal channel uses, over SNR.
+
+Methods (each image of the evaluation set, at each Es/N0 in dB, over AWGN or Rayleigh block
+fading with perfect CSI):
+
+- ``classical``: the image as JPEG over the digital link (5G LDPC + CRC + QAM); its quality is
+  the best that fits the channel-use budget; a failed block loses the image, which the receiver
+  shows as mid-grey (the cliff);
+- ``deep-jscc``: the Deep JSCC autoencoder (``gesco.baselines.deep_jscc``), whose fixed
+  channel uses set the budget;
+- ``gesco-analog``: the paper's link, the transmitted map values as unit-power channel symbols
+  (``UnitPowerAnalogChannel``), then FDS and the GESCO receiver;
+- ``gesco-digital``: the lossless map code over the digital link at the most robust code rate
+  that fits the budget; lost bands become unknown pixels that the receiver fills in.
+
+Channel uses are complex symbols. The budget per image is ``budget_per_pixel`` x H x W: JPEG
+fills it, GESCO-digital stays within it; GESCO-analog spends (|present| + 1) H W / 2, whatever
+the map needs (its mean over the set is reported beside the budget).
+
+Randomness: image i at SNR s takes its channel noise from a generator seeded by (seed, i, s);
+the diffusion receiver starts every SNR of image i from the same x_T (common random numbers),
+and GESCO-digital regenerates a map it has already seen (the exact map above the cliff) once.
+Images go to ``OUT/images/<method>/snr<s>/``, per-image records to ``records.json`` beside
+them; a finished set is kept on a rerun.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+from tqdm.auto import tqdm
+
+from gesco.baselines.deep_jscc import DeepJSCC
+from gesco.channel.digital.config import MIN_CODE_RATE, DigitalConfig
+from gesco.channel.digital.symbol_channel import SymbolChannel
+from gesco.channel.unit_power import UnitPowerAnalogChannel
+from gesco.datasets.base import collate
+from gesco.evaluation.figures import image_to_rgb
+from gesco.evaluation.scoring import SetScorer, SetScores, image_path
+from gesco.evaluation.sweep import seeded_generator, starting_noise
+from gesco.io import atomic_save, atomic_write_text
+from gesco.receiver.fds import fast_denoise
+from gesco.receiver.pipeline import DiffusionReceiver
+from gesco.receiver.sampling import SamplerConfig, sample
+from gesco.semantics.maps import SemanticMap
+from gesco.semantics.transmitter import Transmitter
+
+CLASSICAL, DEEP_JSCC, GESCO_ANALOG, GESCO_DIGITAL = "classical", "deep-jscc", "gesco-analog", "gesco-digital"
+METHOD_LABELS = {
+    CLASSICAL: "Classical: JPEG + 5G LDPC + QAM",
+    DEEP_JSCC: "Deep JSCC",
+    GESCO_ANALOG: "GESCO-analog (the paper)",
+    GESCO_DIGITAL: "GESCO-digital (lossless map + 5G LDPC)",
+}
+#: Code rates GESCO-digital may pick from, most robust first (5G LDPC spans 1/5 .. 0.92).
+CODE_RATE_LADDER = (MIN_CODE_RATE, 1 / 4, 1 / 3, 2 / 5, 1 / 2, 2 / 3, 3 / 4, 5 / 6)
+_CHANNEL_STREAM, _STEP_STREAM = 10, 11
+RECORDS = "records.json"
+
+
+def snr_label(snr: float) -> str:
+    return f"{snr:g}"
+
+
+def set_folder(out: Path, method: str, snr: float) -> Path:
+    return out / "images" / method / f"snr{snr_label(snr)}"
+
+
+def most_robust_config(base: DigitalConfig, blocks: int, budget: int) -> DigitalConfig | None:
+    """``base`` at the lowest code rate of ``CODE_RATE_LADDER`` whose ``blocks`` codewords fit ``budget``
+    channel uses; None if even the highest does not."""
+    for rate in CODE_RATE_LADDER:
+        config = base.replace(code_rate=rate)
+        if blocks * config.symbols_per_block <= budget:
+            return config
+    return None
+
+
+@dataclass(frozen=True)
+class CompareCell:
+    """One method at one SNR: its scores, mean channel uses per pixel, and the fraction delivered (classical:
+    images decoded; GESCO-digital: pixels known; None for the analog methods)."""
+
+    method: str
+    snr: str
+    scores: SetScores
+    channel_uses_per_pixel: float
+    delivered: float | None
+
+
+@dataclass(frozen=True)
+class CompareResult:
+    methods: list[str]
+    snrs: list[float]
+    channel: str
+    count: int
+    budget_per_pixel: float
+    cells: list[CompareCell]
+    real: SetScores
+    class_names: tuple[str, ...]
+    settings: dict
+    notes: dict[str, str] = field(default_factory=dict)
+    generation_seconds: dict[str, float] = field(default_factory=dict)
+
+
+class Comparison:
+    """Generates and scores every (method, SNR) set of one comparison; see the module docstring.
+
+    Args:
+        receiver: the GESCO receiver (noise-aware), for both GESCO methods.
+        deep_jscc: the Deep JSCC model; its channel uses per pixel are the budget.
+        dataset: the evaluation set; items 0 .. count - 1 are used.
+        channel: "awgn" or "rayleigh" (block fading, ``coherence_symbols`` per coefficient, perfect CSI).
+        digital: the digital link of the classical method (modulation, code rate, block length, CRC);
+            GESCO-digital uses it at its most robust fitting code rate.
+        sampler: how the receiver samples.
+    """
+
+    def __init__(self, receiver: DiffusionReceiver, deep_jscc: DeepJSCC, dataset: Dataset, *, count: int,
+                 channel: str, digital: DigitalConfig, sampler: SamplerConfig, seed: int = 0, batch_size: int = 16,
+                 coherence_symbols: int = 1024, progress: bool = True):
+        if channel not in ("awgn", "rayleigh"):
+            raise ValueError(f"channel must be 'awgn' or 'rayleigh', got {channel!r}")
+        size = tuple(receiver.config.image_size)
+        if tuple(deep_jscc.config.image_size) != size:
+            raise ValueError(f"the Deep JSCC model codes {deep_jscc.config.image_size} images, the receiver "
+                             f"makes {size}")
+        self.receiver, self.deep_jscc, self.dataset, self.count = receiver, deep_jscc, dataset, count
+        self.channel, self.sampler, self.seed, self.batch_size = channel, sampler, seed, batch_size
+        self.progress = progress
+        block = coherence_symbols if channel == "rayleigh" else None
+        self.digital = digital.replace(fading=channel, fading_block_symbols=block)
+        self.symbol_channel = SymbolChannel(fading=channel, block_symbols=block)
+        self.analog_channel = UnitPowerAnalogChannel(fading=channel, block_symbols=block)
+        self.pixels = size[0] * size[1]
+        self.budget = deep_jscc.config.channel_uses
+        self._links: dict[DigitalConfig, object] = {}
+
+    @property
+    def budget_per_pixel(self) -> float:
+        return self.budget / self.pixels
+
+    def _link(self, config: DigitalConfig):
+        from gesco.channel.digital.phy import DigitalLink
+
+        if config not in self._links:
+            self._links[config] = DigitalLink(config)
+        return self._links[config]
+
+    def _generator(self, index: int, snr: float) -> torch.Generator:
+        return seeded_generator(self.seed, index, snr, _CHANNEL_STREAM)
+
+    def _payload(self, index: int):
+        item = self.dataset[index]
+        instances = None if item.instances is None else item.instances[None]
+        semantic_map = SemanticMap(item.labels[None], self.receiver.table, instances, self.receiver.config.edge_rule)
+        return item, Transmitter()(semantic_map)
+
+    # --- the four methods: each returns (pictures uint8 (H, W, 3) or conditions, channel uses, delivered) ---
+
+    def _classical(self, index: int, snr: float) -> tuple[np.ndarray, int, float]:
+        from gesco.baselines.jpeg_ldpc import JpegOverDigital
+
+        item = self.dataset[index]
+        picture = image_to_rgb(item.image[None])[0]
+        out = JpegOverDigital(self._link(self.digital))(picture, channel_uses=self.budget, snr_db=snr,
+                                                         generator=self._generator(index, snr))
+        return out.image, out.channel_uses, float(out.decoded)
+
+    @torch.no_grad()
+    def _deep_jscc(self, index: int, snr: float) -> tuple[np.ndarray, int, None]:
+        image = self.dataset[index].image[None]
+        decoded = self.deep_jscc(image, snr_db=snr, channel=self.symbol_channel, generator=self._generator(index, snr))
+        return image_to_rgb(decoded)[0], self.deep_jscc.config.channel_uses, None
+
+    def _gesco_analog(self, index: int, snr: float) -> tuple[torch.Tensor, int, None]:
+        _, payload = self._payload(index)
+        received = self.analog_channel(payload, snr_db=snr, generator=self._generator(index, snr)).payload
+        uses = math.ceil(int(payload.transmitted[0].sum()) * self.pixels / 2)
+        return fast_denoise(received.values, received.transmitted)[0], uses, None
+
+    def _gesco_digital(self, index: int, snr: float) -> tuple[torch.Tensor, int, float]:
+        from gesco.baselines.digital_gesco import DEFAULT_BAND_ROWS, DigitalGesco, map_blocks
+
+        _, payload = self._payload(index)
+        blocks = len(map_blocks(payload, 0, self.digital, band_rows=DEFAULT_BAND_ROWS))
+        config = most_robust_config(self.digital, blocks, self.budget)
+        if config is None:
+            raise ValueError(f"the map of item {index} needs {blocks} blocks, more than the budget of {self.budget} "
+                             f"channel uses holds at code rate {CODE_RATE_LADDER[-1]:.2f}; use a larger Deep JSCC "
+                             "budget or a higher-order modulation")
+        received = DigitalGesco(self._link(config))(payload, snr_db=snr, generator=self._generator(index, snr))
+        mask = received.payload.transmitted[0, :, None, None].to(received.payload.values.dtype)
+        return received.payload.values[0] * mask, int(received.channel_uses[0]), float(received.known.float().mean())
+
+    # --- generation ---
+
+    def _regenerate(self, conditions: dict[int, torch.Tensor], snr: float, folder: Path,
+                    made: dict[str, Path]) -> None:
+        """Sample the receiver on ``conditions`` (index -> (C, H, W)); a condition already sampled (same bytes)
+        is copied from its first image instead."""
+        names = {i: self.dataset[i].name for i in conditions}
+        pending, copies = [], []
+        for index, condition in conditions.items():
+            key = hashlib.sha1(condition.float().contiguous().numpy().tobytes()).hexdigest()
+            if key in made:
+                copies.append((made[key], image_path(folder, names[index])))
+            else:
+                made[key] = image_path(folder, names[index])
+                pending.append(index)
+        device = next(self.receiver.unet.parameters()).device
+        shape = (3, *self.receiver.config.image_size)
+        chunks = [pending[i : i + self.batch_size] for i in range(0, len(pending), self.batch_size)]
+        for chunk in tqdm(chunks, disable=not self.progress, desc=f"{folder.parent.name} {folder.name}",
+                          unit="batch", leave=False):
+            condition = torch.stack([conditions[i] for i in chunk]).to(device)
+            start = starting_noise(self.seed, chunk, None, shape).to(device)
+            images = sample(self.receiver.unet, condition, self.sampler, diffusion=self.receiver.config.diffusion,
+                            generator=seeded_generator(self.seed, chunk[0], snr, _STEP_STREAM), x_T=start,
+                            progress=False).sample
+            for index, picture in zip(chunk, image_to_rgb(images), strict=True):
+                _save_png(image_path(folder, names[index]), picture)
+        for source, target in copies:
+            atomic_save(target, lambda tmp, s=source: shutil.copyfile(s, tmp))
+
+    def generate(self, method: str, snr: float, out: Path, made: dict[str, Path]) -> list[dict]:
+        """Write the images of ``method`` at ``snr`` into its set folder; return the per-image records."""
+        folder = set_folder(out, method, snr)
+        produce = {CLASSICAL: self._classical, DEEP_JSCC: self._deep_jscc, GESCO_ANALOG: self._gesco_analog,
+                   GESCO_DIGITAL: self._gesco_digital}[method]
+        records, conditions = [], {}
+        for index in tqdm(range(self.count), disable=not self.progress, desc=f"{method} snr{snr_label(snr)}",
+                          unit="image", leave=False):
+            output, uses, delivered = produce(index, snr)
+            records.append({"name": self.dataset[index].name, "channel_uses": uses, "delivered": delivered})
+            if isinstance(output, np.ndarray):
+                _save_png(image_path(folder, records[-1]["name"]), output)
+            else:
+                conditions[index] = output
+        if conditions:
+            self._regenerate(conditions, snr, folder, made)
+        atomic_write_text(folder / RECORDS, json.dumps(records, indent=1) + "\n")
+        return records
+
+    def run(self, methods: Sequence[str], snrs: Sequence[float], out: Path, scorer: SetScorer, *,
+            settings: dict | None = None, notes: dict[str, str] | None = None) -> CompareResult:
+        """Generate every set that has no records yet, then score them all."""
+        unknown = sorted(set(methods) - set(METHOD_LABELS))
+        if unknown:
+            raise ValueError(f"unknown methods {unknown}; choose from {list(METHOD_LABELS)}")
+        out = Path(out)
+        seconds: dict[str, float] = {}
+        cells = []
+        for method in methods:
+            made: dict[str, Path] = {}
+            for snr in snrs:
+                folder = set_folder(out, method, snr)
+                if (folder / RECORDS).is_file():
+                    records = json.loads((folder / RECORDS).read_text())
+                else:
+                    started = time.perf_counter()
+                    records = self.generate(method, snr, out, made)
+                    seconds[f"{method}/snr{snr_label(snr)}"] = round(time.perf_counter() - started, 2)
+                scores = scorer.score_images(folder, f"{self.channel}/{method}/snr{snr_label(snr)}")
+                delivered = [r["delivered"] for r in records if r["delivered"] is not None]
+                cells.append(CompareCell(
+                    method, snr_label(snr), scores,
+                    channel_uses_per_pixel=float(np.mean([r["channel_uses"] for r in records])) / self.pixels,
+                    delivered=float(np.mean(delivered)) if delivered else None))
+        return CompareResult(
+            methods=list(methods), snrs=[float(s) for s in snrs], channel=self.channel, count=self.count,
+            budget_per_pixel=self.budget_per_pixel, cells=cells, real=scorer.score_real(),
+            class_names=scorer.classes.names, settings=dict(settings or {}), notes=dict(notes or {}),
+            generation_seconds=seconds)
+
+
+def _save_png(path: Path, picture: np.ndarray) -> None:
+    atomic_save(path, lambda tmp: Image.fromarray(picture).save(tmp, format="PNG"))
+
+
+def example_rows(result: CompareResult, dataset: Dataset, out: Path, index: int) -> list[list[np.ndarray]]:
+    """Rows of an example figure: per SNR, the ground truth then each method's picture of item ``index``."""
+    item = dataset[index]
+    truth = image_to_rgb(collate([item]).image)[0]
+    rows = []
+    for snr in result.snrs:
+        pictures = [np.asarray(Image.open(image_path(set_folder(out, m, snr), item.name)).convert("RGB"))
+                    for m in result.methods]
+        rows.append([truth, *pictures])
+    return rows

@@ -1,0 +1,187 @@
+"""The report of ``gesco compare``: a table, a plot per metric against SNR, crossovers, example figures.
+
+Files written into ``OUT`` (atomically): ``results.json`` (settings, every cell, crossovers), ``results.csv``,
+``report.md``, ``plots/<metric>.png`` (metric against Es/N0 in dB, one line per method, the real images as a
+dashed reference, crossovers of GESCO with the classical link marked) and ``figures/examples_<name>.png``
+(a row per SNR: the image, then each method's picture).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from torch.utils.data import Dataset  # noqa: E402
+
+from gesco.evaluation.compare import (  # noqa: E402
+    CLASSICAL,
+    GESCO_ANALOG,
+    GESCO_DIGITAL,
+    METHOD_LABELS,
+    CompareResult,
+    example_rows,
+)
+from gesco.evaluation.figures import save_grid  # noqa: E402
+from gesco.evaluation.report import METRICS, MetricColumn, csv_text, format_value  # noqa: E402
+from gesco.io import atomic_save, atomic_write_text  # noqa: E402
+
+#: The metrics the comparison reports (pixel-level PSNR included: it is what JPEG and Deep JSCC optimise).
+COMPARE_METRICS = tuple(m for m in METRICS if m.key in ("miou", "ssim", "lpips", "fid", "image_psnr"))
+
+
+@dataclass(frozen=True)
+class Crossover:
+    """Where ``method`` and ``baseline`` swap places on ``metric``: the SNR (dB, linear interpolation between
+    the measured SNRs) and which is better above it."""
+
+    metric: str
+    method: str
+    baseline: str
+    snr_db: float
+    better_above: str
+
+
+def _value(metric: MetricColumn, scores) -> float | None:
+    value = metric.read(scores)
+    return value if value is not None and math.isfinite(value) else None
+
+
+def metric_curves(result: CompareResult, metric: MetricColumn) -> dict[str, list[float | None]]:
+    """Per method, the metric at each SNR (None where not computed)."""
+    cells = {(c.method, c.snr): c for c in result.cells}
+    return {m: [_value(metric, cells[m, f"{s:g}"].scores) for s in result.snrs] for m in result.methods}
+
+
+def crossovers(result: CompareResult, metric: MetricColumn, *, baseline: str = CLASSICAL) -> list[Crossover]:
+    """Every SNR where a GESCO method and ``baseline`` change places on ``metric``."""
+    curves = metric_curves(result, metric)
+    if baseline not in curves:
+        return []
+    found = []
+    sign = 1 if metric.higher_is_better else -1
+    for method in (GESCO_ANALOG, GESCO_DIGITAL):
+        if method not in curves:
+            continue
+        points = [(s, a, b) for s, a, b in zip(result.snrs, curves[method], curves[baseline], strict=True)
+                  if a is not None and b is not None]
+        for (s0, a0, b0), (s1, a1, b1) in zip(points, points[1:], strict=False):
+            d0, d1 = sign * (a0 - b0), sign * (a1 - b1)
+            if d0 == 0 or d0 * d1 >= 0:
+                continue
+            snr = s0 + (s1 - s0) * d0 / (d0 - d1)
+            found.append(Crossover(metric.key, method, baseline, round(snr, 2), method if d1 > 0 else baseline))
+    return found
+
+
+def results_json(result: CompareResult) -> dict:
+    return {
+        "settings": result.settings,
+        "channel": result.channel,
+        "n": result.count,
+        "snr_db": result.snrs,
+        "budget_channel_uses_per_pixel": result.budget_per_pixel,
+        "methods": [{"name": m, "label": METHOD_LABELS[m]} for m in result.methods],
+        "results": [{"method": c.method, "snr_db": float(c.snr), "channel_uses_per_pixel": c.channel_uses_per_pixel,
+                     "delivered": c.delivered, **{m.key: _value(m, c.scores) for m in COMPARE_METRICS}}
+                    for c in result.cells],
+        "real_images_miou": result.real.segmentation.miou if result.real.segmentation else None,
+        "crossovers": [vars(x) for m in COMPARE_METRICS for x in crossovers(result, m)],
+        "notes": result.notes,
+        "generation_seconds": result.generation_seconds,
+    }
+
+
+def reported_metrics(result: CompareResult) -> list[MetricColumn]:
+    return [m for m in COMPARE_METRICS if any(_value(m, c.scores) is not None for c in result.cells)]
+
+
+def markdown_report(result: CompareResult) -> str:
+    metrics = reported_metrics(result)
+    cells = {(c.method, c.snr): c for c in result.cells}
+    snrs = [f"{s:g}" for s in result.snrs]
+    lines = [f"# gesco compare: {result.channel.upper()}, {result.count} images", ""]
+    lines += [f"- {k}: {v}" for k, v in result.settings.items() if v is not None and not isinstance(v, dict)]
+    lines += [f"- channel-use budget: {result.budget_per_pixel:.3f} complex channel uses per pixel", ""]
+    lines += ["## Channel uses per pixel (mean over the images)", "", "| Method | " + " | ".join(snrs) + " |",
+              "|" + "---|" * (len(snrs) + 1)]
+    for method in result.methods:
+        lines.append(f"| {METHOD_LABELS[method]} | "
+                     + " | ".join(f"{cells[method, s].channel_uses_per_pixel:.3f}" for s in snrs) + " |")
+    for metric in metrics:
+        arrow = "↑" if metric.higher_is_better else "↓"
+        lines += ["", f"## {metric.title} {arrow} against Es/N0 (dB)", "", "| Method | " + " | ".join(snrs) + " |",
+                  "|" + "---|" * (len(snrs) + 1)]
+        for method in result.methods:
+            lines.append(f"| {METHOD_LABELS[method]} | " + " | ".join(
+                format_value(_value(metric, cells[method, s].scores), metric.key) for s in snrs) + " |")
+        if metric.key == "miou" and result.real.segmentation is not None:
+            lines.append("| Real images (reference) | " + " | ".join(
+                [format_value(result.real.segmentation.miou, "miou")] * len(snrs)) + " |")
+    delivered = [m for m in result.methods if any(cells[m, s].delivered is not None for s in snrs)]
+    if delivered:
+        lines += ["", "## Delivered (classical: images decoded; GESCO-digital: pixels known)", "",
+                  "| Method | " + " | ".join(snrs) + " |", "|" + "---|" * (len(snrs) + 1)]
+        for method in delivered:
+            lines.append(f"| {METHOD_LABELS[method]} | " + " | ".join(
+                format_value(cells[method, s].delivered, "delivered") for s in snrs) + " |")
+    found = [x for m in metrics for x in crossovers(result, m)]
+    lines += ["", "## Crossovers with the classical link", ""]
+    lines += [f"- {x.metric}: {x.method} and {x.baseline} cross at {x.snr_db:.1f} dB; above it {x.better_above} "
+              "is better" for x in found] or ["- none within the measured SNRs"]
+    if result.notes:
+        lines += ["", "Notes:", ""] + [f"- {k}: {v}" for k, v in result.notes.items()]
+    return "\n".join(lines) + "\n"
+
+
+def write_plots(result: CompareResult, folder: Path) -> list[Path]:
+    written = []
+    for metric in reported_metrics(result):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for method, values in metric_curves(result, metric).items():
+            ax.plot(result.snrs, [math.nan if v is None else v for v in values], "-o", label=METHOD_LABELS[method])
+        if metric.key == "miou" and result.real.segmentation is not None:
+            ax.axhline(result.real.segmentation.miou, linestyle="--", color="grey", label="real images")
+        for crossing in crossovers(result, metric):
+            ax.axvline(crossing.snr_db, linestyle=":", color="black", alpha=0.6)
+            ax.annotate(f"{crossing.method} × classical\n{crossing.snr_db:.1f} dB", (crossing.snr_db, 0.02),
+                        xycoords=("data", "axes fraction"), fontsize=6, rotation=90, va="bottom")
+        ax.set_xlabel(f"Es/N0 (dB), {result.channel.upper()}")
+        ax.set_ylabel(f"{metric.title} ({'higher' if metric.higher_is_better else 'lower'} is better)")
+        ax.set_title(f"{result.budget_per_pixel:.2f} channel uses per pixel, {result.count} images", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        path = folder / f"{metric.key}.png"
+        atomic_save(path, lambda tmp, f=fig: f.savefig(tmp, format="png", dpi=110))
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def write_compare_report(result: CompareResult, out: str | Path, *, dataset: Dataset,
+                         examples: int = 2) -> list[Path]:
+    """Write every report file of ``result`` into ``out``; return the paths written."""
+    out = Path(out)
+    data = results_json(result)
+    atomic_write_text(out / "results.json", json.dumps(data, indent=2, allow_nan=False) + "\n")
+    keys = [m.key for m in COMPARE_METRICS]
+    rows = [["method", "snr_db", "channel_uses_per_pixel", "delivered", *keys]]
+    rows += [[r["method"], r["snr_db"], r["channel_uses_per_pixel"], "" if r["delivered"] is None else r["delivered"],
+              *("" if r[k] is None else r[k] for k in keys)] for r in data["results"]]
+    atomic_write_text(out / "results.csv", csv_text(rows))
+    atomic_write_text(out / "report.md", markdown_report(result))
+    written = [out / "results.json", out / "results.csv", out / "report.md", *write_plots(result, out / "plots")]
+    for index in range(min(examples, result.count)):
+        name = dataset[index].name
+        titles = ["image", *(METHOD_LABELS[m].split(":")[0].split(" (")[0] for m in result.methods)]
+        written.append(save_grid(out / "figures" / f"examples_{name}.png", example_rows(result, dataset, out, index),
+                                 titles, row_titles=[f"{s:g} dB" for s in result.snrs],
+                                 title=f"{name}, {result.channel.upper()}, {result.budget_per_pixel:.2f} "
+                                       "channel uses per pixel"))
+    return written
