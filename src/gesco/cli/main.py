@@ -13,7 +13,7 @@ import sys
 from gesco import __version__
 
 COMMAND_MODULES = ["demo", "data", "train", "sample", "transmit", "convert", "evaluate", "train_segmenter",
-                   "compare", "train_deep_jscc"]
+                   "compare", "train_deep_jscc", "waterfall"]
 
 
 def build_parser() -> argparse.ArgumentParser:
