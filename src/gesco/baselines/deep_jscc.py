@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -28,10 +27,8 @@ from torch import nn
 from gesco.channel.digital.symbol_channel import SymbolChannel
 from gesco.channel.digital.theory import esn0_db_to_n0
 from gesco.config import Config
-from gesco.io import load_tensors, save_tensors
-from gesco.receiver.unet.model import check_state_dict
+from gesco.weights_folder import WeightsFolder
 
-WEIGHTS_NAME = "model.safetensors"
 #: The encoder halves the resolution twice.
 DOWNSAMPLING = 4
 #: SNR (dB) is fed to the network divided by this, so the training range sits near [-1, 1].
@@ -109,13 +106,15 @@ def _deconv(cin: int, cout: int, stride: int) -> nn.ConvTranspose2d:
     return nn.ConvTranspose2d(cin, cout, 5, stride=stride, padding=2, output_padding=stride - 1)
 
 
-class DeepJSCC(nn.Module):
+class DeepJSCC(WeightsFolder, nn.Module):
     """Image in [-1, 1] (B, 3, H, W) -> unit-power complex symbols -> channel -> image in [-1, 1].
 
     >>> model = DeepJSCC(DeepJSCCConfig(image_size=(16, 32), latent_channels=8))
     >>> model.config.channel_uses, tuple(model.encode(torch.zeros(2, 3, 16, 32), snr_db=10.0).shape)
     (128, (2, 128))
     """
+
+    config_class = DeepJSCCConfig
 
     def __init__(self, config: DeepJSCCConfig | None = None):
         super().__init__()
@@ -178,20 +177,3 @@ class DeepJSCC(nn.Module):
             received = torch.cat([channel(symbols[i : i + 1], n0=esn0_db_to_n0(float(s)), generator=generator).symbols
                                   for i, s in enumerate(snr.tolist())])
         return self.decode(received, snr_db=snr)
-
-    def save_pretrained(self, directory: str | Path) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` into ``directory`` atomically; return it."""
-        directory = Path(directory)
-        self.config.save(directory)
-        save_tensors(directory / WEIGHTS_NAME, self.state_dict(), metadata={"class": type(self).__name__})
-        return directory
-
-    @classmethod
-    def from_pretrained(cls, directory: str | Path) -> DeepJSCC:
-        """Load a folder written by :meth:`save_pretrained` (float16 weights are upcast), in eval mode."""
-        directory = Path(directory)
-        model = cls(DeepJSCCConfig.load(directory))
-        weights = load_tensors(directory / WEIGHTS_NAME)
-        check_state_dict({k: v.shape for k, v in model.state_dict().items()}, weights, source=str(directory))
-        model.load_state_dict({k: v.float() for k, v in weights.items()})
-        return model.eval()

@@ -54,6 +54,7 @@ from gesco.receiver.fds import fast_denoise
 from gesco.receiver.pipeline import DiffusionReceiver
 from gesco.receiver.sampling import SamplerConfig, sample
 from gesco.semantics.maps import SemanticMap
+from gesco.semantics.payload import Payload
 from gesco.semantics.transmitter import Transmitter
 
 CLASSICAL, DEEP_JSCC, GESCO_ANALOG, GESCO_DIGITAL = "classical", "deep-jscc", "gesco-analog", "gesco-digital"
@@ -161,11 +162,11 @@ class Comparison:
     def _generator(self, index: int, snr: float) -> torch.Generator:
         return seeded_generator(self.seed, index, snr, _CHANNEL_STREAM)
 
-    def _payload(self, index: int):
+    def _payload(self, index: int) -> Payload:
         item = self.dataset[index]
         instances = None if item.instances is None else item.instances[None]
         semantic_map = SemanticMap(item.labels[None], self.receiver.table, instances, self.receiver.config.edge_rule)
-        return item, Transmitter()(semantic_map)
+        return Transmitter()(semantic_map)
 
     # --- the four methods: each returns (pictures uint8 (H, W, 3) or conditions, channel uses, delivered) ---
 
@@ -185,7 +186,7 @@ class Comparison:
         return image_to_rgb(decoded)[0], self.deep_jscc.config.channel_uses, None
 
     def _gesco_analog(self, index: int, snr: float) -> tuple[torch.Tensor, int, None]:
-        _, payload = self._payload(index)
+        payload = self._payload(index)
         received = self.analog_channel(payload, snr_db=snr, generator=self._generator(index, snr)).payload
         uses = math.ceil(int(payload.transmitted[0].sum()) * self.pixels / 2)
         return fast_denoise(received.values, received.transmitted)[0], uses, None
@@ -193,7 +194,7 @@ class Comparison:
     def _gesco_digital(self, index: int, snr: float) -> tuple[torch.Tensor, int, float]:
         from gesco.baselines.digital_gesco import DEFAULT_BAND_ROWS, DigitalGesco, map_blocks
 
-        _, payload = self._payload(index)
+        payload = self._payload(index)
         blocks = len(map_blocks(payload, 0, self.digital, band_rows=DEFAULT_BAND_ROWS))
         config = most_robust_config(self.digital, blocks, self.budget)
         if config is None:

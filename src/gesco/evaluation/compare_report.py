@@ -27,9 +27,9 @@ from gesco.evaluation.compare import (  # noqa: E402
     CompareResult,
     example_rows,
 )
-from gesco.evaluation.figures import save_grid  # noqa: E402
+from gesco.evaluation.figures import save_grid, save_metric_plot  # noqa: E402
 from gesco.evaluation.report import METRICS, MetricColumn, csv_text, format_value  # noqa: E402
-from gesco.io import atomic_save, atomic_write_text  # noqa: E402
+from gesco.io import atomic_write_text  # noqa: E402
 
 #: The metrics the comparison reports (pixel-level PSNR included: it is what JPEG and Deep JSCC optimise).
 COMPARE_METRICS = tuple(m for m in METRICS if m.key in ("miou", "ssim", "lpips", "fid", "image_psnr"))
@@ -152,15 +152,9 @@ def write_plots(result: CompareResult, folder: Path) -> list[Path]:
             ax.annotate(f"{crossing.method} × classical\n{crossing.snr_db:.1f} dB", (crossing.snr_db, 0.02),
                         xycoords=("data", "axes fraction"), fontsize=6, rotation=90, va="bottom")
         ax.set_xlabel(f"Es/N0 (dB), {result.channel.upper()}")
-        ax.set_ylabel(f"{metric.title} ({'higher' if metric.higher_is_better else 'lower'} is better)")
         ax.set_title(f"{result.budget_per_pixel:.2f} channel uses per pixel, {result.count} images", fontsize=9)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        path = folder / f"{metric.key}.png"
-        atomic_save(path, lambda tmp, f=fig: f.savefig(tmp, format="png", dpi=110))
-        plt.close(fig)
-        written.append(path)
+        ylabel = f"{metric.title} ({'higher' if metric.higher_is_better else 'lower'} is better)"
+        written.append(save_metric_plot(fig, ax, folder / f"{metric.key}.png", ylabel=ylabel))
     return written
 
 

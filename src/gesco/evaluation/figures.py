@@ -62,3 +62,14 @@ def save_grid(
     atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     plt.close(fig)
     return path
+
+
+def save_metric_plot(fig, ax, path: Path, *, ylabel: str) -> Path:
+    """Label, grid and legend a metric plot, write it as PNG atomically and close it."""
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    plt.close(fig)
+    return path

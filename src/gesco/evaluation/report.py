@@ -29,10 +29,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from torch.utils.data import Dataset  # noqa: E402
 
-from gesco.evaluation.figures import image_to_rgb, save_grid  # noqa: E402
+from gesco.evaluation.figures import image_to_rgb, save_grid, save_metric_plot  # noqa: E402
 from gesco.evaluation.scoring import SetScores, image_path, read_images  # noqa: E402
 from gesco.evaluation.sweep import CLEAN, REAL_IMAGES, RECEIVED_MAP, SweepResult, set_folder  # noqa: E402
-from gesco.io import atomic_save, atomic_write_text  # noqa: E402
+from gesco.io import atomic_write_text  # noqa: E402
 from gesco.semantics.classes import ClassTable  # noqa: E402
 from gesco.semantics.maps import SemanticMap  # noqa: E402
 
@@ -186,14 +186,8 @@ def write_plots(result: SweepResult, folder: Path) -> list[Path]:
             ax.plot(positions, [math.nan if v is None else v for v in values], style, label=label)
         ax.set_xticks(list(positions), result.psnrs)
         ax.set_xlabel("channel PSNR label (dB)")
-        ax.set_ylabel(f"{metric.title} ({'higher' if metric.higher_is_better else 'lower'} is better)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        path = folder / f"{metric.key}.png"
-        atomic_save(path, lambda tmp, f=fig: f.savefig(tmp, format="png", dpi=110))
-        plt.close(fig)
-        written.append(path)
+        ylabel = f"{metric.title} ({'higher' if metric.higher_is_better else 'lower'} is better)"
+        written.append(save_metric_plot(fig, ax, folder / f"{metric.key}.png", ylabel=ylabel))
     return written
 
 

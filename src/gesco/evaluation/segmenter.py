@@ -23,11 +23,9 @@ from torch import nn
 
 from gesco.config import Config
 from gesco.datasets.synthetic import SYNTHETIC_CLASSES
-from gesco.io import load_tensors, save_tensors
-from gesco.receiver.unet.model import check_state_dict
 from gesco.semantics.classes import ClassTable, class_table
+from gesco.weights_folder import WeightsFolder
 
-WEIGHTS_NAME = "model.safetensors"
 #: Cityscapes label ids the synthetic street scenes draw: the default classes of a segmenter trained on them.
 SYNTHETIC_CLASS_IDS = tuple(sorted(SYNTHETIC_CLASSES))
 #: Logit index -> class-table channel: this value marks a logit that stands for no class (its pixels count as wrong).
@@ -95,8 +93,10 @@ def _conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class GescoSegmenter(nn.Module):
+class GescoSegmenter(WeightsFolder, nn.Module):
     """Compact UNet segmenter; ``forward`` gives logits, ``predict`` gives channel ids."""
+
+    config_class = SegmenterConfig
 
     def __init__(self, config: SegmenterConfig):
         super().__init__()
@@ -144,23 +144,6 @@ class GescoSegmenter(nn.Module):
             return self.class_ids[self(images.float()).argmax(dim=1)]
         finally:
             self.train(was_training)
-
-    def save_pretrained(self, directory: str | Path) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` into ``directory`` atomically; return it."""
-        directory = Path(directory)
-        self.config.save(directory)
-        save_tensors(directory / WEIGHTS_NAME, self.state_dict(), metadata={"class": type(self).__name__})
-        return directory
-
-    @classmethod
-    def from_pretrained(cls, directory: str | Path) -> GescoSegmenter:
-        """Load a folder written by :meth:`save_pretrained`, in eval mode."""
-        directory = Path(directory)
-        model = cls(SegmenterConfig.load(directory))
-        weights = load_tensors(directory / WEIGHTS_NAME)
-        check_state_dict({k: v.shape for k, v in model.state_dict().items()}, weights, source=str(directory))
-        model.load_state_dict(weights)
-        return model.eval()
 
 
 @dataclass(frozen=True)
