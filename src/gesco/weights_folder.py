@@ -1,9 +1,15 @@
-"""Models that live in a folder of ``config.json`` + ``model.safetensors`` (the segmenter, Deep JSCC)."""
+"""Models that live in a folder of ``config.json`` + ``model.safetensors`` (the UNet, the segmenter, Deep JSCC).
+
+A foundation module: it imports only :mod:`gesco.config` and :mod:`gesco.io`, so every stage can use it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar, Self
+
+import torch
 
 from gesco.config import Config
 from gesco.io import load_tensors, save_tensors
@@ -11,8 +17,41 @@ from gesco.io import load_tensors, save_tensors
 WEIGHTS_NAME = "model.safetensors"
 
 
+class StateDictMismatchError(ValueError):
+    """Weights that do not fit the architecture: names missing or unexpected, or shapes differ."""
+
+    def __init__(self, missing: list[str], unexpected: list[str], wrong_shapes: list[str], *, source: str) -> None:
+        self.missing, self.unexpected, self.wrong_shapes = missing, unexpected, wrong_shapes
+        parts = [f"{source} does not match the architecture (another model or config?)"]
+        named = (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", wrong_shapes))
+        for label, keys in named:
+            if keys:
+                shown = ", ".join(keys[:8]) + (f", ... ({len(keys)} in all)" if len(keys) > 8 else "")
+                parts.append(f"{label}: {shown}")
+        super().__init__("; ".join(parts))
+
+
+def check_state_dict(
+    expected: Mapping[str, torch.Size | tuple[int, ...]], given: Mapping[str, torch.Tensor], *, source: str
+) -> None:
+    """Raise :class:`StateDictMismatchError` unless ``given`` has exactly the names and shapes of ``expected``."""
+    missing = sorted(k for k in expected if k not in given)
+    unexpected = sorted(k for k in given if k not in expected)
+    wrong_shapes = sorted(
+        f"{k} {tuple(given[k].shape)} != {tuple(expected[k])}"
+        for k in expected
+        if k in given and tuple(given[k].shape) != tuple(expected[k])
+    )
+    if missing or unexpected or wrong_shapes:
+        raise StateDictMismatchError(missing, unexpected, wrong_shapes, source=source)
+
+
 class WeightsFolder:
-    """Mixin for an ``nn.Module`` built from one config (``self.config`` of type ``config_class``)."""
+    """Mixin for an ``nn.Module`` built from one config (``self.config`` of type ``config_class``).
+
+    A subclass that builds itself differently around existing weights (e.g. on the meta device)
+    overrides :meth:`from_state_dict`; :meth:`from_pretrained` goes through it.
+    """
 
     config_class: ClassVar[type[Config]]
 
@@ -20,17 +59,32 @@ class WeightsFolder:
         """Write ``config.json`` and ``model.safetensors`` into ``directory`` atomically; return it."""
         directory = Path(directory)
         self.config.save(directory)
-        save_tensors(directory / WEIGHTS_NAME, self.state_dict(), metadata={"class": type(self).__name__})
+        metadata = {"format": "pt", "class": type(self).__name__}
+        save_tensors(directory / WEIGHTS_NAME, self.state_dict(), metadata=metadata)
         return directory
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path) -> Self:
-        """Load a folder written by :meth:`save_pretrained` (float16 weights are upcast), in eval mode."""
-        from gesco.receiver.unet.model import check_state_dict
+    def from_pretrained(cls, directory: str | Path, *, device: str | torch.device = "cpu") -> Self:
+        """Load a folder written by :meth:`save_pretrained`, on ``device``, in eval mode, with floating weights
+        as float32 (shipped models store float16).
 
+        Raises:
+            FileNotFoundError: no config or weights in ``directory``.
+            ValueError: unreadable (e.g. truncated) weights or config (:class:`~gesco.config.ConfigError`);
+                :class:`StateDictMismatchError` if the weights belong to another architecture.
+        """
         directory = Path(directory)
-        model = cls(cls.config_class.load(directory))
-        weights = load_tensors(directory / WEIGHTS_NAME)
-        check_state_dict({k: v.shape for k, v in model.state_dict().items()}, weights, source=str(directory))
-        model.load_state_dict(weights)
-        return model.eval()
+        config = cls.config_class.load(directory)
+        path = directory / WEIGHTS_NAME
+        weights = {k: v.float() if v.is_floating_point() else v for k, v in load_tensors(path, device=device).items()}
+        return cls.from_state_dict(weights, config, source=str(path)).to(device).eval()
+
+    @classmethod
+    def from_state_dict(
+        cls, state_dict: Mapping[str, torch.Tensor], config: Config, *, source: str = "state dict"
+    ) -> Self:
+        """Build the model from ``config`` and load ``state_dict`` into it after checking names and shapes."""
+        model = cls(config)
+        check_state_dict({k: v.shape for k, v in model.state_dict().items()}, state_dict, source=source)
+        model.load_state_dict(state_dict)
+        return model

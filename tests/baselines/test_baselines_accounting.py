@@ -16,7 +16,7 @@ from gesco.baselines import (
     gesco_digital_uses,
     jpeg_uses,
 )
-from gesco.baselines.map_bands import pack_map_bands
+from gesco.channel.digital.map_bands import pack_map_bands
 from gesco.channel.digital import DigitalConfig
 from gesco.datasets.synthetic import SyntheticStreets
 from gesco.semantics import SemanticMap, Transmitter

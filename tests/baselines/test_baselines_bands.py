@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from gesco.baselines.map_bands import BLOCK_HEADER, BandLayout, pack_map_bands, unpack_map_bands
+from gesco.channel.digital.map_bands import BLOCK_HEADER, BandLayout, pack_map_bands, unpack_map_bands
 from gesco.datasets.synthetic import SyntheticStreets
 from gesco.semantics import SemanticMap
 

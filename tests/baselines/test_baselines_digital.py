@@ -10,8 +10,8 @@ from torch import nn
 pytest.importorskip("sionna")
 
 from gesco.baselines import MID_GREY, DigitalGesco, DigitalReceived, JpegOverDigital  # noqa: E402
-from gesco.baselines.map_bands import BLOCK_HEADER  # noqa: E402
-from gesco.baselines.digital_gesco import map_blocks  # noqa: E402
+from gesco.channel.digital.map_bands import BLOCK_HEADER  # noqa: E402
+from gesco.channel.digital.map_channel import map_blocks  # noqa: E402
 from gesco.channel.digital import DigitalConfig, DigitalLink  # noqa: E402
 from gesco.datasets.synthetic import SyntheticStreets  # noqa: E402
 from gesco.link import Link  # noqa: E402

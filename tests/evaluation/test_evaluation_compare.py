@@ -87,7 +87,7 @@ def test_compare_writes_the_table_plots_and_figures(compared):
 def test_channel_use_accounting_of_every_method(compared, assets):
     out, _ = compared
     data = json.loads((out / "results.json").read_text())
-    budget = data["budget_channel_uses_per_pixel"]
+    budget = data["budget_complex_channel_uses_per_pixel"]
     assert budget == 6.0  # the Deep JSCC model's: 192 real values per 4 x 4 pixels
     for snr in (-10, 20, 30):
         records = {m: json.loads((out / "images" / m / f"snr{snr}" / "records.json").read_text())

@@ -209,7 +209,7 @@ def test_ddim_equals_official_equations(spacing, eta, inputs):
     steps = int(spacing[len("ddim") :])
     with torch.no_grad():
         expected = _official_ddim(model, y, x_T, spacing=spacing, scale=2.0, eta=eta, generator=torch.Generator().manual_seed(9))
-    config = SamplerConfig(sampler="ddim", steps=steps, guidance=2.0, eta=eta)
+    config = SamplerConfig(sampler="ddim", steps=steps, guidance=2.0, eta=eta, autocast_dtype="float32")
     got = sample(model, y, config, x_T=x_T, generator=torch.Generator().manual_seed(9), progress=False)
     assert got.model_timesteps.tolist() == list(range(1000 - 1000 // steps, -1, -(1000 // steps)))
     torch.testing.assert_close(got.sample, expected, rtol=1e-5, atol=2e-5)
@@ -232,7 +232,7 @@ def test_ddpm_equals_official_equations(steps, scale, inputs):
     model = StandInDenoiser()
     with torch.no_grad():
         expected = _official_ddpm(model, y, x_T, spacing=str(steps), scale=scale, generator=torch.Generator().manual_seed(3))
-    config = SamplerConfig(sampler="ddpm", steps=steps, guidance=scale)
+    config = SamplerConfig(sampler="ddpm", steps=steps, guidance=scale, autocast_dtype="float32")
     got = sample(model, y, config, x_T=x_T, generator=torch.Generator().manual_seed(3), progress=False)
     assert got.model_timesteps[0] == 999 and got.model_timesteps[-1] == 0
     torch.testing.assert_close(got.sample, expected, rtol=1e-4, atol=1e-4)
@@ -254,7 +254,8 @@ def test_dpmpp_thresholding_at_one_is_plain_clipping(inputs):
             eps = guided_output(model, x, t_batch, y, scale=2.0)[:, :3]
             x0 = full.predict_start_from_noise(x, t_batch, eps).clamp(-1, 1)
             x = scheduler.step(x0, t, x).prev_sample
-    got = sample(model, y, SamplerConfig(sampler="dpmpp", steps=15, guidance=2.0), x_T=x_T, progress=False)
+    got = sample(model, y, SamplerConfig(sampler="dpmpp", steps=15, guidance=2.0, autocast_dtype="float32"), x_T=x_T,
+                 progress=False)
     torch.testing.assert_close(got.sample, x, rtol=1e-5, atol=1e-5)
 
 

@@ -137,12 +137,13 @@ def test_cli_writes_a_receiver_folder_that_reproduces_official_outputs(reference
     convert_cli.register(parser.add_subparsers())
     args = parser.parse_args(
         ["convert-official", str(reference_dir / "official-tiny-cityscapes.pt"), str(tmp_path / "tiny"),
-         "--config", "official-tiny"]
+         "--config", "official-tiny", "--image-size", "32x64"]
     )
     assert args.func(args) == 0
     assert "parameters" in capsys.readouterr().out
     receiver = DiffusionReceiver.from_pretrained(tmp_path / "tiny")
     assert receiver.config.class_table == "cityscapes" and receiver.config.edge_rule == "official"
+    assert receiver.config.image_size == (32, 64)
     assert receiver.config.sampler.guidance == 2.0
     model = GescoUNet.from_pretrained(tmp_path / "tiny" / "unet")
     case = tiny_cases[2]

@@ -8,10 +8,11 @@ import torch
 
 from gesco.receiver.diffusion import GaussianDiffusion, LossOutput
 from gesco.receiver.pipeline import DiffusionReceiver
+from gesco.receiver.sampling import SamplerConfig
 from gesco.receiver.unet import UNetConfig
 from gesco.training.checkpoint import list_checkpoints, load_checkpoint
 from gesco.training.config import DataConfig, TrainConfig
-from gesco.training.trainer import NonFiniteLossError, StepBatchSampler, train
+from gesco.training.trainer import NonFiniteLossError, train
 
 TINY_UNET = UNetConfig(base_channels=32, channel_mult=(1, 2), num_res_blocks=1, attention_ds=(2,), head_channels=32,
                        label_channels=36, spade_hidden_channels=16)
@@ -30,19 +31,6 @@ def tiny_config(output_dir, **changes) -> TrainConfig:
         noise="paper",
     )
     return config.replace(**changes)
-
-
-def test_step_sampler_is_resumable_and_shards_processes():
-    straight = list(StepBatchSampler(10, 2, seed=1, start_step=0, max_steps=12))
-    resumed = list(StepBatchSampler(10, 2, seed=1, start_step=7, max_steps=12))
-    assert straight[7:] == resumed
-    # an epoch is a permutation: 5 steps of 2 cover all 10 items once
-    assert sorted(i for batch in straight[:5] for i in batch) == list(range(10))
-    rank0 = list(StepBatchSampler(10, 2, seed=1, start_step=0, max_steps=2, rank=0, world_size=2))
-    rank1 = list(StepBatchSampler(10, 2, seed=1, start_step=0, max_steps=2, rank=1, world_size=2))
-    assert not set(rank0[0]) & set(rank1[0])
-    with pytest.raises(ValueError, match="fewer than one step"):
-        StepBatchSampler(3, 2, seed=0, start_step=0, max_steps=1, world_size=2)
 
 
 def test_resume_continues_exactly(tmp_path):
@@ -103,7 +91,8 @@ def test_model_must_fit_the_class_table(tmp_path):
 
 
 def test_tensorboard_and_sample_grid(tmp_path):
-    train(tiny_config(tmp_path, max_steps=2, checkpoint_every=2, log_every=1, sample_every=2, sample_steps=2),
+    sampler = SamplerConfig(sampler="dpmpp", steps=2, guidance=1.5)
+    train(tiny_config(tmp_path, max_steps=2, checkpoint_every=2, log_every=1, sample_every=2, sampler=sampler),
           progress=False)
     assert (tmp_path / "samples" / "step-00000002.png").is_file()
     events = list((tmp_path / "tensorboard").rglob("events.out.tfevents.*"))

@@ -5,50 +5,8 @@ import torch
 from torch import nn
 
 from gesco.training.checkpoint import TrainingState, list_checkpoints, load_checkpoint, save_checkpoint
-from gesco.training.conditioning import drop_condition, noisy_condition
+from gesco.training.conditioning import drop_condition
 from gesco.training.ema import EMA
-
-
-def one_hot_batch(batch=4, height=16, width=16):
-    labels = torch.zeros(batch, height, width, dtype=torch.long)
-    labels[:, height // 2 :] = 1
-    one_hot = torch.nn.functional.one_hot(labels, 5).permute(0, 3, 1, 2).float()  # channels 2..4 absent
-    return one_hot
-
-
-def test_paper_noise_is_one_map_shared_by_all_channels(generator):
-    clean = one_hot_batch()
-    noisy, sigma = noisy_condition(clean, mode="paper", sigmas=[0.5], generator=generator)
-    noise = noisy - clean
-    assert torch.all(sigma == 0.5)
-    # every channel, present or absent, got the same per-pixel value
-    assert torch.allclose(noise, noise[:, :1].expand_as(noise), atol=1e-6)
-    assert noise.std().item() == pytest.approx(0.5, rel=0.1)
-
-
-def test_paper_sigma_is_drawn_per_batch(generator):
-    sigmas = set()
-    for _ in range(30):
-        _, sigma = noisy_condition(one_hot_batch(), mode="paper", sigmas=[0.1, 0.2, 0.3], generator=generator)
-        assert sigma.unique().numel() == 1
-        sigmas.add(round(sigma[0].item(), 3))
-    assert sigmas == {0.1, 0.2, 0.3}
-
-
-def test_channel_noise_touches_only_sent_channels_and_is_filtered(generator):
-    clean = one_hot_batch()
-    noisy, sigma = noisy_condition(clean, mode="channel", sigmas=[0.3, 0.6], generator=generator)
-    assert noisy[:, 2:].abs().max() == 0
-    assert noisy[:, :2].abs().sum() > 0 and not torch.equal(noisy, clean)
-    assert {round(s, 4) for s in sigma.tolist()} <= {0.3, 0.6}
-
-
-def test_no_noise_mode_is_the_clean_map(generator):
-    clean = one_hot_batch()
-    noisy, sigma = noisy_condition(clean, mode="none", sigmas=[0.3], generator=generator)
-    assert torch.equal(noisy, clean) and torch.all(sigma == 0)
-    with pytest.raises(ValueError, match="noise mode"):
-        noisy_condition(clean, mode="loud", sigmas=[0.3], generator=generator)
 
 
 def test_condition_dropout_zeroes_whole_maps(generator):

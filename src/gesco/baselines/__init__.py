@@ -1,7 +1,7 @@
-"""Baselines that share GESCO's channel-use budget: GESCO over the digital link, JPEG over the
-digital link, and the channel-use accounting that puts every method on the same bandwidth.
+"""What GESCO is compared with at equal channel uses (JPEG over the digital link, Deep JSCC), and the one
+payload accounting module (real values, complex channel uses, bits) every command counts with.
 
-Running them needs the ``digital`` extra (Sionna); coding and accounting do not.
+Running the digital link needs the ``digital`` extra (Sionna); coding and accounting do not.
 """
 
 from gesco.baselines.accounting import (
@@ -9,37 +9,33 @@ from gesco.baselines.accounting import (
     GESCO_DIGITAL,
     JPEG,
     ChannelUses,
+    PayloadSizes,
     channel_use_budget,
     channel_use_report,
-    complex_channel_uses,
     gesco_analog_uses,
     gesco_digital_uses,
     jpeg_uses,
+    mean_payload_sizes,
+    payload_sizes,
 )
-from gesco.baselines.digital_gesco import DigitalGesco, DigitalReceived
 from gesco.baselines.jpeg_ldpc import MID_GREY, JpegChoice, JpegOutput, JpegOverDigital, choose_jpeg_quality
-from gesco.baselines.map_bands import BandLayout, UnpackedMap, pack_map_bands, unpack_map_bands
 
 __all__ = [
     "GESCO_ANALOG",
     "GESCO_DIGITAL",
     "JPEG",
     "MID_GREY",
-    "BandLayout",
     "ChannelUses",
-    "DigitalGesco",
-    "DigitalReceived",
     "JpegChoice",
     "JpegOutput",
     "JpegOverDigital",
-    "UnpackedMap",
+    "PayloadSizes",
     "channel_use_budget",
     "channel_use_report",
     "choose_jpeg_quality",
-    "complex_channel_uses",
     "gesco_analog_uses",
     "gesco_digital_uses",
     "jpeg_uses",
-    "pack_map_bands",
-    "unpack_map_bands",
+    "mean_payload_sizes",
+    "payload_sizes",
 ]

@@ -1,30 +1,41 @@
-"""Channel-use accounting: how many complex channel uses each method spends on one image, so
-that methods can be compared at equal channel uses (bandwidth).
+"""Payload accounting, the one place gesco counts what crosses the link, in three units named as such:
 
-A channel use is one complex baseband symbol (one I and one Q real value).
+- **real values**: analog map values sent (the paper's payload); two make one complex channel use;
+- **complex channel uses**: complex baseband symbols (one I and one Q value), the bandwidth every method is
+  compared at;
+- **bits**: digital payloads (side information, the lossless map code, PNG / JPEG images).
+
+``payload_sizes`` gives every size of one image's payload (``gesco transmit``, ``gesco demo``,
+``gesco evaluate``); the ``*_uses`` functions give each method's channel uses at equal bandwidth
+(``gesco compare``).
 
 - GESCO-analog (the paper): every transmitted map value, (|present| + 1) x H x W of them, is
-  one real channel symbol; two real values share a complex channel use, so it spends
+  one real value; two real values share a complex channel use, so it spends
   ceil((|present| + 1) H W / 2) channel uses. The present-class list (a bitmap of the class
   table, ``num_classes`` bits) is side information that the paper treats as error-free; it is
   reported in bits (``side_info_bits``), not in channel uses.
 - GESCO-digital: the band codes of the map in whole link blocks:
-  blocks x symbols per block (``gesco.baselines.digital_gesco``).
+  blocks x symbols per block (``gesco.channel.digital.map_channel``).
 - JPEG over the digital link: the (length-prefixed) JPEG stream in whole link blocks; its
   quality is chosen to fit a budget (``gesco.baselines.jpeg_ldpc``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
+from collections.abc import Sequence
+
 import numpy as np
 
-from gesco.baselines.digital_gesco import DEFAULT_BAND_ROWS, map_blocks
 from gesco.baselines.jpeg_ldpc import jpeg_message
 from gesco.channel.digital.config import DigitalConfig
-from gesco.semantics.bits import image_bytes
+from gesco.channel.digital.map_channel import DEFAULT_BAND_ROWS, map_blocks
+from gesco.channel.symbols import complex_channel_uses
+from gesco.semantics.bits import encode_map, image_bytes
+from gesco.semantics.maps import SemanticMap
 from gesco.semantics.payload import Payload
 
 GESCO_ANALOG, GESCO_DIGITAL, JPEG = "gesco-analog", "gesco-digital", "jpeg"
@@ -52,11 +63,69 @@ class ChannelUses:
         return self.channel_uses / self.pixels
 
 
-def complex_channel_uses(real_values: int) -> int:
-    """Complex channel uses that carry ``real_values`` real symbols, two per use."""
-    if real_values < 0:
-        raise ValueError(f"real_values={real_values} must be >= 0")
-    return math.ceil(real_values / 2)
+@dataclass(frozen=True)
+class PayloadSizes:
+    """Every size of one image's payload (or their mean over a set: then the values are floats).
+
+    Attributes:
+        pixels: H x W.
+        analog_real_values: map values GESCO-analog sends, (|present| + edge) x H x W.
+        analog_complex_channel_uses: the complex channel uses they take, ceil(real values / 2).
+        side_info_bits: the present-class list, a bitmap of the class table (assumed error-free).
+        lossless_map_bits: the label and edge maps coded losslessly (``gesco.semantics.bits.encode_map``).
+        png_image_bits, jpeg_image_bits: the image itself as PNG / JPEG, when an image was given.
+    """
+
+    pixels: int
+    analog_real_values: float
+    analog_complex_channel_uses: float
+    side_info_bits: float
+    lossless_map_bits: float
+    png_image_bits: float | None = None
+    jpeg_image_bits: float | None = None
+
+    def per_pixel(self) -> dict[str, float]:
+        """Every known size divided by the pixel count, keyed by field name (units in the name)."""
+        sizes = {k: v for k, v in dataclasses.asdict(self).items() if k != "pixels" and v is not None}
+        return {name: value / self.pixels for name, value in sizes.items()}
+
+
+def payload_sizes(semantic_map: SemanticMap, images: np.ndarray | None = None, *,
+                  jpeg_quality: int = 75) -> list[PayloadSizes]:
+    """The payload sizes of every map of a batch; ``images`` uint8 (B, H, W, 3) adds PNG and JPEG sizes."""
+    if images is not None and len(images) != semantic_map.batch_size:
+        raise ValueError(f"{len(images)} images for {semantic_map.batch_size} maps")
+    table = semantic_map.table
+    present = semantic_map.present()
+    edges = semantic_map.edges()[:, 0] if table.has_edge else None
+    height, width = semantic_map.size
+    sizes = []
+    for b in range(semantic_map.batch_size):
+        real_values = (int(present[b].sum()) + int(table.has_edge)) * height * width
+        code = encode_map(semantic_map.labels[b].cpu(), None if edges is None else edges[b].cpu())
+        sizes.append(PayloadSizes(
+            pixels=height * width,
+            analog_real_values=real_values,
+            analog_complex_channel_uses=complex_channel_uses(real_values),
+            side_info_bits=table.num_classes,
+            lossless_map_bits=8 * len(code),
+            png_image_bits=None if images is None else 8 * len(image_bytes(images[b], "PNG")),
+            jpeg_image_bits=None if images is None else 8 * len(image_bytes(images[b], "JPEG", quality=jpeg_quality)),
+        ))
+    return sizes
+
+
+def mean_payload_sizes(sizes: Sequence[PayloadSizes]) -> PayloadSizes:
+    """The mean of each size over images of one pixel count (a size unknown for any image stays None)."""
+    if not sizes:
+        raise ValueError("no payload sizes to average")
+    if len({s.pixels for s in sizes}) != 1:
+        raise ValueError("payload sizes of images of different sizes cannot be averaged per image")
+    mean = {}
+    for field in dataclasses.fields(PayloadSizes):
+        values = [getattr(s, field.name) for s in sizes]
+        mean[field.name] = None if None in values else sum(values) / len(values)
+    return PayloadSizes(**{**mean, "pixels": sizes[0].pixels})
 
 
 def channel_use_budget(height: int, width: int, *, per_pixel: float) -> int:
@@ -71,7 +140,7 @@ def gesco_analog_uses(payload: Payload) -> list[ChannelUses]:
     height, width = payload.size
     return [
         ChannelUses(GESCO_ANALOG, complex_channel_uses(int(values)), height * width, payload.table.num_classes)
-        for values in payload.channel_uses
+        for values in payload.real_values
     ]
 
 

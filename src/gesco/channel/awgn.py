@@ -1,42 +1,18 @@
-"""Analog channels on the transmitted map: AWGN (the paper) and Rayleigh block fading."""
+"""The paper's channel: additive white Gaussian noise on the transmitted map values."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
-from torch import nn
 
-from gesco.channel.snr import resolve_sigma
+from gesco.channel.base import Channel, Generators, Received, analog_channel_uses
+from gesco.channel.quality import ChannelQuality
 from gesco.semantics.payload import Payload
 
-
-@dataclass(frozen=True)
-class Received:
-    """What the receiver gets: the noisy payload and the noise it went through.
-
-    Attributes:
-        payload: noisy channel values in the full layout (untransmitted channels stay 0).
-        sigma: float32 (B,): noise standard deviation per real value before any equalisation.
-    """
-
-    payload: Payload
-    sigma: torch.Tensor
+#: The quality kinds of the analog channels on the map's own scale.
+MAP_SCALE_QUALITIES = ("psnr_label", "peak_snr_db", "noise_std")
 
 
-def check_finite(name: str, tensor: torch.Tensor) -> None:
-    """Raise ``ValueError`` if ``tensor`` holds NaN or Inf."""
-    if not torch.isfinite(tensor).all():
-        nan, inf = int(torch.isnan(tensor).sum()), int(torch.isinf(tensor).sum())
-        raise ValueError(f"{name} holds {nan} NaN and {inf} Inf values; it must be finite")
-
-
-def sigma_per_map(batch_size: int, **quality: float | None) -> torch.Tensor:
-    """(B,) noise standard deviations from one of sigma / psnr / snr_db (see ``resolve_sigma``)."""
-    return torch.full((batch_size,), resolve_sigma(**quality), dtype=torch.float32)
-
-
-def compact_noise(payload: Payload, generator: torch.Generator | None) -> list[torch.Tensor]:
+def compact_noise(payload: Payload, generators: list[torch.Generator | None]) -> list[torch.Tensor]:
     """One standard normal draw of shape (k, H, W) per map, in batch order.
 
     Drawing each map's transmitted channels as one ``torch.randn((k, H, W))`` is exactly the
@@ -45,49 +21,35 @@ def compact_noise(payload: Payload, generator: torch.Generator | None) -> list[t
     """
     height, width = payload.size
     counts = payload.transmitted.sum(dim=1).tolist()
-    return [torch.randn((k, height, width), generator=generator) for k in counts]
+    return [torch.randn((k, height, width), generator=g) for k, g in zip(counts, generators, strict=True)]
 
 
-class AnalogChannel(nn.Module):
-    """Base of the analog channels: checks the payload, resolves the noise level, keeps the layout.
-
-    Call with exactly one of ``sigma``, ``psnr`` (a paper label, e.g. 10 -> sigma 0.36) or
-    ``snr_db`` (peak SNR, see ``gesco.channel.snr``). Subclasses implement ``corrupt``.
-    """
-
-    def forward(
-        self,
-        payload: Payload,
-        *,
-        sigma: float | None = None,
-        psnr: float | None = None,
-        snr_db: float | None = None,
-        generator: torch.Generator | None = None,
-    ) -> Received:
-        check_finite("transmitted payload", payload.values)
-        sigmas = sigma_per_map(payload.batch_size, sigma=sigma, psnr=psnr, snr_db=snr_db)
-        values = self.corrupt(payload, sigmas, generator)
-        return Received(payload.with_values(values), sigmas)
-
-    def corrupt(self, payload: Payload, sigmas: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        """The received values (B, C, H, W); untransmitted channels stay 0."""
-        raise NotImplementedError
-
-
-class AWGNChannel(AnalogChannel):
+class AWGNChannel(Channel):
     """Additive white Gaussian noise on the transmitted channels only: r = x + sigma * n.
+
+    Quality: a paper PSNR label, a peak SNR in dB, or sigma itself (``MAP_SCALE_QUALITIES``). For an
+    Es/N0 the map must first be normalised to unit-power symbols: use ``UnitPowerAnalogChannel``.
 
     >>> import torch
     >>> from gesco.semantics import SemanticMap, Transmitter
     >>> payload = Transmitter()(SemanticMap(torch.tensor([[7, 26]]), "cityscapes"))
-    >>> received = AWGNChannel()(payload, psnr=10, generator=torch.Generator().manual_seed(0))
+    >>> received = AWGNChannel()(payload, ChannelQuality.psnr_label(10), generator=torch.Generator().manual_seed(0))
     >>> float(received.sigma[0]), bool((received.payload.values[0, 0] == 0).all())
     (0.36000001430511475, True)
     """
 
-    def corrupt(self, payload: Payload, sigmas: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    accepts = MAP_SCALE_QUALITIES
+
+    def quality_hint(self) -> str:
+        return "; for an Es/N0 use UnitPowerAnalogChannel (unit-power symbols)"
+
+    def transmit(self, payload: Payload, quality: ChannelQuality, generators: list[torch.Generator | None]) -> Received:
+        sigmas = quality.sigmas(payload.batch_size)
         values = payload.values.clone()
-        for b, noise in enumerate(compact_noise(payload, generator)):
+        for b, noise in enumerate(compact_noise(payload, generators)):
             mask = payload.transmitted[b]
             values[b, mask] += sigmas[b].to(values.dtype) * noise.to(values.device, values.dtype)
-        return values
+        return Received(payload.with_values(values), sigmas, quality, analog_channel_uses(payload))
+
+
+__all__ = ["MAP_SCALE_QUALITIES", "AWGNChannel", "Generators", "compact_noise"]

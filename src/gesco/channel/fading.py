@@ -1,52 +1,86 @@
-"""Rayleigh block fading for the analog map, with or without receiver equalisation."""
+"""Analog map values as complex symbols through AWGN or Rayleigh block fading.
+
+Each map's transmitted values are paired into complex symbols (``gesco.channel.symbols``); every block
+of ``coherence_symbols`` consecutive symbols sees one coefficient h ~ CN(0, 1) (E|h|^2 = 1), and
+y = h s + n with n ~ CN(0, 2 sigma^2), i.e. noise of standard deviation sigma per real value, as in the
+AWGN channel. With ``equalize=True`` the receiver knows h (perfect CSI) and divides it out (zero forcing):
+s_hat = y / h, whose noise is enhanced where |h| is small.
+"""
 
 from __future__ import annotations
 
 import torch
 
-from gesco.channel.awgn import AnalogChannel
+from gesco.channel.awgn import MAP_SCALE_QUALITIES
+from gesco.channel.base import Channel, Received, analog_channel_uses
+from gesco.channel.digital.symbol_channel import SymbolChannel
+from gesco.constants import DEFAULT_COHERENCE_SYMBOLS
+from gesco.channel.quality import ChannelQuality
+from gesco.channel.symbols import reals_to_symbols, symbols_to_reals
 from gesco.semantics.payload import Payload
 
 
-class RayleighBlockFading(AnalogChannel):
-    """Complex baseband Rayleigh block fading on the transmitted values.
-
-    Each map's transmitted values (present channels, then edge, row-major) are paired into
-    complex symbols s = x[2i] + j x[2i+1]; every block of ``block_length`` symbols sees one
-    coefficient h ~ CN(0, 1) (E|h|^2 = 1), and y = h s + n with n ~ CN(0, 2 sigma^2), i.e.
-    noise of standard deviation sigma per real value, as in the AWGN channel.
-
-    With ``equalize=True`` the receiver knows h (perfect CSI) and divides it out
-    (zero forcing): s_hat = y / h, whose noise is enhanced where |h| is small. Without
-    equalisation the receiver reads y as it is, rotated and scaled by h.
+class AnalogSymbolChannel(Channel):
+    """Base of the analog channels that send the map as complex symbols; subclasses fix sigma per map.
 
     Args:
-        block_length: complex symbols per fading block; ``None`` = one coefficient per map.
-        equalize: apply zero-forcing equalisation with perfect CSI.
+        fading: "awgn" or "rayleigh" block fading.
+        coherence_symbols: complex symbols that share one fading coefficient (None: one per map);
+            default ``DEFAULT_COHERENCE_SYMBOLS``.
+        equalize: zero-forcing with perfect CSI (without it the receiver reads h s + n as it is).
     """
 
-    def __init__(self, *, block_length: int | None = None, equalize: bool = True):
+    def __init__(self, *, fading: str = "rayleigh", coherence_symbols: int | None = DEFAULT_COHERENCE_SYMBOLS,
+                 equalize: bool = True):
         super().__init__()
-        if block_length is not None and block_length < 1:
-            raise ValueError(f"block_length must be a positive number of symbols or None, got {block_length}")
-        self.block_length = block_length
-        self.equalize = equalize
+        self.symbol_channel = SymbolChannel(fading=fading, coherence_symbols=coherence_symbols, equalize=equalize)
 
-    def corrupt(self, payload: Payload, sigmas: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    @property
+    def fading(self) -> str:
+        return self.symbol_channel.fading
+
+    @property
+    def coherence_symbols(self) -> int | None:
+        return self.symbol_channel.coherence_symbols
+
+    def map_sigma(self, kind: str, value: float, sent: torch.Tensor) -> float:
+        """Noise standard deviation per real value on the map's scale, for a map sending ``sent`` at a
+        quality of ``kind`` and ``value``."""
+        raise NotImplementedError
+
+    def transmit(self, payload: Payload, quality: ChannelQuality, generators: list[torch.Generator | None]) -> Received:
         values = payload.values.clone()
-        for b in range(payload.batch_size):
-            sent = payload.compact(b).flatten().double()
-            count = sent.numel()
-            symbols = torch.view_as_complex(torch.nn.functional.pad(sent, (0, count % 2)).reshape(-1, 2).contiguous())
-            block = self.block_length or symbols.numel()
-            n_blocks = -(-symbols.numel() // block)
-            # CN(0, 1): real and imaginary parts each N(0, 1/2).
-            h = torch.randn(n_blocks, 2, generator=generator, dtype=torch.float64) * 0.5**0.5
-            h = torch.view_as_complex(h).repeat_interleave(block)[: symbols.numel()]
-            n = torch.randn(symbols.numel(), 2, generator=generator, dtype=torch.float64) * float(sigmas[b])
-            y = h * symbols + torch.view_as_complex(n)
-            if self.equalize:
-                y = y / h
-            out = torch.view_as_real(y).flatten()[:count].to(values.dtype)
-            values[b, payload.transmitted[b]] = out.reshape(payload.compact(b).shape)
-        return values
+        sigmas = torch.zeros(payload.batch_size)
+        for b, (value, generator) in enumerate(zip(quality.per_map(payload.batch_size), generators, strict=True)):
+            sent = payload.compact(b)
+            sigmas[b] = self.map_sigma(quality.kind, value, sent)
+            symbols = reals_to_symbols(sent)[None]
+            received = self.symbol_channel(symbols, n0=2 * float(sigmas[b]) ** 2, generator=generator).symbols[0]
+            values[b, payload.transmitted[b]] = symbols_to_reals(received, sent.shape, values.dtype)
+        return Received(payload.with_values(values), sigmas, quality, analog_channel_uses(payload))
+
+
+class RayleighBlockFading(AnalogSymbolChannel):
+    """The paper's map values under Rayleigh block fading, at a quality on the map's scale (PSNR label,
+    peak SNR or sigma, as ``AWGNChannel``).
+
+    >>> import torch
+    >>> from gesco.semantics import SemanticMap, Transmitter
+    >>> payload = Transmitter()(SemanticMap(torch.tensor([[7, 26]]), "cityscapes"))
+    >>> out = RayleighBlockFading()(payload, ChannelQuality.noise_std(0.0), generator=torch.Generator().manual_seed(0))
+    >>> bool(torch.allclose(out.payload.values, payload.values, atol=1e-6))
+    True
+    """
+
+    accepts = MAP_SCALE_QUALITIES
+
+    def __init__(self, *, coherence_symbols: int | None = DEFAULT_COHERENCE_SYMBOLS, equalize: bool = True):
+        super().__init__(fading="rayleigh", coherence_symbols=coherence_symbols, equalize=equalize)
+
+    def quality_hint(self) -> str:
+        return "; for an Es/N0 use UnitPowerAnalogChannel(fading='rayleigh')"
+
+    def map_sigma(self, kind: str, value: float, sent: torch.Tensor) -> float:
+        return float(ChannelQuality(kind, value).sigmas(1)[0])
+
+

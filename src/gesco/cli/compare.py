@@ -19,40 +19,41 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gesco.cli.evaluate import DATA_LAYOUTS, add_scoring_options
-from gesco.receiver.sampling import SAMPLERS
+from gesco.cli.options import (
+    add_data_options,
+    add_sampler_options,
+    add_scoring_options,
+    build_scoring,
+    evaluation_dataset,
+    require_non_negative,
+    require_positive,
+    sampler_of,
+)
+from gesco.constants import COMPARE_METHODS, DEFAULT_COHERENCE_SYMBOLS
+from gesco.pretrained import DEEP_JSCC, GESCO_RECEIVER, SEGMENTER
 
 DEFAULT_SNRS = (-5.0, 0.0, 5.0, 10.0, 15.0, 20.0)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from gesco.evaluation.compare import METHOD_LABELS
-    from gesco.pretrained import DEEP_JSCC, GESCO_RECEIVER, SEGMENTER
-
     parser = subparsers.add_parser("compare", help="GESCO vs JPEG+LDPC and Deep JSCC at equal channel uses over SNR",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--channel", choices=("awgn", "rayleigh"), default="awgn")
     parser.add_argument("--snr", type=float, nargs="+", default=list(DEFAULT_SNRS), help="Es/N0 values in dB")
     parser.add_argument("--n", type=int, default=200, help="images (default 200)")
-    parser.add_argument("--methods", nargs="+", choices=list(METHOD_LABELS), default=list(METHOD_LABELS))
+    parser.add_argument("--methods", nargs="+", choices=COMPARE_METHODS, default=list(COMPARE_METHODS))
     parser.add_argument("--model", default=GESCO_RECEIVER, help="GESCO receiver: folder or shipped name")
     parser.add_argument("--deep-jscc", default=DEEP_JSCC, help="Deep JSCC model: folder or shipped name")
-    parser.add_argument("--data", default="synthetic", help="'synthetic' or a data set folder")
-    parser.add_argument("--layout", choices=DATA_LAYOUTS, default="auto", help="layout of a --data folder")
-    parser.add_argument("--split", default="val", help="split of a --data folder (default val)")
-    parser.add_argument("--data-seed", type=int, default=None, help="first synthetic scene seed (default 1000000)")
+    add_data_options(parser, required=False)
     parser.add_argument("--modulation", choices=("qpsk", "16qam", "64qam"), default="qpsk")
     parser.add_argument("--code-rate", type=float, default=0.5, help="LDPC rate of the classical link (default 1/2)")
     parser.add_argument("--block-bits", type=int, default=1024, help="LDPC information bits per block, CRC included")
-    parser.add_argument("--coherence-symbols", type=int, default=1024,
-                        help="Rayleigh: symbols per fading coefficient (default 1024)")
-    parser.add_argument("--sampler", choices=SAMPLERS, default=None, help="default: the model's own")
-    parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's)")
-    parser.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
-    parser.add_argument("--fp32", action="store_true", help="run the receiver in float32 (default bfloat16 autocast)")
+    parser.add_argument("--coherence-symbols", type=int, default=DEFAULT_COHERENCE_SYMBOLS,
+                        help=f"Rayleigh: symbols per fading coefficient (default {DEFAULT_COHERENCE_SYMBOLS})")
+    add_sampler_options(parser)
     add_scoring_options(parser, default_segmenter=SEGMENTER)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--examples", type=int, default=2, help="example figures (scenes) to draw")
+    parser.add_argument("--examples", type=int, default=2, help="example figures (scenes) to draw (0: none)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the channel noise and the samplers")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
@@ -64,22 +65,18 @@ def run(args: argparse.Namespace) -> int:
 
     from gesco.baselines.deep_jscc import DeepJSCC
     from gesco.channel.digital.config import DigitalConfig
-    from gesco.cli.evaluate import build_dataset, build_scorer
     from gesco.evaluation.compare import Comparison
     from gesco.evaluation.compare_report import write_compare_report
-    from gesco.evaluation.sweep import sampler_variant
     from gesco.pretrained import resolve
     from gesco.receiver.pipeline import DiffusionReceiver
 
-    for name in ("n", "batch_size", "kid_subsets"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    require_positive(args, "n", "batch_size", "kid_subsets", "block_bits", "coherence_symbols")
+    require_non_negative(args, "examples")
     digital = DigitalConfig(modulation=args.modulation, code_rate=args.code_rate, block_bits=args.block_bits)
     receiver = DiffusionReceiver.from_pretrained(resolve(args.model))
     deep_jscc = DeepJSCC.from_pretrained(resolve(args.deep_jscc))
-    sampler = sampler_variant(receiver.config.sampler, sampler=args.sampler, steps=args.steps, guidance=args.guidance)
-    sampler = sampler.replace(autocast_dtype="float32" if args.fp32 else "bfloat16")
-    dataset = build_dataset(args, tuple(receiver.config.image_size))
+    sampler = sampler_of(args, receiver.config.sampler, "cpu")
+    dataset = evaluation_dataset(args, tuple(receiver.config.image_size))
     count = min(args.n, len(dataset))
     notes: dict[str, str] = {}
     if count < args.n:
@@ -88,15 +85,15 @@ def run(args: argparse.Namespace) -> int:
     comparison = Comparison(receiver, deep_jscc, dataset, count=count, channel=args.channel, digital=digital,
                             sampler=sampler, seed=args.seed, batch_size=args.batch_size,
                             coherence_symbols=args.coherence_symbols, progress=not args.no_progress)
-    scorer = build_scorer(args, dataset, count, receiver.table, feature_dir=args.out / "features", device="cpu",
-                          notes=notes)
+    scoring = build_scoring(args, dataset, count, receiver.table, feature_dir=args.out / "features", device="cpu")
+    notes.update(scoring.notes)
     settings = {"model": str(args.model), "deep_jscc": str(args.deep_jscc), "data": str(args.data), "n": count,
                 "channel": args.channel, "snr_db": args.snr, "digital_link": digital.to_dict(),
                 "coherence_symbols": args.coherence_symbols if args.channel == "rayleigh" else None,
                 "sampler": sampler.to_dict(), "segmenter": args.segmenter, "seed": args.seed}
     if args.data == "synthetic":
         settings["data_first_seed"] = dataset.seed_offset
-    result = comparison.run(args.methods, args.snr, args.out, scorer, settings=settings, notes=notes)
+    result = comparison.run(args.methods, args.snr, args.out, scoring.scorer, settings=settings, notes=notes)
     written = write_compare_report(result, args.out, dataset=dataset, examples=args.examples)
     print((args.out / "report.md").read_text())
     print(f"wrote {len(written)} files to {args.out}")

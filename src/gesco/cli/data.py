@@ -12,23 +12,11 @@ Sub-commands:
 from __future__ import annotations
 
 import argparse
-import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from tqdm import tqdm
-
-from gesco.datasets import SyntheticScene, SyntheticStreets, write_ade20k, write_cityscapes, write_coco_stuff, write_folder
-
-LAYOUTS = ("cityscapes", "coco-stuff", "ade20k", "folder")
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``"64x128"`` -> (64, 128): height x width."""
-    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
-    if match is None:
-        raise argparse.ArgumentTypeError(f"size must look like HEIGHTxWIDTH, e.g. 64x128, got {text!r}")
-    return int(match.group(1)), int(match.group(2))
+from gesco.cli.options import parse_size  # also imported from here by gesco.cli.train_segmenter
+from gesco.constants import DATA_LAYOUTS, EVALUATION_SEED_OFFSET
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     commands = parser.add_subparsers(dest="data_command", metavar="DATA_COMMAND", required=True)
 
     synth = commands.add_parser("synth", help="write synthetic street scenes in a data set layout")
-    synth.add_argument("--layout", choices=LAYOUTS, required=True, help="on-disk layout to write")
+    synth.add_argument("--layout", choices=DATA_LAYOUTS, required=True, help="on-disk layout to write")
     synth.add_argument("--out", type=Path, required=True, help="data set root folder")
     synth.add_argument("--n", type=int, required=True, help="number of scenes")
     synth.add_argument("--size", type=parse_size, default=(64, 128), help="HEIGHTxWIDTH (default 64x128)")
@@ -51,7 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     preview.add_argument("--out", type=Path, default=Path("preview.png"), help="PNG to write (default preview.png)")
     preview.add_argument("--scenes", type=int, default=3, help="rows of the figure (default 3)")
     preview.add_argument("--psnr", type=float, nargs="+", default=[100, 10, 5, 1], help="paper PSNR labels")
-    preview.add_argument("--seed", type=int, default=1_000_000, help="seed of the first scene and of the noise")
+    preview.add_argument("--seed", type=int, default=EVALUATION_SEED_OFFSET,
+                         help=f"seed of the first scene and of the noise (default {EVALUATION_SEED_OFFSET})")
     preview.add_argument("--size", type=parse_size, default=(64, 128), help="HEIGHTxWIDTH (default 64x128)")
     parser.set_defaults(func=run)
 
@@ -61,6 +50,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_synth(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from gesco.datasets import (
+        SyntheticScene,
+        SyntheticStreets,
+        write_ade20k,
+        write_cityscapes,
+        write_coco_stuff,
+        write_folder,
+    )
+
     if args.n < 1:
         raise ValueError(f"--n must be at least 1, got {args.n}")
     if args.seed < 0:

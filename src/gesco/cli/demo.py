@@ -13,14 +13,12 @@ import argparse
 import json
 from pathlib import Path
 
-from gesco.receiver.sampling import SAMPLERS
+from gesco.cli.options import add_sampler_options, sampler_of
+from gesco.constants import DEMO_PSNRS, EVALUATION_SEED_OFFSET
+from gesco.pretrained import GESCO_RECEIVER, SDM_RECEIVER, SEGMENTER
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from gesco.evaluation.demo import DEMO_PSNRS
-    from gesco.evaluation.segmenter_training import EVALUATION_SEED_OFFSET
-    from gesco.pretrained import GESCO_RECEIVER, SDM_RECEIVER, SEGMENTER
-
     parser = subparsers.add_parser("demo", help="the whole link on held-out synthetic scenes with the shipped models",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("gesco-demo"), help="output folder (default ./gesco-demo)")
@@ -28,12 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help=f"seed of the first synthetic scene (default {EVALUATION_SEED_OFFSET}, held out of training)")
     parser.add_argument("--scenes", type=int, default=2, help="number of scenes (default 2)")
     parser.add_argument("--psnr", type=float, nargs="+", default=list(DEMO_PSNRS),
-                        help="paper PSNR labels (default 100 10 5 1)")
-    parser.add_argument("--sampler", choices=SAMPLERS, default=None,
-                        help="default: the model's own (dpmpp-sde for the shipped one)")
-    parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's)")
-    parser.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
-    parser.add_argument("--fp32", action="store_true", help="run the networks in float32 (default bfloat16 autocast)")
+                        help=f"paper PSNR labels (default {' '.join(f'{p:g}' for p in DEMO_PSNRS)})")
+    add_sampler_options(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of the channel noise, x_T and the sampler noise")
     parser.add_argument("--model", default=GESCO_RECEIVER, help="GESCO receiver: folder or shipped name")
     parser.add_argument("--sdm-model", default=SDM_RECEIVER, help="SDM-style receiver: folder or shipped name")
@@ -45,7 +39,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from gesco.evaluation.demo import demo_record, demo_table, run_demo
     from gesco.evaluation.segmenter import GescoSegmenter
-    from gesco.evaluation.sweep import sampler_variant
     from gesco.io import atomic_write_text
     from gesco.pretrained import resolve
     from gesco.receiver.pipeline import DiffusionReceiver
@@ -53,8 +46,7 @@ def run(args: argparse.Namespace) -> int:
     gesco = DiffusionReceiver.from_pretrained(resolve(args.model))
     sdm = DiffusionReceiver.from_pretrained(resolve(args.sdm_model))
     segmenter = GescoSegmenter.from_pretrained(resolve(args.segmenter))
-    sampler = sampler_variant(gesco.config.sampler, sampler=args.sampler, steps=args.steps, guidance=args.guidance)
-    sampler = sampler.replace(autocast_dtype="float32" if args.fp32 else "bfloat16")
+    sampler = sampler_of(args, gesco.config.sampler, "cpu")
     result = run_demo(args.out, gesco=gesco, sdm=sdm, segmenter=segmenter, scenes=args.scenes,
                       first_seed=args.scene_seed, psnrs=args.psnr, sampler=sampler, seed=args.seed,
                       progress=not args.no_progress)

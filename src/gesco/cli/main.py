@@ -1,7 +1,10 @@
 """The ``gesco`` command: one sub-command per module of this package.
 
-Each module named in ``COMMAND_MODULES`` defines ``register(subparsers)``, which adds its
-parser and sets ``func`` (``run(args) -> int``) as the parser's default.
+Each module named in ``COMMANDS`` defines ``register(subparsers)``, which adds its parser and sets ``func``
+(``run(args) -> int``) as the parser's default. Only the module of the command being run is imported: the others
+are listed with the one-line help of ``COMMANDS``, so ``gesco --help`` and ``gesco --version`` import none of them.
+A command module imports its heavy dependencies (torch, diffusers, ...) inside ``run``, so that its ``--help``
+answers at once as well (``tests/cli/test_cli_help.py``).
 """
 
 from __future__ import annotations
@@ -9,27 +12,56 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from collections.abc import Sequence
 
 from gesco import __version__
 
-COMMAND_MODULES = ["demo", "data", "train", "sample", "transmit", "convert", "evaluate", "train_segmenter",
-                   "compare", "train_deep_jscc", "waterfall"]
+#: command -> (module of ``gesco.cli``, the one line ``gesco --help`` shows; the module's ``register`` repeats it).
+COMMANDS = {
+    "demo": ("demo", "the whole link on held-out synthetic scenes with the shipped models"),
+    "data": ("data", "make and inspect data sets"),
+    "train": ("train", "train a GESCO receiver (noise-aware diffusion model) with accelerate"),
+    "sample": ("sample", "regenerate images from label maps sent through the channel"),
+    "transmit": ("transmit", "send one semantic map through the link and regenerate the image"),
+    "convert-official": ("convert", "convert an official GESCO/SDM UNet checkpoint to a gesco model folder"),
+    "evaluate": ("evaluate", "regenerate a set at each PSNR and report mIoU / FID / KID / ..."),
+    "train-segmenter": ("train_segmenter", "train the compact segmenter used for mIoU"),
+    "compare": ("compare", "GESCO vs JPEG+LDPC and Deep JSCC at equal channel uses over SNR"),
+    "train-deep-jscc": ("train_deep_jscc", "train the Deep JSCC baseline"),
+    "waterfall": ("waterfall", "BLER of the 5G LDPC + QAM link against Es/N0 (plot + JSON)"),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``gesco`` parser with every command listed and ``command``'s full options.
+
+    Args:
+        command: the sub-command whose module is imported and registered (its options, its ``run``); the other
+            commands get a placeholder parser with their help line. None or an unknown name imports no module.
+    """
     parser = argparse.ArgumentParser(
         prog="gesco",
         description="Generative semantic communication: transmit semantic maps, regenerate images.",
     )
     parser.add_argument("--version", action="version", version=f"gesco {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(f"gesco.cli.{name}").register(subparsers)
+    for name, (module, help_line) in COMMANDS.items():
+        if name == command:
+            importlib.import_module(f"gesco.cli.{module}").register(subparsers)
+        else:
+            subparsers.add_parser(name, help=help_line)
     return parser
 
 
+def command_of(argv: Sequence[str]) -> str | None:
+    """The sub-command named on a command line: its first word that is not an option (``gesco`` takes no
+    option with a value), or None."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(command_of(argv))
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):
         parser.print_help()

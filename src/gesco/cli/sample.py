@@ -10,24 +10,9 @@ lists the settings and timings.
 from __future__ import annotations
 
 import argparse
-import json
-import time
 from pathlib import Path
 
-import numpy as np
-import torch
-from tqdm import tqdm
-
-from gesco.cli.common import add_link_options, build_channel, channel_quality, sampler_config, write_png
-from gesco.datasets.label_files import read_label_map
-from gesco.datasets.preprocessing import read_id_map
-from gesco.evaluation.figures import image_to_rgb
-from gesco.io import atomic_write_text
-from gesco.pretrained import resolve
-from gesco.receiver.pipeline import DiffusionReceiver
-from gesco.receiver.receiver import Receiver
-from gesco.semantics.maps import SemanticMap
-from gesco.semantics.transmitter import Transmitter
+from gesco.cli.common import add_link_options
 
 CITYSCAPES_LABELS, CITYSCAPES_INSTANCES = "_gtFine_labelIds.png", "_gtFine_instanceIds.png"
 
@@ -67,6 +52,24 @@ def find_label_files(labels: Path, instances: Path | None) -> list[tuple[Path, P
 
 
 def run(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    import numpy as np
+    import torch
+    from tqdm import tqdm
+
+    from gesco.cli.common import build_link_channel, channel_quality, sampler_config, write_png
+    from gesco.datasets.label_files import read_label_map
+    from gesco.datasets.preprocessing import read_id_map
+    from gesco.evaluation.figures import image_to_rgb
+    from gesco.io import atomic_write_text
+    from gesco.link import Link
+    from gesco.pretrained import resolve
+    from gesco.receiver.pipeline import DiffusionReceiver
+    from gesco.receiver.receiver import Receiver
+    from gesco.semantics.maps import SemanticMap
+
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be positive, got {args.batch_size}")
     receiver = DiffusionReceiver.from_pretrained(resolve(args.model))
@@ -74,27 +77,27 @@ def run(args: argparse.Namespace) -> int:
     pairs = find_label_files(args.labels, args.instances)
     quality = channel_quality(args)
     sampler = sampler_config(args, receiver)
-    channel = build_channel(args)
-    link_receiver = Receiver(lambda c, generator: receiver(c, generator=generator, sampler=sampler),
-                             use_fds=not args.no_fds)
+    map_denoiser = args.map_denoiser or receiver.config.map_denoiser
+    link = Link(channel=build_link_channel(args), receiver=Receiver(receiver, map_denoiser=map_denoiser))
     generator = torch.Generator().manual_seed(args.seed)
     started = time.perf_counter()
-    written = []
+    written, sigmas = [], []
     for first in tqdm(range(0, len(pairs), args.batch_size), desc="sample", unit="batch"):
         chunk = pairs[first : first + args.batch_size]
         labels = torch.from_numpy(np.stack([read_label_map(p, table) for p, _ in chunk]))
         with_instances = all(i is not None for _, i in chunk)
         instances = torch.from_numpy(np.stack([read_id_map(i) for _, i in chunk])) if with_instances else None
-        semantic_map = SemanticMap(labels, table, instances, receiver.config.edge_rule)
-        received = channel(Transmitter()(semantic_map), generator=generator, **quality)
-        images = image_to_rgb(link_receiver(received, generator=generator).images)
-        for (path, _), image in zip(chunk, images, strict=True):
+        out = link(SemanticMap(labels, table, instances, receiver.config.edge_rule), quality, generator=generator,
+                   sampler=sampler)
+        sigmas += out.received.sigma.tolist()
+        for (path, _), image in zip(chunk, image_to_rgb(out.images), strict=True):
             name = path.name.removesuffix(CITYSCAPES_LABELS).removesuffix(".png")
             written.append(write_png(args.out / f"{name}.png", image))
     seconds = time.perf_counter() - started
-    record = {**quality, "sigma": float(received.sigma[0]), "channel": args.channel, "fds": not args.no_fds,
-              "sampler": sampler.to_dict(), "images": len(written), "seconds": round(seconds, 3),
+    record = {"quality": {"kind": quality.kind, "value": quality.values[0]}, "mean_sigma": float(np.mean(sigmas)),
+              "channel": args.channel, "map_denoiser": map_denoiser, "sampler": sampler.to_dict(),
+              "images": len(written), "seconds": round(seconds, 3),
               "seconds_per_image": round(seconds / len(written), 3), "model": str(args.model), "seed": args.seed}
-    atomic_write_text(args.out / "record.json", json.dumps(record, indent=2) + "\n")
+    atomic_write_text(args.out / "record.json", json.dumps(record, indent=2, allow_nan=False) + "\n")
     print(f"wrote {len(written)} images to {args.out} ({seconds / len(written):.2f} s per image)")
     return 0

@@ -11,13 +11,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from gesco.cli.train import positive_int
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("train-deep-jscc", help="train the Deep JSCC baseline",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, required=True, help="a DeepJSCCTrainConfig JSON file")
     parser.add_argument("--out", type=Path, help="override the config's output_dir")
-    parser.add_argument("--max-steps", type=int, help="override the config's max_steps")
+    parser.add_argument("--max-steps", type=positive_int, help="override the config's max_steps")
     parser.add_argument("--channel-uses-per-pixel", type=float,
                         help="set the latent width for this many complex channel uses per pixel")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
@@ -30,11 +32,11 @@ def run(args: argparse.Namespace) -> int:
     from gesco.baselines.deep_jscc_training import DeepJSCCTrainConfig, train_deep_jscc
 
     config = DeepJSCCTrainConfig.load(args.config)
-    if args.out:
+    if args.out is not None:
         config = config.replace(output_dir=str(args.out))
-    if args.max_steps:
+    if args.max_steps is not None:
         config = config.replace(max_steps=args.max_steps)
-    if args.channel_uses_per_pixel:
+    if args.channel_uses_per_pixel is not None:
         config = config.replace(model=config.model.replace(
             latent_channels=latent_channels_for(args.channel_uses_per_pixel)))
     result = train_deep_jscc(config, resume=args.resume, progress=not args.no_progress)

@@ -11,9 +11,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gesco.cli.data import parse_size
+from gesco.cli.train import positive_int
 
 DATA_KINDS = ("synthetic", "cityscapes", "coco-stuff", "ade20k")
+
+
+def _size(text: str) -> tuple[int, int]:
+    from gesco.cli.data import parse_size  # imported when parsing: gesco.cli.data loads the data sets (torch)
+
+    return parse_size(text)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,19 +28,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", choices=DATA_KINDS, default="synthetic", help="training data (default synthetic)")
     parser.add_argument("--root", type=Path, help="data set root (all but synthetic)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--steps", type=int, default=None, help="training steps (default 6000)")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--steps", type=positive_int, default=None, help="training steps (default 6000)")
+    parser.add_argument("--batch-size", type=positive_int, default=16)
     parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (cosine decay)")
-    parser.add_argument("--size", type=parse_size, default=(64, 128), help="HEIGHTxWIDTH (default 64x128)")
-    parser.add_argument("--scenes", type=int, default=20000, help="synthetic training scenes (default 20000)")
+    parser.add_argument("--size", type=_size, default=(64, 128), help="HEIGHTxWIDTH (default 64x128)")
+    parser.add_argument("--scenes", type=positive_int, default=20000, help="synthetic training scenes (default 20000)")
     parser.add_argument("--seed-offset", type=int, default=0, help="first synthetic training seed (default 0)")
-    parser.add_argument("--val-scenes", type=int, default=200, help="synthetic validation scenes (default 200)")
+    parser.add_argument("--val-scenes", type=positive_int, default=200,
+                        help="synthetic validation scenes (default 200)")
     parser.add_argument("--classes", type=int, nargs="+", help="class-table channels to predict "
                         "(default: the synthetic scenes' 11 classes, or the table's evaluation classes)")
     parser.add_argument("--widths", type=int, nargs="+", help="UNet channels per level (default 16 32 64 96)")
-    parser.add_argument("--checkpoint-every", type=int, default=500)
+    parser.add_argument("--checkpoint-every", type=positive_int, default=500)
     parser.add_argument("--workers", type=int, default=0, help="data loader worker processes")
-    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="cpu (default), or cuda: the GPU of each process")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", action="store_true", help="continue from OUT's newest checkpoint and config")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -74,10 +82,6 @@ def build_config(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from gesco.evaluation.segmenter_training import train_segmenter
 
-    for name in ("steps", "batch_size", "scenes", "val_scenes", "checkpoint_every"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be positive, got {value}")
     config = build_config(args)
     result = train_segmenter(config, resume=args.resume, progress=not args.no_progress)
     summary = f"trained the segmenter to step {result.step} in {result.seconds:.0f} s"

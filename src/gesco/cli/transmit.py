@@ -1,33 +1,24 @@
 """``gesco transmit``: one label map (or a synthetic scene) end to end through the link.
 
-Writes into ``--out``: the map, the received map and its FDS output (coloured by the
+Writes into ``--out``: the map, the received map and the map denoiser's output (coloured by the
 strongest class), the regenerated image, the original image when one is given, a figure
-of them side by side, and ``record.json`` (PSNR, sigma, payload bits, sampler, steps, seconds).
+of them side by side, and ``record.json`` (channel, quality, sigma, complex channel uses, payload sizes
+in real values, channel uses and bits, sampler, seconds).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import time
-from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
+from gesco.cli.common import add_link_options
 
-from gesco.cli.common import add_link_options, build_channel, channel_quality, sampler_config, write_png
-from gesco.datasets.label_files import read_label_map
-from gesco.datasets.preprocessing import read_id_map, read_image
-from gesco.datasets.synthetic import SyntheticStreets
-from gesco.evaluation.figures import condition_to_rgb, image_to_rgb, save_grid
-from gesco.io import atomic_write_text
-from gesco.pretrained import resolve
-from gesco.receiver.pipeline import DiffusionReceiver
-from gesco.receiver.receiver import Receiver
-from gesco.semantics.bits import payload_bits
-from gesco.semantics.maps import SemanticMap
-from gesco.semantics.transmitter import Transmitter
+if TYPE_CHECKING:
+    import numpy as np
+
+    from gesco.receiver.pipeline import DiffusionReceiver
+    from gesco.semantics.maps import SemanticMap
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,6 +36,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _load_input(args: argparse.Namespace, receiver: DiffusionReceiver) -> tuple[SemanticMap, np.ndarray | None]:
+    import numpy as np
+    import torch
+
+    from gesco.datasets.label_files import read_label_map
+    from gesco.datasets.preprocessing import read_id_map, read_image
+    from gesco.datasets.synthetic import SyntheticStreets
+    from gesco.semantics.maps import SemanticMap
+
     table = receiver.table
     if args.synthetic is not None:
         if table.name != "cityscapes":
@@ -65,51 +64,64 @@ def _load_input(args: argparse.Namespace, receiver: DiffusionReceiver) -> tuple[
 
 
 def run(args: argparse.Namespace) -> int:
+    import json
+    import time
+    from dataclasses import asdict
+
+    import torch
+
+    from gesco.baselines.accounting import payload_sizes
+    from gesco.cli.common import build_link_channel, channel_quality, sampler_config, write_png
+    from gesco.evaluation.figures import condition_to_rgb, image_to_rgb, save_grid
+    from gesco.io import atomic_write_text
+    from gesco.link import Link
+    from gesco.pretrained import resolve
+    from gesco.receiver.pipeline import DiffusionReceiver
+    from gesco.receiver.receiver import Receiver
+
     receiver = DiffusionReceiver.from_pretrained(resolve(args.model))
     semantic_map, image = _load_input(args, receiver)
     quality = channel_quality(args)
     sampler = sampler_config(args, receiver)
-    generator = torch.Generator().manual_seed(args.seed)
+    map_denoiser = args.map_denoiser or receiver.config.map_denoiser
+    link = Link(channel=build_link_channel(args), receiver=Receiver(receiver, map_denoiser=map_denoiser))
 
-    payload = Transmitter()(semantic_map)
-    received = build_channel(args)(payload, generator=generator, **quality)
     started = time.perf_counter()
-    output = Receiver(lambda condition, generator: receiver(condition, generator=generator, sampler=sampler,
-                                                           progress=True),
-                      use_fds=not args.no_fds)(received, generator=generator)
+    out = link(semantic_map, quality, generator=torch.Generator().manual_seed(args.seed), sampler=sampler,
+               progress=True)
     seconds = time.perf_counter() - started
 
     table = receiver.table
     pictures = {
         "map": semantic_map.colorize().permute(0, 2, 3, 1)[0].numpy(),
-        "received": condition_to_rgb(received.payload.values, table)[0],
-        "fds" if not args.no_fds else "condition": condition_to_rgb(output.condition, table)[0],
-        "regenerated": image_to_rgb(output.images)[0],
+        "received": condition_to_rgb(out.received.payload.values, table)[0],
+        f"condition-{map_denoiser}": condition_to_rgb(out.condition, table)[0],
+        "regenerated": image_to_rgb(out.images)[0],
     }
     if image is not None:
         pictures = {"original": image, **pictures}
     for name, picture in pictures.items():
         write_png(args.out / f"{name}.png", picture)
-    sigma = float(received.sigma[0])
+    sigma = float(out.received.sigma[0])
     save_grid(args.out / "figure.png", [list(pictures.values())], list(pictures),
-              title=f"gesco transmit: {', '.join(f'{k} {v:g}' for k, v in quality.items())} (sigma {sigma:.3f}), "
-                    f"{sampler.sampler} {sampler.steps} steps, guidance {sampler.guidance:g}")
-    (bits,) = payload_bits(semantic_map, None if image is None else image[None])
+              title=f"gesco transmit: {args.channel}, {quality.describe()} (sigma {sigma:.3f}), map denoiser "
+                    f"{map_denoiser}, {sampler.sampler} {sampler.steps} steps, guidance {sampler.guidance:g}")
+    (sizes,) = payload_sizes(semantic_map, None if image is None else image[None])
     record = {
-        **quality,
+        "quality": {"kind": quality.kind, "value": quality.values[0]},
         "sigma": sigma,
         "channel": args.channel,
-        "fds": not args.no_fds,
-        "present_classes": [table.names[i] for i in payload.present_ids(0)],
-        "payload_bits": {**asdict(bits), "analog_bits": bits.analog_bits, "per_pixel": bits.per_pixel()},
-        "sampler": sampler.sampler,
-        "steps": sampler.steps,
-        "guidance": sampler.guidance,
+        "map_denoiser": map_denoiser,
+        "present_classes": [table.names[i] for i in out.payload.present_ids(0)],
+        "complex_channel_uses": int(out.received.complex_channel_uses[0]),
+        "payload_sizes": {**asdict(sizes), "per_pixel": sizes.per_pixel()},
+        "sampler": sampler.to_dict(),
         "seconds": round(seconds, 3),
         "model": str(args.model),
         "seed": args.seed,
     }
-    atomic_write_text(args.out / "record.json", json.dumps(record, indent=2) + "\n")
+    atomic_write_text(args.out / "record.json", json.dumps(record, indent=2, allow_nan=False) + "\n")
     print(f"wrote {args.out}/figure.png and record.json: sigma {sigma:.3f}, "
-          f"{bits.per_pixel()['analog_map']:.2f} channel uses/pixel, sampled in {seconds:.1f} s")
+          f"{int(out.received.complex_channel_uses[0]) / sizes.pixels:.2f} complex channel uses per pixel, "
+          f"sampled in {seconds:.1f} s")
     return 0

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import shutil
 import time
 from collections.abc import Sequence
@@ -43,19 +42,20 @@ from tqdm.auto import tqdm
 
 from gesco.baselines.deep_jscc import DeepJSCC
 from gesco.channel.digital.config import MIN_CODE_RATE, DigitalConfig
+from gesco.constants import DEFAULT_COHERENCE_SYMBOLS
 from gesco.channel.digital.symbol_channel import SymbolChannel
+from gesco.channel.quality import ChannelQuality
 from gesco.channel.unit_power import UnitPowerAnalogChannel
 from gesco.datasets.base import collate
 from gesco.evaluation.figures import image_to_rgb
 from gesco.evaluation.scoring import SetScorer, SetScores, image_path
 from gesco.evaluation.sweep import seeded_generator, starting_noise
 from gesco.io import atomic_save, atomic_write_text
-from gesco.receiver.fds import fast_denoise
+from gesco.link import Link, LinkOutput
 from gesco.receiver.pipeline import DiffusionReceiver
-from gesco.receiver.sampling import SamplerConfig, sample
+from gesco.receiver.receiver import Receiver
+from gesco.receiver.sampling import SamplerConfig
 from gesco.semantics.maps import SemanticMap
-from gesco.semantics.payload import Payload
-from gesco.semantics.transmitter import Transmitter
 
 CLASSICAL, DEEP_JSCC, GESCO_ANALOG, GESCO_DIGITAL = "classical", "deep-jscc", "gesco-analog", "gesco-digital"
 METHOD_LABELS = {
@@ -66,7 +66,7 @@ METHOD_LABELS = {
 }
 #: Code rates GESCO-digital may pick from, most robust first (5G LDPC spans 1/5 .. 0.92).
 CODE_RATE_LADDER = (MIN_CODE_RATE, 1 / 4, 1 / 3, 2 / 5, 1 / 2, 2 / 3, 3 / 4, 5 / 6)
-_CHANNEL_STREAM, _STEP_STREAM = 10, 11
+CHANNEL_STREAM, STEP_STREAM = 10, 11
 RECORDS = "records.json"
 
 
@@ -90,14 +90,16 @@ def most_robust_config(base: DigitalConfig, blocks: int, budget: int) -> Digital
 
 @dataclass(frozen=True)
 class CompareCell:
-    """One method at one SNR: its scores, mean channel uses per pixel, and the fraction delivered (classical:
-    images decoded; GESCO-digital: pixels known; None for the analog methods)."""
+    """One method at one SNR: its scores, mean complex channel uses per pixel, whether any image went over the
+    budget, and the fraction delivered (classical: images decoded; GESCO-digital: pixels known; None for the
+    analog methods)."""
 
     method: str
     snr: str
     scores: SetScores
-    channel_uses_per_pixel: float
+    complex_channel_uses_per_pixel: float
     delivered: float | None
+    over_budget: bool = False
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,7 @@ class Comparison:
         deep_jscc: the Deep JSCC model; its channel uses per pixel are the budget.
         dataset: the evaluation set; items 0 .. count - 1 are used.
         channel: "awgn" or "rayleigh" (block fading, ``coherence_symbols`` per coefficient, perfect CSI).
+        coherence_symbols: complex symbols per fading coefficient, for every method alike.
         digital: the digital link of the classical method (modulation, code rate, block length, CRC);
             GESCO-digital uses it at its most robust fitting code rate.
         sampler: how the receiver samples.
@@ -130,7 +133,7 @@ class Comparison:
 
     def __init__(self, receiver: DiffusionReceiver, deep_jscc: DeepJSCC, dataset: Dataset, *, count: int,
                  channel: str, digital: DigitalConfig, sampler: SamplerConfig, seed: int = 0, batch_size: int = 16,
-                 coherence_symbols: int = 1024, progress: bool = True):
+                 coherence_symbols: int | None = DEFAULT_COHERENCE_SYMBOLS, progress: bool = True):
         if channel not in ("awgn", "rayleigh"):
             raise ValueError(f"channel must be 'awgn' or 'rayleigh', got {channel!r}")
         size = tuple(receiver.config.image_size)
@@ -140,10 +143,10 @@ class Comparison:
         self.receiver, self.deep_jscc, self.dataset, self.count = receiver, deep_jscc, dataset, count
         self.channel, self.sampler, self.seed, self.batch_size = channel, sampler, seed, batch_size
         self.progress = progress
-        block = coherence_symbols if channel == "rayleigh" else None
-        self.digital = digital.replace(fading=channel, fading_block_symbols=block)
-        self.symbol_channel = SymbolChannel(fading=channel, block_symbols=block)
-        self.analog_channel = UnitPowerAnalogChannel(fading=channel, block_symbols=block)
+        self.digital = digital.replace(fading=channel, coherence_symbols=coherence_symbols)
+        self.symbol_channel = SymbolChannel(fading=channel, coherence_symbols=coherence_symbols)
+        self.analog_link = Link(channel=UnitPowerAnalogChannel(fading=channel, coherence_symbols=coherence_symbols),
+                                receiver=Receiver(None, map_denoiser="fds"))
         self.pixels = size[0] * size[1]
         self.budget = deep_jscc.config.channel_uses
         self._links: dict[DigitalConfig, object] = {}
@@ -160,13 +163,15 @@ class Comparison:
         return self._links[config]
 
     def _generator(self, index: int, snr: float) -> torch.Generator:
-        return seeded_generator(self.seed, index, snr, _CHANNEL_STREAM)
+        return seeded_generator(self.seed, index, snr, CHANNEL_STREAM)
 
-    def _payload(self, index: int) -> Payload:
+    def _semantic_map(self, index: int) -> SemanticMap:
         item = self.dataset[index]
         instances = None if item.instances is None else item.instances[None]
-        semantic_map = SemanticMap(item.labels[None], self.receiver.table, instances, self.receiver.config.edge_rule)
-        return Transmitter()(semantic_map)
+        return SemanticMap(item.labels[None], self.receiver.table, instances, self.receiver.config.edge_rule)
+
+    def _send(self, link: Link, index: int, snr: float) -> LinkOutput:
+        return link(self._semantic_map(index), ChannelQuality.esn0_db(snr), generator=self._generator(index, snr))
 
     # --- the four methods: each returns (pictures uint8 (H, W, 3) or conditions, channel uses, delivered) ---
 
@@ -186,24 +191,23 @@ class Comparison:
         return image_to_rgb(decoded)[0], self.deep_jscc.config.channel_uses, None
 
     def _gesco_analog(self, index: int, snr: float) -> tuple[torch.Tensor, int, None]:
-        payload = self._payload(index)
-        received = self.analog_channel(payload, snr_db=snr, generator=self._generator(index, snr)).payload
-        uses = math.ceil(int(payload.transmitted[0].sum()) * self.pixels / 2)
-        return fast_denoise(received.values, received.transmitted)[0], uses, None
+        out = self._send(self.analog_link, index, snr)
+        return out.condition[0], int(out.received.complex_channel_uses[0]), None
 
     def _gesco_digital(self, index: int, snr: float) -> tuple[torch.Tensor, int, float]:
-        from gesco.baselines.digital_gesco import DEFAULT_BAND_ROWS, DigitalGesco, map_blocks
+        from gesco.channel.digital.map_channel import DEFAULT_BAND_ROWS, DigitalGesco, map_blocks
+        from gesco.semantics.transmitter import Transmitter
 
-        payload = self._payload(index)
+        payload = Transmitter()(self._semantic_map(index))
         blocks = len(map_blocks(payload, 0, self.digital, band_rows=DEFAULT_BAND_ROWS))
         config = most_robust_config(self.digital, blocks, self.budget)
         if config is None:
             raise ValueError(f"the map of item {index} needs {blocks} blocks, more than the budget of {self.budget} "
                              f"channel uses holds at code rate {CODE_RATE_LADDER[-1]:.2f}; use a larger Deep JSCC "
                              "budget or a higher-order modulation")
-        received = DigitalGesco(self._link(config))(payload, snr_db=snr, generator=self._generator(index, snr))
-        mask = received.payload.transmitted[0, :, None, None].to(received.payload.values.dtype)
-        return received.payload.values[0] * mask, int(received.channel_uses[0]), float(received.known.float().mean())
+        link = Link(channel=DigitalGesco(self._link(config)), receiver=Receiver(None, map_denoiser="none"))
+        out = self._send(link, index, snr)
+        return out.condition[0], int(out.received.complex_channel_uses[0]), float(out.received.known.float().mean())
 
     # --- generation ---
 
@@ -227,9 +231,8 @@ class Comparison:
                           unit="batch", leave=False):
             condition = torch.stack([conditions[i] for i in chunk]).to(device)
             start = starting_noise(self.seed, chunk, None, shape).to(device)
-            images = sample(self.receiver.unet, condition, self.sampler, diffusion=self.receiver.config.diffusion,
-                            generator=seeded_generator(self.seed, chunk[0], snr, _STEP_STREAM), x_T=start,
-                            progress=False).sample
+            images = self.receiver(condition, generator=seeded_generator(self.seed, chunk[0], snr, STEP_STREAM),
+                                   x_T=start, sampler=self.sampler)
             for index, picture in zip(chunk, image_to_rgb(images), strict=True):
                 _save_png(image_path(folder, names[index]), picture)
         for source, target in copies:
@@ -244,7 +247,7 @@ class Comparison:
         for index in tqdm(range(self.count), disable=not self.progress, desc=f"{method} snr{snr_label(snr)}",
                           unit="image", leave=False):
             output, uses, delivered = produce(index, snr)
-            records.append({"name": self.dataset[index].name, "channel_uses": uses, "delivered": delivered})
+            records.append({"name": self.dataset[index].name, "complex_channel_uses": uses, "delivered": delivered})
             if isinstance(output, np.ndarray):
                 _save_png(image_path(folder, records[-1]["name"]), output)
             else:
@@ -275,10 +278,11 @@ class Comparison:
                     seconds[f"{method}/snr{snr_label(snr)}"] = round(time.perf_counter() - started, 2)
                 scores = scorer.score_images(folder, f"{self.channel}/{method}/snr{snr_label(snr)}")
                 delivered = [r["delivered"] for r in records if r["delivered"] is not None]
+                uses = [r["complex_channel_uses"] for r in records]
                 cells.append(CompareCell(
-                    method, snr_label(snr), scores,
-                    channel_uses_per_pixel=float(np.mean([r["channel_uses"] for r in records])) / self.pixels,
-                    delivered=float(np.mean(delivered)) if delivered else None))
+                    method, snr_label(snr), scores, complex_channel_uses_per_pixel=float(np.mean(uses)) / self.pixels,
+                    delivered=float(np.mean(delivered)) if delivered else None,
+                    over_budget=max(uses) > self.budget))
         return CompareResult(
             methods=list(methods), snrs=[float(s) for s in snrs], channel=self.channel, count=self.count,
             budget_per_pixel=self.budget_per_pixel, cells=cells, real=scorer.score_real(),

@@ -85,9 +85,10 @@ def results_json(result: CompareResult) -> dict:
         "channel": result.channel,
         "n": result.count,
         "snr_db": result.snrs,
-        "budget_channel_uses_per_pixel": result.budget_per_pixel,
+        "budget_complex_channel_uses_per_pixel": result.budget_per_pixel,
         "methods": [{"name": m, "label": METHOD_LABELS[m]} for m in result.methods],
-        "results": [{"method": c.method, "snr_db": float(c.snr), "channel_uses_per_pixel": c.channel_uses_per_pixel,
+        "results": [{"method": c.method, "snr_db": float(c.snr), "complex_channel_uses_per_pixel": c.complex_channel_uses_per_pixel,
+                     "over_budget": c.over_budget,
                      "delivered": c.delivered, **{m.key: _value(m, c.scores) for m in COMPARE_METRICS}}
                     for c in result.cells],
         "real_images_miou": result.real.segmentation.miou if result.real.segmentation else None,
@@ -111,8 +112,13 @@ def markdown_report(result: CompareResult) -> str:
     lines += ["## Channel uses per pixel (mean over the images)", "", "| Method | " + " | ".join(snrs) + " |",
               "|" + "---|" * (len(snrs) + 1)]
     for method in result.methods:
-        lines.append(f"| {METHOD_LABELS[method]} | "
-                     + " | ".join(f"{cells[method, s].channel_uses_per_pixel:.3f}" for s in snrs) + " |")
+        lines.append(f"| {METHOD_LABELS[method]} | " + " | ".join(
+            f"{cells[method, s].complex_channel_uses_per_pixel:.3f}" + (" ⚠ over budget" if cells[method, s].over_budget else "")
+            for s in snrs) + " |")
+    over = [m for m in result.methods if any(cells[m, s].over_budget for s in snrs)]
+    if over:
+        lines += ["", f"⚠ Over the budget of {result.budget_per_pixel:.3f} channel uses per pixel for some images: "
+                  + ", ".join(METHOD_LABELS[m] for m in over) + ". Their scores are not at equal bandwidth."]
     for metric in metrics:
         arrow = "↑" if metric.higher_is_better else "↓"
         lines += ["", f"## {metric.title} {arrow} against Es/N0 (dB)", "", "| Method | " + " | ".join(snrs) + " |",
@@ -165,8 +171,8 @@ def write_compare_report(result: CompareResult, out: str | Path, *, dataset: Dat
     data = results_json(result)
     atomic_write_text(out / "results.json", json.dumps(data, indent=2, allow_nan=False) + "\n")
     keys = [m.key for m in COMPARE_METRICS]
-    rows = [["method", "snr_db", "channel_uses_per_pixel", "delivered", *keys]]
-    rows += [[r["method"], r["snr_db"], r["channel_uses_per_pixel"], "" if r["delivered"] is None else r["delivered"],
+    rows = [["method", "snr_db", "complex_channel_uses_per_pixel", "delivered", *keys]]
+    rows += [[r["method"], r["snr_db"], r["complex_channel_uses_per_pixel"], "" if r["delivered"] is None else r["delivered"],
               *("" if r[k] is None else r[k] for k in keys)] for r in data["results"]]
     atomic_write_text(out / "results.csv", csv_text(rows))
     atomic_write_text(out / "report.md", markdown_report(result))

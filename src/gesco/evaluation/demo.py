@@ -16,17 +16,20 @@ from pathlib import Path
 
 import torch
 
-from gesco.channel.snr import paper_sigma
+from gesco.baselines.accounting import PayloadSizes, mean_payload_sizes, payload_sizes
+from gesco.channel.awgn import AWGNChannel
+from gesco.channel.quality import ChannelQuality, paper_sigma
 from gesco.datasets.base import collate
 from gesco.datasets.synthetic import SyntheticStreetsDataset
 from gesco.evaluation.figures import condition_to_rgb, image_to_rgb, save_grid
 from gesco.evaluation.metrics import EvaluationClasses, PairedImageMetrics, SegmentationConfusion
 from gesco.evaluation.segmenter import GescoSegmenter
 from gesco.evaluation.segmenter_training import EVALUATION_SEED_OFFSET
-from gesco.evaluation.sweep import conditioning_maps, starting_noise
+from gesco.evaluation.sweep import CHANNEL_STREAM, seeded_generator, starting_noise
+from gesco.link import Link
 from gesco.receiver.pipeline import DiffusionReceiver
-from gesco.receiver.sampling import SamplerConfig, sample
-from gesco.semantics.bits import payload_bits
+from gesco.receiver.receiver import Receiver
+from gesco.receiver.sampling import SamplerConfig
 from gesco.semantics.maps import SemanticMap
 
 DEMO_PSNRS = (100.0, 10.0, 5.0, 1.0)
@@ -47,27 +50,14 @@ class DemoRow:
 
 
 @dataclass(frozen=True)
-class DemoPayload:
-    """Mean sizes per image: the analog map as real values sent (two per complex channel use, as in
-    ``gesco.baselines.accounting``) plus the class list as side information in bits, the lossless map code, and
-    the image itself as PNG and JPEG (quality 75), in bits."""
-
-    pixels: int
-    analog_real_values: float
-    side_info_bits: float
-    lossless_map_bits: float
-    png_image_bits: float
-    jpeg_image_bits: float
-
-
-@dataclass(frozen=True)
 class DemoResult:
     scenes: int
     first_seed: int
     image_size: tuple[int, int]
     sampler: SamplerConfig
     real_image_miou: float
-    payload: DemoPayload
+    #: Mean payload sizes per image (``gesco.baselines.accounting``).
+    payload: PayloadSizes
     rows: list[DemoRow]
     seconds_per_image: dict[str, float]
     figure: Path
@@ -83,19 +73,6 @@ def _ssim(images: torch.Tensor, reference: torch.Tensor) -> float:
     metrics = PairedImageMetrics(ms_ssim=False)
     metrics.update(images, reference)
     return metrics.compute().ssim
-
-
-def _mean_payload(semantic_map: SemanticMap, images: torch.Tensor) -> DemoPayload:
-    sizes = payload_bits(semantic_map, image_to_rgb(images))
-    count = len(sizes)
-    return DemoPayload(
-        pixels=sizes[0].pixels,
-        analog_real_values=sum(s.analog_channel_uses for s in sizes) / count,
-        side_info_bits=sum(s.side_info_bits for s in sizes) / count,
-        lossless_map_bits=sum(s.lossless_map_bits for s in sizes) / count,
-        png_image_bits=sum(s.png_image_bits for s in sizes) / count,
-        jpeg_image_bits=sum(s.jpeg_image_bits for s in sizes) / count,
-    )
 
 
 def run_demo(
@@ -138,18 +115,32 @@ def run_demo(
     table = gesco.table
     classes = EvaluationClasses.from_table(table)
 
-    # All PSNR labels in one batch per receiver: rows are (psnr, scene), psnr-major.
-    received = torch.cat([conditioning_maps(batch, 0, gesco, psnr=p, fds=False, seed=seed) for p in psnrs])
-    filtered = torch.cat([conditioning_maps(batch, 0, gesco, psnr=p, fds=True, seed=seed) for p in psnrs])
+    # All PSNR labels in one batch per receiver: rows are (psnr, scene), psnr-major; map i at label p gets the
+    # channel noise and x_T of generators seeded by (seed, i, p), so every receiver sees the same received map.
+    clean_maps = SemanticMap(batch.labels, table, batch.instances, gesco.config.edge_rule)
+    repeated = SemanticMap(batch.labels.repeat(len(psnrs), 1, 1), table,
+                           None if batch.instances is None else batch.instances.repeat(len(psnrs), 1, 1),
+                           gesco.config.edge_rule)
+    quality = ChannelQuality.psnr_label([p for p in psnrs for _ in range(scenes)])
+
+    def link(receiver: DiffusionReceiver | None, map_denoiser: str):
+        return Link(channel=AWGNChannel(), receiver=Receiver(receiver, map_denoiser=map_denoiser))
+
+    def channel_noise() -> list[torch.Generator]:
+        return [seeded_generator(seed, i, p, CHANNEL_STREAM) for p in psnrs for i in range(scenes)]
+
+    received = link(None, "none")(repeated, quality, generator=channel_noise()).condition
+    filtered = link(None, "fds")(repeated, quality, generator=channel_noise()).condition
     x_T = torch.cat([starting_noise(seed, range(scenes), p, batch.image.shape[1:]) for p in psnrs])
     images, seconds = {}, {}
-    for name, receiver, condition in ((GESCO_COLUMN, gesco, filtered), (SDM_COLUMN, sdm, received)):
+    for name, receiver in ((GESCO_COLUMN, gesco), (SDM_COLUMN, sdm)):
         if progress:
             print(f"{name} receiver: {len(x_T)} images ({scenes} scenes x {len(psnrs)} PSNR labels)", flush=True)
         started = time.perf_counter()
         # The same per-step noise for both receivers too (stochastic samplers), so only the model differs.
-        images[name] = sample(receiver.unet, condition, sampler, diffusion=receiver.config.diffusion, x_T=x_T,
-                              generator=torch.Generator().manual_seed(seed), progress=progress).sample
+        images[name] = link(receiver, receiver.config.map_denoiser)(
+            repeated, quality, generator=channel_noise(), receiver_generator=torch.Generator().manual_seed(seed),
+            x_T=x_T, sampler=sampler, progress=progress).images
         seconds[name] = (time.perf_counter() - started) / len(x_T)
 
     labels = batch.labels
@@ -167,7 +158,6 @@ def run_demo(
         ))
 
     figure_rows, row_titles = [], []
-    clean_maps = SemanticMap(labels, table, batch.instances, gesco.config.edge_rule)
     map_pictures = clean_maps.colorize().permute(0, 2, 3, 1).numpy()
     originals = image_to_rgb(batch.image)
     pictures = {"received": condition_to_rgb(received, table), "FDS": condition_to_rgb(filtered, table),
@@ -186,7 +176,7 @@ def run_demo(
     return DemoResult(
         scenes=scenes, first_seed=first_seed, image_size=(height, width), sampler=sampler,
         real_image_miou=_miou(segmenter.predict(batch.image), labels, classes),
-        payload=_mean_payload(clean_maps, batch.image), rows=rows, seconds_per_image=seconds, figure=figure,
+        payload=mean_payload_sizes(payload_sizes(clean_maps, image_to_rgb(batch.image))), rows=rows, seconds_per_image=seconds, figure=figure,
     )
 
 
@@ -202,8 +192,9 @@ def demo_table(result: DemoResult) -> str:
         "",
         "payload per image (mean):",
         f"  analog map (GESCO, the paper): {payload.analog_real_values:,.0f} real values = "
-        f"{payload.analog_real_values / 2:,.0f} complex channel uses ({payload.analog_real_values / 2 * per_pixel:.2f} "
-        f"per pixel), + {payload.side_info_bits:.0f} bits of class list",
+        f"{payload.analog_complex_channel_uses:,.0f} complex channel uses "
+        f"({payload.analog_complex_channel_uses * per_pixel:.2f} per pixel), + {payload.side_info_bits:.0f} bits of "
+        "class list",
         f"  lossless map code:             {payload.lossless_map_bits:,.0f} bits "
         f"({payload.lossless_map_bits * per_pixel:.3f} per pixel)",
         f"  the image as PNG:              {payload.png_image_bits:,.0f} bits "
@@ -232,7 +223,7 @@ def demo_record(result: DemoResult) -> dict:
         "image_size": list(result.image_size),
         "sampler": result.sampler.to_dict(),
         "real_image_miou": result.real_image_miou,
-        "payload_bits": asdict(result.payload),
+        "payload_sizes": asdict(result.payload),
         "rows": [asdict(row) for row in result.rows],
         "seconds_per_image": result.seconds_per_image,
         "figure": result.figure.name,

@@ -12,6 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+# image_to_rgb lives in gesco.images (below training, which draws previews); figures re-export it.
+from gesco.images import image_to_rgb  # noqa: F401
 from gesco.io import atomic_save  # noqa: E402
 from gesco.semantics.classes import ClassTable  # noqa: E402
 
@@ -23,11 +25,6 @@ def condition_to_rgb(condition: torch.Tensor, table: ClassTable) -> np.ndarray:
     """
     palette = torch.tensor(table.colors, dtype=torch.uint8)
     return palette[condition[:, : table.num_classes].argmax(dim=1)].numpy()
-
-
-def image_to_rgb(images: torch.Tensor) -> np.ndarray:
-    """float (B, 3, H, W) in [-1, 1] -> uint8 (B, H, W, 3)."""
-    return ((images.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
 def save_grid(

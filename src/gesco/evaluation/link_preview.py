@@ -7,13 +7,13 @@ from pathlib import Path
 
 import torch
 
-from gesco.channel.awgn import AWGNChannel
+from gesco.channel.quality import ChannelQuality
 from gesco.datasets.synthetic import SyntheticStreets
 from gesco.evaluation.figures import condition_to_rgb, save_grid
-from gesco.receiver.fds import fast_denoise
+from gesco.link import Link
+from gesco.receiver.receiver import Receiver
 from gesco.semantics.classes import class_table
 from gesco.semantics.maps import SemanticMap
-from gesco.semantics.transmitter import Transmitter
 
 PREVIEW_PSNRS = (100, 10, 5, 1)
 
@@ -32,19 +32,21 @@ def write_link_preview(
     """
     table = class_table("cityscapes")
     generator = SyntheticStreets(height=size[0], width=size[1])
-    channel, transmitter = AWGNChannel(), Transmitter()
+    received_link, filtered_link = Link(receiver=Receiver(None, map_denoiser="none")), Link()
     noise = torch.Generator().manual_seed(seed)
     rows = []
     for index in range(scenes):
         scene = generator.scene(seed + index)
         semantic_map = SemanticMap(torch.from_numpy(scene.labels).long(), table,
                                    torch.from_numpy(scene.instances).long())
-        payload = transmitter(semantic_map)
         row = [scene.image, semantic_map.colorize().permute(0, 2, 3, 1)[0].numpy()]
         for psnr in psnrs:
-            received = channel(payload, psnr=psnr, generator=noise).payload
-            filtered = fast_denoise(received.values, received.transmitted)
-            row += [condition_to_rgb(received.values, table)[0], condition_to_rgb(filtered, table)[0]]
+            # The same draws for both views: the filtered map is the FDS of the received one shown beside it.
+            state = noise.get_state()
+            received = received_link(semantic_map, ChannelQuality.psnr_label(psnr), generator=noise).condition
+            noise.set_state(state)
+            filtered = filtered_link(semantic_map, ChannelQuality.psnr_label(psnr), generator=noise).condition
+            row += [condition_to_rgb(received, table)[0], condition_to_rgb(filtered, table)[0]]
         rows.append(row)
     titles = ["image", "semantic map"]
     for psnr in psnrs:

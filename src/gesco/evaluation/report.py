@@ -108,7 +108,7 @@ def results_json(result: SweepResult) -> dict:
         "results": [_cell_record(c, METRICS) for c in result.cells],
         "classes": list(result.class_names),
         "notes": result.notes,
-        "payload_per_pixel": asdict(result.payload),
+        "payload_per_pixel": dict(result.payload),
         "generation_seconds": result.generation_seconds,
         "scoring_seconds": result.scoring_seconds,
     }
@@ -165,7 +165,7 @@ def markdown_report(result: SweepResult) -> str:
                   "|" + "---|" * (len(rows) + 1)]
         for name in classes:
             lines.append(f"| {name} | " + " | ".join(format_value(s.per_class_iou.get(name), "iou") for _, s in rows) + " |")
-    payload = asdict(result.payload)
+    payload = result.payload
     lines += ["", "## Payload per pixel (mean over the maps)", "", "| " + " | ".join(payload) + " |",
               "|" + "---|" * len(payload), "| " + " | ".join(f"{v:.3f}" for v in payload.values()) + " |", ""]
     return "\n".join(lines)

@@ -7,39 +7,36 @@ segmenter must read regenerated images, which are noisier and paler than the rea
 is exported. Synthetic training scenes must not overlap the evaluation seeds
 (``EVALUATION_SEED_OFFSET`` onwards); a held-out validation set is scored at every checkpoint.
 
-Exact resume: the scenes and augmentations of step ``s`` come from a generator seeded by (seed, s); the
-checkpoint (``gesco.training.checkpoint`` layout) holds weights, EMA, optimizer, LR schedule and RNG state.
+The steps, exact resume, checkpoints, EMA and learning-rate schedule are those of the shared loop
+(:mod:`gesco.training.loop`); the augmentation of step ``s`` draws from its ``step_generator(seed, s, rank)``.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
 from gesco.config import Config
+from gesco.constants import EVALUATION_SEED_OFFSET, VALIDATION_SEED_OFFSET  # also read from here by others
 from gesco.datasets import collate
 from gesco.evaluation.metrics import EvaluationClasses, SegmentationConfusion, SegmentationScores
 from gesco.evaluation.segmenter import GescoSegmenter, SegmenterConfig
 from gesco.io import atomic_write_text
 from gesco.semantics.classes import ClassTable, class_table
-from gesco.training.checkpoint import TrainingState, list_checkpoints, restore_latest, save_checkpoint
-from gesco.training.config import DataConfig
+from gesco.training.config import LR_SCHEDULES, DataConfig
 from gesco.training.data import build_dataset
 from gesco.training.ema import EMA
+from gesco.training.loop import LoopSettings, StepInputs, TrainingLoop
 
-#: First synthetic scene seed of evaluation sets (``gesco evaluate``); training scenes must stay below it.
-EVALUATION_SEED_OFFSET = 1_000_000
-#: Synthetic seeds from here on are the segmenter's validation scenes.
-VALIDATION_SEED_OFFSET = 2_000_000
+#: Target value of the pixels whose class the segmenter does not predict.
 IGNORED = -100
+#: Where the segmenter trains: "cpu", or "cuda" (the GPU of each process).
+SEGMENTER_DEVICES = ("cpu", "cuda")
 
 
 @dataclass(frozen=True)
@@ -72,8 +69,10 @@ class SegmenterTrainConfig(Config):
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.max_steps < 1 or self.checkpoint_every < 1:
             raise ValueError("batch_size, max_steps and checkpoint_every must be positive")
-        if self.lr_schedule not in ("cosine", "constant"):
-            raise ValueError(f"lr_schedule must be 'cosine' or 'constant', got {self.lr_schedule!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {list(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        if self.device not in SEGMENTER_DEVICES:
+            raise ValueError(f"device must be one of {list(SEGMENTER_DEVICES)}, got {self.device!r}")
         if self.data.kind == "synthetic":
             first, last = self.data.seed_offset, self.data.seed_offset + self.data.num_scenes - 1
             if last >= EVALUATION_SEED_OFFSET:
@@ -90,25 +89,6 @@ class SegmenterTrainResult:
     validation: SegmentationScores | None
     output_dir: Path
     seconds: float
-
-
-def step_generator(seed: int, step: int, stream: int) -> torch.Generator:
-    """The generator of step ``step``'s draws of one kind (0: which scenes, 1: augmentation)."""
-    return torch.Generator().manual_seed((seed * 1_000_003 + step) * 2 + stream)
-
-
-class StepIndices:
-    """Batch indices of steps ``start .. end - 1``: step s draws its items from ``step_generator(seed, s, 0)``."""
-
-    def __init__(self, size: int, batch_size: int, *, seed: int, start: int, end: int):
-        self.size, self.batch_size, self.seed, self.start, self.end = size, batch_size, seed, start, end
-
-    def __len__(self) -> int:
-        return max(0, self.end - self.start)
-
-    def __iter__(self):
-        for step in range(self.start, self.end):
-            yield torch.randint(self.size, (self.batch_size,), generator=step_generator(self.seed, step, 0)).tolist()
 
 
 def target_lookup(table: ClassTable, class_ids: tuple[int, ...]) -> torch.Tensor:
@@ -156,15 +136,6 @@ def augment(images: torch.Tensor, labels: torch.Tensor, generator: torch.Generat
     return images.clamp(-1, 1), labels
 
 
-def learning_rate_factor(config: SegmenterTrainConfig, step: int) -> float:
-    if step < config.warmup_steps:
-        return (step + 1) / config.warmup_steps
-    if config.lr_schedule == "constant":
-        return 1.0
-    progress = (step - config.warmup_steps) / max(1, config.max_steps - config.warmup_steps)
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
 def evaluate_segmenter(segmenter, dataset: Dataset, *, batch_size: int = 32) -> SegmentationScores:
     """mIoU, pixel accuracy and per-class IoU of ``segmenter`` on the images of ``dataset``."""
     confusion = SegmentationConfusion(EvaluationClasses.from_table(segmenter.table))
@@ -181,75 +152,55 @@ def _table_of(data: DataConfig, model: SegmenterConfig) -> ClassTable:
     return class_table(model.class_table)
 
 
-def train_segmenter(config: SegmenterTrainConfig, *, resume: bool = False, progress: bool = True) -> SegmenterTrainResult:
-    """Run (or continue, with ``resume``) the segmenter training of ``config``; export ``output_dir/model``."""
-    output = Path(config.output_dir)
-    checkpoints = output / "checkpoints"
-    table = _table_of(config.data, config.model)
-    device = torch.device(config.device)
-    torch.manual_seed(config.seed)
-    model = GescoSegmenter(config.model).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: learning_rate_factor(config, s))
-    ema = EMA(model, decay=config.ema_decay)
-    start = 0
-    if resume:
-        start = restore_latest(checkpoints, model, ema, optimizer, scheduler)
-    elif list_checkpoints(checkpoints):
-        raise ValueError(f"{output} already holds checkpoints: pass --resume to continue, or choose a new output dir")
-    config.save(output)
+def loop_settings(config: SegmenterTrainConfig) -> LoopSettings:
+    """The shared loop's part of a segmenter run."""
+    return LoopSettings(
+        output_dir=config.output_dir, seed=config.seed, batch_size=config.batch_size, max_steps=config.max_steps,
+        checkpoint_every=config.checkpoint_every, keep_checkpoints=config.keep_checkpoints,
+        warmup_steps=config.warmup_steps, lr_schedule=config.lr_schedule, ema_decay=config.ema_decay,
+        device="cpu" if config.device == "cpu" else "auto", num_workers=config.data.num_workers,
+        name="train-segmenter",
+    )
 
+
+def train_segmenter(config: SegmenterTrainConfig, *, resume: bool = False,
+                    progress: bool = True) -> SegmenterTrainResult:
+    """Run (or continue, with ``resume``) the segmenter training of ``config``; export ``output_dir/model``."""
+    table = _table_of(config.data, config.model)
+    loop = TrainingLoop(
+        loop_settings(config), lambda: GescoSegmenter(config.model),
+        lambda parameters: torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay),
+        config=config, resume=resume, progress=progress,
+    )
     dataset = build_dataset(config.data, table)
     validation = build_dataset(config.validation, table)
     lookup = target_lookup(table, config.model.class_ids)
     weights = class_weights(dataset, lookup, len(config.model.class_ids), scenes=config.weight_scenes,
                             power=config.class_weight_power, max_weight=config.max_class_weight)
-    atomic_write_text(output / "class_weights.json", json.dumps(
-        {table.names[c]: round(float(w), 4) for c, w in zip(config.model.class_ids, weights)}, indent=2) + "\n")
-    loader = DataLoader(dataset, collate_fn=collate, num_workers=config.data.num_workers,
-                        batch_sampler=StepIndices(len(dataset), config.batch_size, seed=config.seed, start=start,
-                                                   end=config.max_steps))
-    history_path = output / "history.json"
-    history = json.loads(history_path.read_text()) if resume and history_path.is_file() else []
-    losses: list[float] = []
-    scores = None
-    started = time.perf_counter()
-    bar = tqdm(total=config.max_steps, initial=start, disable=not progress, desc="train-segmenter", unit="step")
-    model.train()
-    for step, batch in enumerate(loader, start=start):
-        generator = step_generator(config.seed, step, 1)
-        images, labels = batch.image, batch.labels
+    if loop.is_main_process:
+        named = {table.names[c]: round(float(w), 4) for c, w in zip(config.model.class_ids, weights, strict=True)}
+        atomic_write_text(Path(config.output_dir) / "class_weights.json", json.dumps(named, indent=2) + "\n")
+
+    def step(inputs: StepInputs) -> torch.Tensor:
+        images, labels = inputs.batch.image, inputs.batch.labels
         if config.augment:
-            images, labels = augment(images, labels, generator)
-        logits = model(images.to(device))
-        loss = F.cross_entropy(logits, lookup[labels].to(device), weight=weights.to(device), ignore_index=IGNORED)
-        if not torch.isfinite(loss):
-            raise RuntimeError(f"the loss became {loss.item()} at step {step}; lower learning_rate")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        ema.update(model)
-        losses.append(loss.item())
-        done = step + 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{losses[-1]:.4f}")
-        if done % config.checkpoint_every == 0 or done == config.max_steps:
-            save_checkpoint(checkpoints, TrainingState(done, model.state_dict(), ema.state_dict(), ema.updates,
-                                                       optimizer.state_dict(), scheduler.state_dict(),
-                                                       torch.get_rng_state()), keep=config.keep_checkpoints)
-            scores = evaluate_segmenter(_ema_model(config.model, ema), validation)
-            history.append({"step": done, "loss": losses[-1], "validation_miou": scores.miou,
-                            "validation_per_class_iou": scores.per_class_iou})
-            atomic_write_text(history_path, json.dumps(history, indent=2) + "\n")
-            bar.set_postfix(loss=f"{losses[-1]:.4f}", val_miou=f"{scores.miou:.3f}")
-    bar.close()
-    _ema_model(config.model, ema).save_pretrained(output / "model")
-    return SegmenterTrainResult(step=config.max_steps, losses=losses, validation=scores, output_dir=output,
-                                seconds=time.perf_counter() - started)
+            images, labels = augment(images, labels, inputs.generator)
+        logits = inputs.model(images.to(inputs.device))
+        return F.cross_entropy(logits, lookup[labels].to(inputs.device), weight=weights.to(inputs.device),
+                               ignore_index=IGNORED)
+
+    scores: SegmentationScores | None = None
+
+    def validate(done: int) -> dict[str, object]:
+        nonlocal scores
+        scores = evaluate_segmenter(_ema_model(config.model, loop.ema), validation)
+        return {"validation_miou": scores.miou, "validation_per_class_iou": scores.per_class_iou}
+
+    result = loop.run(dataset, step, collate_fn=collate, on_checkpoint=validate,
+                      export=lambda ema, directory: _ema_model(config.model, ema).save_pretrained(directory))
+    return SegmenterTrainResult(step=result.step, losses=result.losses, validation=scores,
+                                output_dir=result.output_dir, seconds=result.seconds)
 
 
 def _ema_model(config: SegmenterConfig, ema: EMA) -> GescoSegmenter:
-    model = GescoSegmenter(config)
-    model.load_state_dict({k: v.to(model.state_dict()[k].dtype) for k, v in ema.state_dict().items()})
-    return model.eval()
+    return ema.copy_to(GescoSegmenter(config)).eval()

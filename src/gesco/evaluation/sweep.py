@@ -33,23 +33,23 @@ from PIL import Image
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from gesco.baselines.accounting import mean_payload_sizes, payload_sizes
 from gesco.channel.awgn import AWGNChannel
-from gesco.channel.snr import paper_sigma
+from gesco.channel.quality import ChannelQuality
 from gesco.datasets.base import Batch, collate
 from gesco.evaluation.figures import image_to_rgb
 from gesco.evaluation.scoring import SetScorer, SetScores, image_path
 from gesco.io import atomic_save
-from gesco.receiver.fds import fast_denoise
+from gesco.link import Link, LinkOutput
 from gesco.receiver.pipeline import DiffusionReceiver
-from gesco.receiver.sampling import SamplerConfig, sample
-from gesco.semantics.bits import payload_bits
+from gesco.receiver.receiver import Receiver
+from gesco.receiver.sampling import SamplerConfig
 from gesco.semantics.maps import SemanticMap
-from gesco.semantics.transmitter import Transmitter
 
 GESCO, SDM, NO_FDS, ORACLE = "gesco", "sdm", "gesco-no-fds", "oracle"
 REAL_IMAGES, RECEIVED_MAP = "real-images", "received-map"
 CLEAN = "clean"
-_CHANNEL_STREAM, _START_STREAM, _STEP_STREAM = 0, 1, 2
+CHANNEL_STREAM, START_STREAM, STEP_STREAM = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class Method:
         name: key and folder name.
         label: the row label of the report.
         model: which receiver generates: ``"gesco"`` or ``"sdm"``.
-        fds: filter the received map with FDS before conditioning.
+        map_denoiser: the receiver's map denoiser ("fds" or "none", ``gesco.receiver.map_denoisers``).
         clean_map: condition on the noiseless map (one set, shown at every PSNR).
         sampler: how to sample.
     """
@@ -68,7 +68,7 @@ class Method:
     name: str
     label: str
     model: str
-    fds: bool
+    map_denoiser: str
     clean_map: bool
     sampler: SamplerConfig
 
@@ -90,31 +90,38 @@ def seeded_generator(seed: int, index: int, psnr: float | None, stream: int) -> 
 def starting_noise(seed: int, indices: Sequence[int], psnr: float | None, shape: Sequence[int]) -> torch.Tensor:
     """x_T of images ``indices`` at ``psnr``, (len(indices), *shape): each from its own generator, so an image
     does not depend on its batch."""
-    return torch.stack([torch.randn(tuple(shape), generator=seeded_generator(seed, i, psnr, _START_STREAM))
+    return torch.stack([torch.randn(tuple(shape), generator=seeded_generator(seed, i, psnr, START_STREAM))
                         for i in indices])
 
 
-def conditioning_maps(batch: Batch, first_index: int, receiver: DiffusionReceiver, *, psnr: float | None, fds: bool,
-                      seed: int) -> torch.Tensor:
-    """The conditioning maps (B, C, H, W) of a batch: transmitted, sent through AWGN at ``psnr`` (None: clean)
-    with per-image noise, FDS-filtered if ``fds``; untransmitted channels 0."""
-    table, channel, transmitter = receiver.table, AWGNChannel(), Transmitter()
-    maps = []
-    for b in range(batch.labels.shape[0]):
-        instances = None if batch.instances is None else batch.instances[b : b + 1]
-        payload = transmitter(SemanticMap(batch.labels[b : b + 1], table, instances, receiver.config.edge_rule))
-        if psnr is not None:
-            generator = seeded_generator(seed, first_index + b, psnr, _CHANNEL_STREAM)
-            payload = channel(payload, sigma=paper_sigma(psnr), generator=generator).payload
-        mask = payload.transmitted[:, :, None, None].to(payload.values.dtype)
-        maps.append(fast_denoise(payload.values, payload.transmitted) if fds else payload.values * mask)
-    return torch.cat(maps)
+def send_batch(batch: Batch, indices: Sequence[int], receiver: DiffusionReceiver, *, psnr: float | None,
+               map_denoiser: str, seed: int, generate: bool = False, sampler: SamplerConfig | None = None) -> LinkOutput:
+    """A batch through the link: the transmitter, AWGN at PSNR label ``psnr`` (None: clean), the map denoiser and,
+    with ``generate``, the receiver's image generator.
+
+    Image i gets its channel noise and x_T from generators seeded by (seed, i, psnr), so it does not depend on
+    its batch; the sampler's per-step noise comes from a generator seeded by the batch's first image.
+    ``indices`` are the images' indices in the evaluation set."""
+    semantic_map = SemanticMap(batch.labels, receiver.table, batch.instances, receiver.config.edge_rule)
+    quality = ChannelQuality.noise_std(0.0) if psnr is None else ChannelQuality.psnr_label(psnr)
+    link = Link(channel=AWGNChannel(), receiver=Receiver(receiver if generate else None, map_denoiser=map_denoiser))
+    device = next(receiver.unet.parameters()).device
+    x_T = starting_noise(seed, indices, psnr, batch.image.shape[1:]).to(device) if generate else None
+    return link(semantic_map, quality, generator=[seeded_generator(seed, i, psnr, CHANNEL_STREAM) for i in indices],
+                receiver_generator=seeded_generator(seed, indices[0], psnr, STEP_STREAM), x_T=x_T, sampler=sampler)
+
+
+def conditioning_maps(batch: Batch, first_index: int, receiver: DiffusionReceiver, *, psnr: float | None,
+                      map_denoiser: str, seed: int) -> torch.Tensor:
+    """The conditioning maps (B, C, H, W) of a batch (see ``send_batch``); untransmitted channels 0."""
+    indices = range(first_index, first_index + batch.labels.shape[0])
+    return send_batch(batch, indices, receiver, psnr=psnr, map_denoiser=map_denoiser, seed=seed).condition
 
 
 def received_map_labels(batch: Batch, first_index: int, receiver: DiffusionReceiver, *, psnr: float,
                         seed: int) -> torch.Tensor:
     """The FDS-filtered received maps read as segmentations: int64 (B, H, W) argmax over the class channels."""
-    condition = conditioning_maps(batch, first_index, receiver, psnr=psnr, fds=True, seed=seed)
+    condition = conditioning_maps(batch, first_index, receiver, psnr=psnr, map_denoiser="fds", seed=seed)
     return condition[:, : receiver.table.num_classes].argmax(dim=1)
 
 
@@ -127,12 +134,8 @@ def generate_set(receiver: DiffusionReceiver, method: Method, psnr: float | None
     description = f"{method.name} {CLEAN if psnr is None else 'psnr' + psnr_label(psnr)}"
     for chunk in tqdm(chunks, disable=not progress, desc=description, unit="batch"):
         batch = collate([dataset[i] for i in chunk])
-        device = next(receiver.unet.parameters()).device
-        condition = conditioning_maps(batch, chunk[0], receiver, psnr=psnr, fds=method.fds, seed=seed).to(device)
-        start = starting_noise(seed, chunk, psnr, batch.image.shape[1:])
-        step_noise = seeded_generator(seed, chunk[0], psnr, _STEP_STREAM)
-        images = sample(receiver.unet, condition, method.sampler, diffusion=receiver.config.diffusion,
-                        generator=step_noise, x_T=start.to(device), progress=False).sample
+        images = send_batch(batch, chunk, receiver, psnr=psnr, map_denoiser=method.map_denoiser, seed=seed,
+                            generate=True, sampler=method.sampler).images
         for name, picture in zip(batch.names, image_to_rgb(images), strict=True):
             atomic_save(image_path(folder, name), lambda tmp, p=picture: Image.fromarray(p).save(tmp, format="PNG"))
             made += 1
@@ -149,17 +152,6 @@ class Cell:
 
 
 @dataclass(frozen=True)
-class PayloadSummary:
-    """Mean sizes over the evaluation maps, per pixel: analog channel uses, lossless map, PNG / JPEG image bits."""
-
-    analog_channel_uses: float
-    analog_bits: float
-    lossless_map_bits: float
-    png_image_bits: float
-    jpeg_image_bits: float
-
-
-@dataclass(frozen=True)
 class SweepResult:
     """Everything the report is written from."""
 
@@ -168,24 +160,23 @@ class SweepResult:
     count: int
     cells: list[Cell]
     class_names: tuple[str, ...]
-    payload: PayloadSummary
+    #: Mean payload sizes per pixel, keyed by ``PayloadSizes`` field (real values, channel uses, bits).
+    payload: dict[str, float]
     notes: dict[str, str]
     settings: dict
     generation_seconds: dict[str, float] = field(default_factory=dict)
     scoring_seconds: float = 0.0
 
 
-def payload_summary(dataset: Dataset, count: int, receiver: DiffusionReceiver) -> PayloadSummary:
-    """Mean per-pixel payload sizes of the first ``count`` items."""
-    totals = np.zeros(5)
+def payload_summary(dataset: Dataset, count: int, receiver: DiffusionReceiver) -> dict[str, float]:
+    """Mean payload sizes per pixel of the first ``count`` items (``gesco.baselines.accounting``)."""
+    sizes = []
     for i in range(count):
         item = dataset[i]
-        semantic_map = SemanticMap(item.labels, receiver.table, item.instances, receiver.config.edge_rule)
-        (bits,) = payload_bits(semantic_map, image_to_rgb(item.image[None]))
-        per_pixel = bits.per_pixel()
-        totals += [bits.analog_channel_uses / bits.pixels, per_pixel["analog_map"], per_pixel["lossless_map"],
-                   per_pixel["png_image"], per_pixel["jpeg_image"]]
-    return PayloadSummary(*(totals / count).tolist())
+        semantic_map = SemanticMap(item.labels[None], receiver.table, None if item.instances is None else
+                                   item.instances[None], receiver.config.edge_rule)
+        sizes += payload_sizes(semantic_map, image_to_rgb(item.image[None]))
+    return mean_payload_sizes(sizes).per_pixel()
 
 
 def set_folder(images_root: Path, method: Method, psnr: float | None) -> Path:
@@ -268,17 +259,17 @@ def sampler_variant(base: SamplerConfig, *, sampler: str | None = None, steps: i
 def build_methods(sampler: SamplerConfig, *, with_sdm: bool, guidance_sweep: Sequence[float] = (),
                   sampler_sweep: Sequence[tuple[str, int]] = ()) -> list[Method]:
     """The report's methods: GESCO, the SDM ablation (if a model is given), no FDS, the oracle, and variants."""
-    methods = [Method(GESCO, "GESCO (noise-aware + FDS)", GESCO, True, False, sampler)]
+    methods = [Method(GESCO, "GESCO (noise-aware + FDS)", GESCO, "fds", False, sampler)]
     if with_sdm:
-        methods.append(Method(SDM, "SDM (clean-trained, no FDS)", SDM, False, False, sampler))
-    methods += [Method(NO_FDS, "GESCO without FDS", GESCO, False, False, sampler),
-                Method(ORACLE, "GESCO on the clean map (oracle)", GESCO, False, True, sampler)]
+        methods.append(Method(SDM, "SDM (clean-trained, no FDS)", SDM, "none", False, sampler))
+    methods += [Method(NO_FDS, "GESCO without FDS", GESCO, "none", False, sampler),
+                Method(ORACLE, "GESCO on the clean map (oracle)", GESCO, "none", True, sampler)]
     for guidance in guidance_sweep:
         variant = sampler_variant(sampler, guidance=guidance)
         if variant != sampler:
-            methods.append(Method(f"gesco-g{guidance:g}", f"GESCO, guidance {guidance:g}", GESCO, True, False, variant))
+            methods.append(Method(f"gesco-g{guidance:g}", f"GESCO, guidance {guidance:g}", GESCO, "fds", False, variant))
     for name, steps in sampler_sweep:
         variant = sampler_variant(sampler, sampler=name, steps=steps)
         if variant != sampler:
-            methods.append(Method(f"gesco-{name}{steps}", f"GESCO, {name} {steps} steps", GESCO, True, False, variant))
+            methods.append(Method(f"gesco-{name}{steps}", f"GESCO, {name} {steps} steps", GESCO, "fds", False, variant))
     return methods

@@ -9,6 +9,10 @@ them by role (``decoder.1.res_blocks.1.conv_out``). The two differ in three ways
   freshly initialised values back so the exported dict has exactly the official keys and shapes.
   SDM checkpoints, which never had it, convert as well;
 - everything else maps one tensor to one tensor, unchanged.
+
+:func:`convert_official_checkpoint` turns a checkpoint into a receiver folder (``gesco convert-official``). A
+checkpoint does not store the image size it was trained at, so the size comes from the UNet preset (the
+paper's models: :data:`PRESET_IMAGE_SIZES`) or from the caller, never from a guess.
 """
 
 from __future__ import annotations
@@ -21,10 +25,38 @@ from pathlib import Path
 
 import torch
 
+from gesco.receiver.pipeline import DiffusionReceiver, ReceiverConfig
+from gesco.receiver.sampling import SamplerConfig
 from gesco.receiver.unet import GescoUNet, UNetConfig, check_state_dict
 from gesco.receiver.unet.config import PRESET_NAMES
 
 logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class OfficialModel:
+    """What the official code fixes for the models of one data set.
+
+    Attributes:
+        class_table: gesco's class table of the label channels.
+        guidance: the paper's classifier-free guidance scale.
+        paper_image_size: (height, width) the released checkpoints were trained at.
+    """
+
+    class_table: str
+    guidance: float
+    paper_image_size: tuple[int, int]
+
+
+#: Label channels of an official checkpoint -> its data set's settings (Cityscapes, COCO-Stuff, ADE20K).
+OFFICIAL_TABLES = {
+    36: OfficialModel("cityscapes", 2.0, (256, 512)),
+    184: OfficialModel("coco-stuff", 2.5, (256, 256)),
+    151: OfficialModel("ade20k", 2.5, (256, 256)),
+}
+#: UNet presets (:meth:`UNetConfig.preset` names, ``-`` or ``_``) that are the paper's models, with the image size
+#: they were trained at. ``small64`` and ``official-tiny`` are architectures only: their checkpoints need a size.
+PRESET_IMAGE_SIZES = {"cityscapes": (256, 512), "coco_stuff": (256, 256), "ade20k": (256, 256)}
 
 #: The unused encoder SPADE norm of the official code is built with a 3-channel label map and 128 hidden channels.
 UNUSED_SPADE_LABEL_CHANNELS = 3
@@ -286,3 +318,113 @@ def _default_conv_init(
     fan_in = (UNUSED_SPADE_LABEL_CHANNELS if ".mlp_shared." in key else UNUSED_SPADE_HIDDEN_CHANNELS) * 3 * 3
     values = torch.rand(shape, generator=generator, dtype=torch.float32, device=like.device)
     return ((2 * values - 1) * fan_in**-0.5).to(like.dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvertedCheckpoint:
+    """Result of :func:`convert_official_checkpoint`: the receiver folder and what the conversion left out."""
+
+    path: Path
+    receiver: DiffusionReceiver
+    dropped_keys: tuple[str, ...]
+    dropped_parameters: int
+
+    @property
+    def parameters(self) -> int:
+        return sum(p.numel() for p in self.receiver.unet.parameters())
+
+
+def size_factor(config: UNetConfig) -> int:
+    """Total downsampling of the UNet: ``2 ** (levels - 1)``; each side of an image must be a multiple of it."""
+    return 2 ** (len(config.channel_mult) - 1)
+
+
+def check_image_size(image_size: tuple[int, int], config: UNetConfig) -> tuple[int, int]:
+    """``image_size`` as (height, width) ints, if the UNet of ``config`` can take it.
+
+    Raises:
+        ValueError: a side that is not a positive int, or not a multiple of :func:`size_factor`.
+    """
+    if (len(image_size) != 2
+            or any(isinstance(side, bool) or not isinstance(side, int) or side < 1 for side in image_size)):
+        raise ValueError(f"image_size must be (height, width) in positive ints, got {image_size!r}")
+    factor = size_factor(config)
+    if any(side % factor for side in image_size):
+        height, width = (-(-side // factor) * factor for side in image_size)
+        raise ValueError(
+            f"image size {image_size[0]}x{image_size[1]} cannot go through this UNet: its "
+            f"{len(config.channel_mult)} levels halve the image {len(config.channel_mult) - 1} times, so each side "
+            f"must be a multiple of {factor} (e.g. {height}x{width})"
+        )
+    return int(image_size[0]), int(image_size[1])
+
+
+def convert_official_checkpoint(
+    checkpoint: str | Path | Mapping[str, torch.Tensor],
+    output_dir: str | Path,
+    *,
+    config: str | Path | UNetConfig | None = None,
+    image_size: tuple[int, int] | None = None,
+) -> ConvertedCheckpoint:
+    """Convert an official GESCO/SDM checkpoint into a receiver folder (``receiver.json`` + ``unet/``).
+
+    The class table follows from the label channels (:data:`OFFICIAL_TABLES`), the edge rule is the official 8-bit
+    one the released models were trained with, the default sampler is DDIM-50 with the paper's guidance scale, and
+    the training noise is the paper's.
+
+    Args:
+        checkpoint: an official ``*.pt`` state dict, or the state dict itself (keys optionally prefixed ``model.``).
+        output_dir: the receiver folder to write (created if needed).
+        config: the architecture: a preset name (``"cityscapes"``, ``"coco-stuff"``, ``"ade20k"``, ``"small64"``,
+            ``"official-tiny"``), a :class:`UNetConfig` JSON file, or a config; None reads it off the weights
+            (:func:`infer_official_config`).
+        image_size: (height, width) the model was trained at. None takes the size of a paper preset named by
+            ``config`` (:data:`PRESET_IMAGE_SIZES`); given, it wins over the preset's.
+
+    Raises:
+        ValueError: no image size (neither given nor from a paper preset), an image size the UNet cannot take,
+            label channels of no official data set, or weights that do not fit the architecture.
+
+    Example:
+        >>> convert_official_checkpoint("ema_0.9999_190000.pt", "cityscapes-gesco", config="cityscapes")  # doctest: +SKIP
+    """
+    unet_config, preset_size = _config_and_size(config)
+    size = image_size if image_size is not None else preset_size
+    if size is None:
+        raise ValueError(
+            "an official checkpoint does not store the image size it was trained at: give image_size (CLI: "
+            "--image-size HEIGHTxWIDTH; the paper's models: 256x512 for Cityscapes, 256x256 for COCO-Stuff and "
+            "ADE20K) or the paper's preset as config (--config cityscapes / coco-stuff / ade20k)"
+        )
+    if unet_config is not None:
+        size = check_image_size(tuple(size), unet_config)  # before reading a checkpoint of gigabytes
+    if isinstance(checkpoint, (str, Path)):
+        state_dict, source = read_official_state_dict(checkpoint), str(checkpoint)
+    else:
+        state_dict, source = checkpoint, "the official state dict"
+    conversion = convert_official_state_dict(state_dict, unet_config)
+    if unet_config is None:
+        size = check_image_size(tuple(size), conversion.config)
+    channels = conversion.config.label_channels
+    if channels not in OFFICIAL_TABLES:
+        raise ValueError(f"the checkpoint takes {channels} label channels; official models take one of "
+                         f"{sorted(OFFICIAL_TABLES)} (Cityscapes, ADE20K, COCO-Stuff)")
+    official = OFFICIAL_TABLES[channels]
+    model = GescoUNet.from_state_dict(conversion.state_dict, conversion.config, source=source)
+    receiver_config = ReceiverConfig(
+        class_table=official.class_table, edge_rule="official", image_size=size,
+        sampler=SamplerConfig(sampler="ddim", steps=50, guidance=official.guidance), training_noise="paper")
+    receiver = DiffusionReceiver(model, receiver_config)
+    path = receiver.save_pretrained(output_dir)
+    return ConvertedCheckpoint(path, receiver, conversion.dropped_keys, conversion.dropped_parameters)
+
+
+def _config_and_size(config: str | Path | UNetConfig | None) -> tuple[UNetConfig | None, tuple[int, int] | None]:
+    """The architecture of ``config`` and, for a paper preset named by it, the image size of that preset."""
+    if config is None or isinstance(config, UNetConfig):
+        return config, None
+    if not str(config).strip():
+        raise ValueError(f"config must name a UNet preset {list(PRESET_NAMES)} or a JSON file, got {config!r}")
+    unet_config = UNetConfig.from_preset_or_file(config)
+    is_preset_name = isinstance(config, str) and not (Path(config).suffix == ".json" or Path(config).is_dir())
+    return unet_config, PRESET_IMAGE_SIZES.get(str(config).replace("-", "_")) if is_preset_name else None

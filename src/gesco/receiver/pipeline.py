@@ -2,7 +2,8 @@
 
 Layout (in the spirit of diffusers' ``save_pretrained``)::
 
-    DIR/receiver.json   ReceiverConfig: class table, edge rule, image size, diffusion, sampler, FDS, training noise
+    DIR/receiver.json   ReceiverConfig: class table, edge rule, image size, diffusion, sampler, map denoiser,
+                        training noise
     DIR/unet/           GescoUNet.save_pretrained: config.json + model.safetensors
 """
 
@@ -15,6 +16,7 @@ import torch
 
 from gesco.config import Config
 from gesco.receiver.diffusion import DiffusionConfig
+from gesco.receiver.map_denoisers import MAP_DENOISERS
 from gesco.receiver.sampling import SamplerConfig, sample
 from gesco.receiver.unet import GescoUNet, UNetConfig
 from gesco.semantics.classes import ClassTable, class_table
@@ -31,9 +33,15 @@ class ReceiverConfig(Config):
     image_size: tuple[int, int] = (64, 128)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     sampler: SamplerConfig = field(default_factory=lambda: SamplerConfig(sampler="dpmpp", steps=20, guidance=2.0))
-    use_fds: bool = True
+    #: The map denoiser this model is meant to be fed through (``gesco.receiver.map_denoisers.MAP_DENOISERS``):
+    #: "fds" for the noise-aware GESCO receiver, "none" for the SDM-style one trained on clean maps.
+    map_denoiser: str = "fds"
     #: How the conditioning maps were made noisy in training ("paper", "channel" or "none").
     training_noise: str = "paper"
+
+    def __post_init__(self) -> None:
+        if self.map_denoiser not in MAP_DENOISERS:
+            raise ValueError(f"ReceiverConfig.map_denoiser must be one of {list(MAP_DENOISERS)}, got {self.map_denoiser!r}")
 
 
 class DiffusionReceiver:
@@ -60,10 +68,14 @@ class DiffusionReceiver:
         condition: torch.Tensor,
         *,
         generator: torch.Generator | None = None,
+        x_T: torch.Tensor | None = None,
         sampler: SamplerConfig | None = None,
         progress: bool = False,
     ) -> torch.Tensor:
-        """float (B, C, H, W) conditioning maps -> float (B, 3, H, W) images in [-1, 1]."""
+        """float (B, C, H, W) conditioning maps -> float (B, 3, H, W) images in [-1, 1].
+
+        ``sampler`` overrides the model's default sampler for this call; ``x_T`` (B, 3, H, W) is the starting
+        noise (drawn from ``generator`` when None)."""
         if condition.dim() != 4 or condition.shape[1] != self.unet.config.label_channels:
             raise ValueError(
                 f"conditioning maps must have shape (B, {self.unet.config.label_channels}, H, W) for this model, "
@@ -71,7 +83,7 @@ class DiffusionReceiver:
             )
         with torch.no_grad():
             return sample(self.unet, condition, sampler or self.config.sampler, diffusion=self.config.diffusion,
-                          generator=generator, progress=progress).sample
+                          generator=generator, x_T=x_T, progress=progress).sample
 
     def save_pretrained(self, directory: str | Path) -> Path:
         directory = Path(directory)

@@ -1,31 +1,37 @@
-"""The receiver block: received payload -> FDS -> conditioning map -> regenerated image."""
+"""The receiver block: received payload -> map denoiser -> conditioning map -> image generator -> image."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 from torch import nn
 
-from gesco.channel.awgn import Received
-from gesco.receiver.fds import fast_denoise
+from gesco.channel.base import Received
+from gesco.receiver.map_denoisers import build_map_denoiser
+
+if TYPE_CHECKING:
+    from gesco.receiver.sampling import SamplerConfig
 
 
 class ImageGenerator(Protocol):
-    """Anything that turns a conditioning map into images, e.g. a diffusion sampler."""
+    """Anything that turns a conditioning map into images, e.g. :class:`gesco.receiver.pipeline.DiffusionReceiver`."""
 
-    def __call__(self, condition: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        """condition: float (B, C, H, W) -> images float (B, 3, H, W) in [-1, 1]."""
+    def __call__(self, condition: torch.Tensor, *, generator: torch.Generator | None = None,
+                 x_T: torch.Tensor | None = None, sampler: SamplerConfig | None = None,
+                 progress: bool = False) -> torch.Tensor:
+        """condition: float (B, C, H, W) -> images float (B, 3, H, W) in [-1, 1]; ``sampler`` overrides the
+        generator's default sampler for this call, ``x_T`` its starting noise."""
         ...
 
 
 @dataclass(frozen=True)
 class ReceiverOutput:
     """Attributes:
-    condition: float (B, C, H, W): the map that conditions the generator (FDS output, or the
-        received map when FDS is off), absent channels 0.
-    images: float (B, 3, H, W) in [-1, 1], or None when the receiver has no generator.
+    condition: float (B, C, H, W): the map that conditions the generator (the map denoiser's output),
+        untransmitted channels 0.
+    images: float (B, 3, H, W) in [-1, 1], or None when the receiver has no image generator.
     """
 
     condition: torch.Tensor
@@ -33,23 +39,36 @@ class ReceiverOutput:
 
 
 class Receiver(nn.Module):
-    """FDS (optional) followed by an image generator (optional).
+    """A map denoiser followed by an image generator.
 
     Args:
-        image_generator: turns the conditioning map into images; ``None`` stops after FDS.
-        use_fds: apply the fast denoising of the paper (3x3 mean then 3x3 max).
+        image_generator: turns the conditioning map into images; ``None`` stops after the map denoiser.
+        map_denoiser: ``"fds"`` (the paper's fast denoising, default), ``"none"``, or any module
+            ``received -> condition`` (see ``gesco.receiver.map_denoisers``).
+
+    ``Receiver.from_pretrained(folder)`` builds one from a trained receiver folder with its own map denoiser.
     """
 
-    def __init__(self, image_generator: ImageGenerator | None = None, *, use_fds: bool = True):
+    def __init__(self, image_generator: ImageGenerator | None = None, *, map_denoiser: str | nn.Module = "fds"):
         super().__init__()
         self.image_generator = image_generator
-        self.use_fds = use_fds
+        self.map_denoiser = build_map_denoiser(map_denoiser)
 
-    def forward(self, received: Received, *, generator: torch.Generator | None = None) -> ReceiverOutput:
-        payload = received.payload
-        if self.use_fds:
-            condition = fast_denoise(payload.values, payload.transmitted)
-        else:
-            condition = payload.values * payload.transmitted[:, :, None, None].to(payload.values.dtype)
-        images = None if self.image_generator is None else self.image_generator(condition, generator=generator)
+    @classmethod
+    def from_pretrained(cls, directory, *, map_denoiser: str | nn.Module | None = None) -> Receiver:
+        """The receiver of a folder from ``gesco train`` / ``convert-official`` (or a shipped model's name),
+        with the map denoiser its ``receiver.json`` names unless ``map_denoiser`` is given."""
+        from gesco.receiver.pipeline import DiffusionReceiver
+
+        generator = DiffusionReceiver.from_pretrained(directory)
+        return cls(generator, map_denoiser=map_denoiser or generator.config.map_denoiser)
+
+    def forward(self, received: Received, *, generator: torch.Generator | None = None,
+                x_T: torch.Tensor | None = None, sampler: SamplerConfig | None = None,
+                progress: bool = False) -> ReceiverOutput:
+        condition = self.map_denoiser(received)
+        if self.image_generator is None:
+            return ReceiverOutput(condition, None)
+        images = self.image_generator(condition, generator=generator, x_T=x_T, sampler=sampler, progress=progress)
         return ReceiverOutput(condition, images)
+

@@ -34,10 +34,10 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from tqdm.auto import tqdm
 
 from gesco.config import Config
+from gesco.constants import SAMPLERS  # defined there so that the command line reads the names without torch
 from gesco.receiver.diffusion import Denoiser, DiffusionConfig, GaussianDiffusion
-from gesco.receiver.guidance import AUTOCAST_DTYPES, autocast_dtype_from_name, guided_output
+from gesco.receiver.guidance import AUTOCAST_NAMES, autocast_dtype_from_name, guided_output
 
-SAMPLERS = ("ddpm", "ddim", "dpmpp", "dpmpp-sde", "unipc")
 RESPACED_SAMPLERS = ("ddpm", "ddim")
 IMAGE_CHANNELS = 3
 
@@ -55,7 +55,10 @@ class SamplerConfig(Config):
         eta: DDIM noise scale (0 = deterministic, the official setting); ddim only.
         clip_denoised: clamp each predicted x_0 to [-1, 1] (official; without it a young model gives noise).
         two_pass_guidance: conditional and unconditional passes as two forwards instead of one batched one.
-        autocast_dtype: "float32" (no autocast), "bfloat16" (fast on CPU) or "float16", for the network only.
+        autocast_dtype: precision of the network only (the sampler's own math stays float32): "auto" (the
+            default) runs bfloat16 autocast on CUDA and on CPUs with AVX512 / AMX kernels and float32 elsewhere,
+            decided when sampling by :func:`gesco.receiver.guidance.default_autocast_name`; "float32" (no
+            autocast, for comparisons against official tensors), "bfloat16" or "float16" force one.
     """
 
     sampler: Literal["ddpm", "ddim", "dpmpp", "dpmpp-sde", "unipc"] = "ddim"
@@ -65,7 +68,7 @@ class SamplerConfig(Config):
     eta: float = 0.0
     clip_denoised: bool = True
     two_pass_guidance: bool = False
-    autocast_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    autocast_dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
 
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLERS:
@@ -81,8 +84,8 @@ class SamplerConfig(Config):
             raise ValueError(f"eta={self.eta} applies to the 'ddim' sampler only; set eta=0.0 for {self.sampler!r}")
         if self.eta < 0:
             raise ValueError(f"eta={self.eta} must be >= 0 (0 = deterministic DDIM, 1 = DDPM-like noise)")
-        if self.autocast_dtype not in AUTOCAST_DTYPES:
-            raise ValueError(f"autocast_dtype={self.autocast_dtype!r}; choose one of {list(AUTOCAST_DTYPES)}")
+        if self.autocast_dtype not in AUTOCAST_NAMES:
+            raise ValueError(f"autocast_dtype={self.autocast_dtype!r}; choose one of {list(AUTOCAST_NAMES)}")
 
     @property
     def spacing(self) -> str:
@@ -196,7 +199,7 @@ def sample(
     elif tuple(x_T.shape) != shape:
         raise ValueError(f"x_T shape {tuple(x_T.shape)} does not match the map: expected {shape}")
     scheduler, timestep_map = build_scheduler(config, process)
-    autocast_dtype = autocast_dtype_from_name(config.autocast_dtype)
+    autocast_dtype = autocast_dtype_from_name(config.autocast_dtype, y.device)
     step_options = _step_options(config, generator)
     # DDPM reads the learned variance from the output; the others use epsilon only.
     keep_variance = config.sampler == "ddpm"

@@ -1,11 +1,6 @@
-"""Payload sizes in bits, and a lossless digital code for the label and edge maps.
+"""A lossless digital code for the label and edge maps, and the image codecs it is compared with.
 
-Sizes compared for one image of H x W pixels:
-
-- analog map (the paper): (|present| + 1) x H x W real channel uses; as binary maps that
-  is one bit per value, plus the presence bitmap of the class table as side information;
-- lossless map: the label map and edge map coded by ``encode_map`` (below);
-- the RGB image as PNG and as JPEG (quality 75 by default).
+Payload sizes (real values, channel uses, bits) are counted in one place, ``gesco.baselines.accounting``.
 
 ``encode_map`` writes a small header (magic, size, present ids), then the label map as
 indices into the present-id list and the edge map, the latter as its difference (XOR)
@@ -18,15 +13,12 @@ from __future__ import annotations
 import io
 import lzma
 import struct
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from PIL import Image
 
-from gesco.semantics.classes import ClassTable
 from gesco.semantics.edges import instance_edges
-from gesco.semantics.maps import SemanticMap
 
 _MAGIC = b"GSM1"
 _HEADER = struct.Struct("<4sHHHB")  # magic, height, width, number of present ids, codec flags
@@ -111,55 +103,3 @@ def image_bytes(image: np.ndarray, format: str, *, quality: int = 75) -> bytes:
     kwargs = {"optimize": True} if format == "PNG" else {"quality": quality}
     Image.fromarray(image).save(buffer, format=format, **kwargs)
     return buffer.getvalue()
-
-
-@dataclass(frozen=True)
-class PayloadBits:
-    """Sizes of one image's payload, in bits (channel uses for the analog map)."""
-
-    pixels: int
-    analog_channel_uses: int
-    side_info_bits: int
-    lossless_map_bits: int
-    png_image_bits: int | None = None
-    jpeg_image_bits: int | None = None
-
-    @property
-    def analog_bits(self) -> int:
-        """The analog map as binary maps: one bit per channel use, plus the side information."""
-        return self.analog_channel_uses + self.side_info_bits
-
-    def per_pixel(self) -> dict[str, float]:
-        """Bits (or channel uses) per pixel of every size that is known."""
-        sizes = {
-            "analog_map": self.analog_bits,
-            "lossless_map": self.lossless_map_bits,
-            "png_image": self.png_image_bits,
-            "jpeg_image": self.jpeg_image_bits,
-        }
-        return {name: bits / self.pixels for name, bits in sizes.items() if bits is not None}
-
-
-def payload_bits(
-    semantic_map: SemanticMap, image: np.ndarray | None = None, *, jpeg_quality: int = 75
-) -> list[PayloadBits]:
-    """Payload sizes of every map in a batch; ``image`` (B, H, W, 3) uint8 adds PNG and JPEG sizes."""
-    table: ClassTable = semantic_map.table
-    present = semantic_map.present()
-    edges = semantic_map.edges()[:, 0] if table.has_edge else None
-    height, width = semantic_map.size
-    sizes = []
-    for b in range(semantic_map.batch_size):
-        channels = int(present[b].sum()) + int(table.has_edge)
-        code = encode_map(semantic_map.labels[b].cpu(), None if edges is None else edges[b].cpu())
-        sizes.append(
-            PayloadBits(
-                pixels=height * width,
-                analog_channel_uses=channels * height * width,
-                side_info_bits=table.num_classes,
-                lossless_map_bits=8 * len(code),
-                png_image_bits=None if image is None else 8 * len(image_bytes(image[b], "PNG")),
-                jpeg_image_bits=None if image is None else 8 * len(image_bytes(image[b], "JPEG", quality=jpeg_quality)),
-            )
-        )
-    return sizes

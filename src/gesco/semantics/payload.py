@@ -46,8 +46,8 @@ class Payload:
         return (self.values.shape[2], self.values.shape[3])
 
     @property
-    def channel_uses(self) -> torch.Tensor:
-        """int64 (B,): real values sent per map, (|present| + edge) x H x W."""
+    def real_values(self) -> torch.Tensor:
+        """int64 (B,): real values sent per map, (|present| + edge) x H x W (two make one complex channel use)."""
         height, width = self.size
         return self.transmitted.sum(dim=1) * height * width
 

@@ -17,7 +17,7 @@ class Transmitter(nn.Module):
     >>> from gesco.semantics import SemanticMap, Transmitter
     >>> labels = torch.tensor([[7, 7, 26], [7, 26, 26]])
     >>> payload = Transmitter()(SemanticMap(labels, "cityscapes"))
-    >>> payload.present_ids(0), int(payload.channel_uses[0])
+    >>> payload.present_ids(0), int(payload.real_values[0])
     ([7, 26], 18)
     """
 

@@ -1,12 +1,12 @@
 """Conditioning maps for training: noise-aware maps (the paper) and condition dropout.
 
-Two ways of making a training map noisy, chosen by ``TrainConfig.noise``:
+Three ways of making a training map noisy, chosen by ``TrainConfig.noise``:
 
 - ``"paper"`` (the released code): sigma drawn per mini-batch from a list, one noise map of
   shape (B, 1, H, W) broadcast over every channel (one value per pixel, shared by classes).
-- ``"channel"``: each map goes through the analog channel the receiver will see (noise only
-  on transmitted channels, one draw per value), then FDS, with sigma drawn per map. This is
-  the train/test match the paper's FDS lacks.
+- ``"channel"``: each map goes through the link the receiver will see at test time (``gesco.link.Link``:
+  the transmitter, the AWGN channel on the transmitted channels with sigma drawn per map, then FDS),
+  the edge channel included. This is the train/test match the paper's FDS lacks.
 - ``"none"``: clean maps (the SDM-style ablation).
 """
 
@@ -16,9 +16,14 @@ from collections.abc import Sequence
 
 import torch
 
-from gesco.receiver.fds import fast_denoise
+from gesco.channel.quality import ChannelQuality
+from gesco.link import Link
+from gesco.semantics.maps import SemanticMap
 
 NOISE_MODES = ("paper", "channel", "none")
+
+#: The test-time link without an image generator: transmitter -> AWGN -> FDS.
+_CHANNEL_LINK = Link()
 
 
 def draw_sigmas(
@@ -32,7 +37,7 @@ def draw_sigmas(
 
 
 def noisy_condition(
-    one_hot: torch.Tensor,
+    semantic_map: SemanticMap,
     *,
     mode: str,
     sigmas: Sequence[float],
@@ -41,28 +46,27 @@ def noisy_condition(
     """The map the model is conditioned on during training.
 
     Args:
-        one_hot: float (B, C, H, W) clean one-hot map with edge channel.
+        semantic_map: the clean training maps (labels, instances, edge rule).
         mode: one of ``NOISE_MODES``.
         sigmas: the noise levels to draw from.
         generator: CPU generator for every draw (exact resume depends on it).
 
     Returns:
-        (condition (B, C, H, W), sigma (B,)).
+        (condition float (B, C, H, W), sigma (B,)).
     """
     if mode not in NOISE_MODES:
         raise ValueError(f"unknown noise mode {mode!r}; choose one of {list(NOISE_MODES)}")
+    if mode == "channel":
+        sigma = draw_sigmas(semantic_map.batch_size, sigmas, per_map=True, generator=generator)
+        out = _CHANNEL_LINK(semantic_map, ChannelQuality.noise_std(sigma.tolist()), generator=generator)
+        return out.condition, sigma
+    one_hot = semantic_map.one_hot()
     batch, _, height, width = one_hot.shape
     if mode == "none":
         return one_hot, torch.zeros(batch)
-    sigma = draw_sigmas(batch, sigmas, per_map=mode == "channel", generator=generator)
-    scale = sigma.to(one_hot.device, one_hot.dtype)[:, None, None, None]
-    if mode == "paper":
-        noise = torch.randn((batch, 1, height, width), generator=generator).to(one_hot.device, one_hot.dtype)
-        return one_hot + scale * noise, sigma
-    transmitted = one_hot.flatten(2).amax(dim=2) > 0
-    noise = torch.randn(one_hot.shape, generator=generator).to(one_hot.device, one_hot.dtype)
-    received = one_hot + scale * noise * transmitted[:, :, None, None]
-    return fast_denoise(received, transmitted), sigma
+    sigma = draw_sigmas(batch, sigmas, per_map=False, generator=generator)
+    noise = torch.randn((batch, 1, height, width), generator=generator).to(one_hot.device, one_hot.dtype)
+    return one_hot + sigma.to(one_hot.device, one_hot.dtype)[:, None, None, None] * noise, sigma
 
 
 def drop_condition(condition: torch.Tensor, probability: float, *, generator: torch.Generator) -> torch.Tensor:

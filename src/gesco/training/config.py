@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from typing import Any, Self
 
-from gesco.channel.snr import NOISE_AWARE_TRAINING_SIGMAS
-from gesco.config import Config
+from gesco.channel.quality import NOISE_AWARE_TRAINING_SIGMAS
+from gesco.config import Config, ConfigError
 from gesco.receiver.diffusion import DiffusionConfig
-from gesco.receiver.sampling import SAMPLERS
+from gesco.receiver.sampling import SamplerConfig
 from gesco.receiver.unet import UNetConfig
 from gesco.training.conditioning import NOISE_MODES
 
 DATA_KINDS = ("synthetic", "cityscapes", "coco-stuff", "ade20k", "folder")
 MIXED_PRECISION = ("no", "bf16", "fp16")
 LR_SCHEDULES = ("constant", "cosine")
+#: The fields that became ``TrainConfig.sampler`` (a nested SamplerConfig).
+_FORMER_SAMPLER_FIELDS = {"sample_sampler": "sampler", "sample_steps": "steps", "sample_guidance": "guidance"}
 
 
 @dataclass(frozen=True)
@@ -77,23 +81,36 @@ class TrainConfig(Config):
     keep_checkpoints: int = 3
     #: Write a grid of samples every N steps (0: never).
     sample_every: int = 0
-    #: The sampler of the preview grid and of the exported receiver's default (see gesco.receiver.sampling).
-    sample_sampler: str = "dpmpp"
-    sample_steps: int = 20
-    sample_guidance: float = 1.5
+    #: The sampler of the preview grid and the default of the exported receiver (see gesco.receiver.sampling).
+    sampler: SamplerConfig = field(default_factory=lambda: SamplerConfig(sampler="dpmpp", steps=20, guidance=1.5))
 
     def __post_init__(self) -> None:
         for name, value, allowed in (
             ("noise", self.noise, NOISE_MODES),
             ("mixed_precision", self.mixed_precision, MIXED_PRECISION),
             ("lr_schedule", self.lr_schedule, LR_SCHEDULES),
-            ("sample_sampler", self.sample_sampler, SAMPLERS),
         ):
             if value not in allowed:
                 raise ValueError(f"TrainConfig.{name} must be one of {list(allowed)}, got {value!r}")
         if not 0.0 <= self.condition_dropout < 1.0:
             raise ValueError(f"condition_dropout must be in [0, 1), got {self.condition_dropout}")
-        if self.batch_size < 1 or self.max_steps < 1:
-            raise ValueError("batch_size and max_steps must be positive")
+        for name in ("batch_size", "max_steps", "checkpoint_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("warmup_steps", "keep_checkpoints", "sample_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)}")
         if self.noise != "none" and not self.noise_sigmas:
             raise ValueError("noise-aware training needs at least one sigma in noise_sigmas")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str | None = None) -> Self:
+        """As :meth:`Config.from_dict`; a config with the former ``sample_*`` fields is refused with its fix."""
+        former = [key for key in _FORMER_SAMPLER_FIELDS if isinstance(data, dict) and key in data]
+        if former:
+            nested = ", ".join(f'"{_FORMER_SAMPLER_FIELDS[key]}": {json.dumps(data[key])}' for key in former)
+            raise ConfigError(
+                f"{source + ': ' if source else ''}TrainConfig fields {former} are now one nested SamplerConfig; "
+                f'replace them with "sampler": {{{nested}}}'
+            )
+        return super().from_dict(data, source=source)

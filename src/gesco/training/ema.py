@@ -1,8 +1,15 @@
-"""Exponential moving average of the weights, with a warm-up for short runs.
+r"""Exponential moving average of the weights, with a warm-up for short runs.
+
+After the n-th update (n = 0, 1, ...) of the model weights theta:
+
+.. math::
+
+    \bar\theta \leftarrow d_n \bar\theta + (1 - d_n) \theta, \qquad
+    d_n = \min\left(d, \frac{1 + n}{10 + n}\right) \text{ (warm-up) or } d_n = d.
 
 A fixed decay of 0.999 lags badly over a CPU run of ~2k steps (the EMA weights then carry
-mostly the random init); the warm-up decay min(decay, (1 + n) / (10 + n)) follows the
-weights closely early on and reaches the target decay later.
+mostly the random init); the warm-up decay follows the weights closely early on and reaches
+the target decay later. Integer buffers (batch-norm counters) are copied, not averaged.
 """
 
 from __future__ import annotations
@@ -38,6 +45,13 @@ class EMA:
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return dict(self.shadow)
+
+    @torch.no_grad()
+    def copy_to(self, model: nn.Module) -> nn.Module:
+        """Load the averaged weights into ``model`` (each cast to the dtype the model holds) and return it."""
+        own = model.state_dict()
+        model.load_state_dict({k: v.to(own[k].dtype) for k, v in self.shadow.items()})
+        return model
 
     def load_state_dict(self, tensors: dict[str, torch.Tensor], updates: int) -> None:
         missing = sorted(set(self.shadow) - set(tensors))

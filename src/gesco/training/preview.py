@@ -8,9 +8,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gesco.evaluation.figures import image_to_rgb
+from gesco.images import image_to_rgb
 from gesco.io import atomic_save
-from gesco.receiver.sampling import SamplerConfig, sample
+from gesco.receiver.sampling import sample
 from gesco.receiver.unet import GescoUNet
 from gesco.semantics.maps import SemanticMap
 
@@ -18,16 +18,13 @@ GRID_SCENES = 4
 
 
 def write_sample_grid(accelerator, ema, config, diffusion, dataset, table, *, step: int) -> Path:
-    """Sample the first scenes of ``dataset`` with the EMA weights; save a PNG and log it."""
+    """Sample the first scenes of ``dataset`` with the EMA weights and ``config.sampler``; save a PNG and log it."""
     samples = [dataset[i] for i in range(min(GRID_SCENES, len(dataset)))]
     labels = torch.stack([s.labels for s in samples])
     instances = None if samples[0].instances is None else torch.stack([s.instances for s in samples])
     semantic_map = SemanticMap(labels, table, instances, config.data.edge_rule)
-    model = GescoUNet(config.model)
-    model.load_state_dict(ema.state_dict())
-    model.eval()
-    sampler = SamplerConfig(sampler=config.sample_sampler, steps=config.sample_steps, guidance=config.sample_guidance)
-    generated = sample(model, semantic_map.one_hot(), sampler, diffusion=diffusion.config,
+    model = ema.copy_to(GescoUNet(config.model)).eval()
+    generated = sample(model, semantic_map.one_hot(), config.sampler, diffusion=diffusion.config,
                        generator=torch.Generator().manual_seed(0), progress=False).sample
     real = image_to_rgb(torch.stack([s.image for s in samples]))
     colour = semantic_map.colorize().permute(0, 2, 3, 1).numpy()

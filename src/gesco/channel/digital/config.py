@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Literal
 
 from gesco.config import Config
+from gesco.constants import DEFAULT_COHERENCE_SYMBOLS
 
 #: Bits per QAM symbol of each modulation (Gray-labelled square QAM, 3GPP 38.211).
 BITS_PER_SYMBOL = MappingProxyType({"qpsk": 2, "16qam": 4, "64qam": 6})
@@ -43,8 +44,8 @@ class DigitalConfig(Config):
         crc: 5G CRC polynomial appended to every block ("CRC24A", "CRC16", ...).
         decoder_iterations: belief-propagation iterations of the LDPC decoder.
         fading: "awgn", or "rayleigh" block fading with perfect CSI at the receiver.
-        fading_block_symbols: symbols that share one fading coefficient; None = one
-            coefficient per LDPC codeword (the classic block-fading model).
+        coherence_symbols: symbols that share one fading coefficient (default
+            ``DEFAULT_COHERENCE_SYMBOLS``); None = one coefficient per LDPC codeword.
     """
 
     modulation: Literal["qpsk", "16qam", "64qam"] = "qpsk"
@@ -53,7 +54,7 @@ class DigitalConfig(Config):
     crc: str = "CRC24A"
     decoder_iterations: int = 20
     fading: Literal["awgn", "rayleigh"] = "awgn"
-    fading_block_symbols: int | None = None
+    coherence_symbols: int | None = DEFAULT_COHERENCE_SYMBOLS
 
     def __post_init__(self) -> None:
         if self.modulation not in BITS_PER_SYMBOL:
@@ -77,9 +78,9 @@ class DigitalConfig(Config):
             raise ValueError(f"decoder_iterations={self.decoder_iterations!r} must be a positive int (e.g. 20)")
         if self.fading not in FADINGS:
             raise ValueError(f"fading={self.fading!r} is not supported; choose one of {list(FADINGS)}")
-        if self.fading_block_symbols is not None and self.fading_block_symbols < 1:
+        if self.coherence_symbols is not None and self.coherence_symbols < 1:
             raise ValueError(
-                f"fading_block_symbols={self.fading_block_symbols} must be a positive number of symbols, "
+                f"coherence_symbols={self.coherence_symbols} must be a positive number of symbols, "
                 "or None for one coefficient per codeword"
             )
 

@@ -109,7 +109,7 @@ class DigitalLink(nn.Module):
             self.ldpc_encoder, hard_out=True, num_iter=config.decoder_iterations
         )
         self.modem = QamModem(config.modulation)
-        self.channel = SymbolChannel(fading=config.fading, block_symbols=config.fading_block_symbols)
+        self.channel = SymbolChannel(fading=config.fading, coherence_symbols=config.coherence_symbols)
 
     def forward(
         self,

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import math
 
+from gesco.channel.quality import esn0_db_to_n0
 
-def esn0_db_to_n0(esn0_db: float) -> float:
-    """Noise variance per complex symbol N0 for an Es/N0 in dB (Es = 1)."""
-    return 10 ** (-esn0_db / 10)
+__all__ = ["ebn0_db_to_esn0_db", "esn0_db_to_n0", "gray_qam_ber_awgn", "qpsk_ber_rayleigh"]
 
 
 def ebn0_db_to_esn0_db(ebn0_db: float, *, bits_per_symbol: int, code_rate: float = 1.0) -> float:

@@ -74,7 +74,8 @@ class UNetConfig(Config):
         attended.append(self.level_channels[-1])  # the middle block
         if any(c % self.head_channels for c in attended):
             raise ValueError(
-                f"head_channels={self.head_channels} must divide the width of every attention level {sorted(set(attended))}"
+                f"head_channels={self.head_channels} must divide the width of every attention level "
+                f"{sorted(set(attended))}"
             )
         if self.qkv_layout not in QKV_LAYOUTS:
             raise ValueError(f"qkv_layout must be one of {QKV_LAYOUTS}, got {self.qkv_layout!r}")

