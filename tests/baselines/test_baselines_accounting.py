@@ -11,13 +11,13 @@ from gesco.baselines import (
     channel_use_budget,
     channel_use_report,
     choose_jpeg_quality,
-    complex_channel_uses,
     gesco_analog_uses,
     gesco_digital_uses,
     jpeg_uses,
 )
 from gesco.channel.digital.map_bands import pack_map_bands
 from gesco.channel.digital import DigitalConfig
+from gesco.channel.symbols import complex_channel_uses
 from gesco.datasets.synthetic import SyntheticStreets
 from gesco.semantics import SemanticMap, Transmitter
 from gesco.semantics.bits import image_bytes

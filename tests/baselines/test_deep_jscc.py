@@ -68,7 +68,7 @@ def test_noiseless_channel_is_decode_of_encode_and_noise_changes_the_image(model
 
 def test_rayleigh_channel_with_perfect_csi_is_differentiable(model, generator):
     batch = images(2, generator).requires_grad_()
-    out = model(batch, snr_db=5.0, channel=SymbolChannel(fading="rayleigh", block_symbols=16), generator=generator)
+    out = model(batch, snr_db=5.0, channel=SymbolChannel(fading="rayleigh", coherence_symbols=16), generator=generator)
     out.square().mean().backward()
     assert batch.grad is not None and torch.isfinite(batch.grad).all()
 

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from gesco.channel import ChannelQuality, UnsupportedQualityError
 from gesco.channel.unit_power import UnitPowerAnalogChannel
 from gesco.datasets.synthetic import SyntheticStreets
 from gesco.semantics import SemanticMap, Transmitter
@@ -22,7 +23,7 @@ def test_noise_on_the_map_is_sqrt_n0_over_2_divided_by_the_amplitude(payload, ge
     sent = payload.compact(0).flatten().double()
     amplitude = 1 / math.sqrt(float((sent.square().sum() / (sent.numel() / 2))))  # mean complex power -> 1
     snr_db = 3.0
-    received = UnitPowerAnalogChannel()(payload, snr_db=snr_db, generator=generator)
+    received = UnitPowerAnalogChannel()(payload, ChannelQuality.esn0_db(snr_db), generator=generator)
     expected_sigma = math.sqrt(10 ** (-snr_db / 10) / 2) / amplitude
     assert float(received.sigma[0]) == pytest.approx(expected_sigma, rel=1e-6)
     noise = (received.payload.compact(0) - payload.compact(0)).flatten()
@@ -37,20 +38,22 @@ def test_noise_on_the_map_is_sqrt_n0_over_2_divided_by_the_amplitude(payload, ge
 
 @pytest.mark.parametrize("fading", ["awgn", "rayleigh"])
 def test_noiseless_channel_returns_the_map(payload, fading, generator):
-    received = UnitPowerAnalogChannel(fading=fading, block_symbols=64)(payload, snr_db=math.inf, generator=generator)
+    received = UnitPowerAnalogChannel(fading=fading, coherence_symbols=64)(payload, ChannelQuality.esn0_db(math.inf), generator=generator)
     torch.testing.assert_close(received.payload.values, payload.values, atol=1e-5, rtol=0)
 
 
 def test_rayleigh_with_perfect_csi_enhances_noise_in_deep_fades(payload):
-    awgn = UnitPowerAnalogChannel()(payload, snr_db=10.0, generator=torch.Generator().manual_seed(0))
-    fading = UnitPowerAnalogChannel(fading="rayleigh", block_symbols=32)(
-        payload, snr_db=10.0, generator=torch.Generator().manual_seed(0))
+    awgn = UnitPowerAnalogChannel()(payload, ChannelQuality.esn0_db(10.0), generator=torch.Generator().manual_seed(0))
+    fading = UnitPowerAnalogChannel(fading="rayleigh", coherence_symbols=32)(
+        payload, ChannelQuality.esn0_db(10.0), generator=torch.Generator().manual_seed(0))
     error = (fading.payload.compact(0) - payload.compact(0)).square().mean()
     assert error > 1.5 * (awgn.payload.compact(0) - payload.compact(0)).square().mean()  # E[1/|h|^2] is infinite
 
 
 def test_bad_quality_is_named(payload):
     with pytest.raises(ValueError, match="NaN"):
-        UnitPowerAnalogChannel()(payload, snr_db=math.nan)
+        UnitPowerAnalogChannel()(payload, ChannelQuality.esn0_db(math.nan))
+    with pytest.raises(UnsupportedQualityError, match="AWGNChannel"):
+        UnitPowerAnalogChannel()(payload, ChannelQuality.psnr_label(10))
     with pytest.raises(ValueError, match="rayleigh"):
         UnitPowerAnalogChannel(fading="rician")

@@ -45,7 +45,7 @@ def test_ebn0_refers_to_message_bits():
 @pytest.mark.parametrize(
     ("field", "value"),
     [("modulation", "8psk"), ("code_rate", 0.1), ("code_rate", 0.99), ("block_bits", 9000), ("block_bits", 20),
-     ("crc", "CRC32"), ("decoder_iterations", 0), ("fading", "rician"), ("fading_block_symbols", 0)],
+     ("crc", "CRC32"), ("decoder_iterations", 0), ("fading", "rician"), ("coherence_symbols", 0)],
 )
 def test_bad_settings_name_the_value(field, value):
     with pytest.raises((ValueError, TypeError), match=field):
@@ -53,7 +53,7 @@ def test_bad_settings_name_the_value(field, value):
 
 
 def test_config_round_trips_through_json(tmp_path):
-    config = DigitalConfig(modulation="64qam", code_rate=2 / 3, fading="rayleigh", fading_block_symbols=12)
+    config = DigitalConfig(modulation="64qam", code_rate=2 / 3, fading="rayleigh", coherence_symbols=12)
     assert DigitalConfig.load(config.save(tmp_path)) == config
 
 
@@ -81,7 +81,7 @@ def test_awgn_noise_has_the_requested_variance(generator):
 
 def test_rayleigh_equalisation_scales_noise_by_the_gain(generator):
     x = torch.ones(2, 12, dtype=torch.complex64)
-    channel = SymbolChannel(fading="rayleigh", block_symbols=4)
+    channel = SymbolChannel(fading="rayleigh", coherence_symbols=4)
     clean = channel(x, n0=0.0, generator=generator)
     assert torch.allclose(clean.symbols, x) and clean.n0.max() == 0
     # n0 / |h|^2 is constant over each 4-symbol fading block and differs between blocks.

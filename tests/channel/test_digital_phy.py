@@ -52,7 +52,7 @@ def test_uncoded_ber_over_awgn_matches_theory(modulation, bits_per_symbol, ebn0_
 def test_uncoded_qpsk_over_rayleigh_matches_theory(generator):
     theory = qpsk_ber_rayleigh(14.0)  # ~1e-2
     # one fading coefficient per symbol, 4e5 bits: ~4000 errors, relative std 1.6%; 10% is 6 std.
-    measured = measured_ber("qpsk", 14.0, 400_000, generator, SymbolChannel(fading="rayleigh", block_symbols=1))
+    measured = measured_ber("qpsk", 14.0, 400_000, generator, SymbolChannel(fading="rayleigh", coherence_symbols=1))
     assert measured == pytest.approx(theory, rel=0.10)
 
 

@@ -42,14 +42,14 @@ def test_payload_without_edge_channel(semantic_map):
     height, width = semantic_map.size
     assert payload.values.shape[1] == 151
     for b in range(payload.batch_size):
-        assert int(payload.channel_uses[b]) == len(payload.present_ids(b)) * height * width
+        assert int(payload.real_values[b]) == len(payload.present_ids(b)) * height * width
 
 
 def test_absent_channels_are_zero_and_uses_counted():
     labels = torch.tensor([[[7, 7, 26], [7, 26, 26]]])
     payload = Transmitter()(SemanticMap(labels, CITYSCAPES))
     assert payload.present_ids(0) == [7, 26]
-    assert int(payload.channel_uses[0]) == 3 * 6
+    assert int(payload.real_values[0]) == 3 * 6
     absent = ~payload.transmitted[0]
     assert payload.values[0, absent].abs().sum() == 0
 

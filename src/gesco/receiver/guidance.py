@@ -28,9 +28,10 @@ def default_autocast_name(device: torch.device | str = "cpu") -> str:
     - CUDA: ``"bfloat16"`` when the GPU supports it (``torch.cuda.is_bf16_supported()``), else ``"float32"``.
     - Any other device (MPS, XPU, ...): ``"float32"``.
 
-    bfloat16 autocast changes the network's epsilon by about 1e-2 at most and the sampled images by a few grey
-    levels, which leaves the mIoU of the regenerated images unchanged to two decimals;
-    ``benchmarks/precision.py`` measures the speed and the drift on the shipped model.
+    Measured on the shipped receiver (``benchmarks/precision.py``, 2-core AVX512 CPU): bfloat16 autocast sampled
+    4 held-out scenes 2.1x faster (26 s against 56 s, SDE-DPM-Solver++ 20 steps, guidance 5); it moves epsilon
+    (std ~1) by 0.003-0.013 on average (0.02-0.09 at most) and the images by 1.7 grey levels on average; the
+    segmenter labels 99.9 % of their pixels alike and their mIoU is unchanged (0.8105 float32, 0.8115 bfloat16).
 
     Example:
         >>> default_autocast_name("cpu") in ("bfloat16", "float32")

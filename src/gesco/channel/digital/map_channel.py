@@ -84,7 +84,7 @@ class DigitalGesco(Channel):
 
     def __init__(self, link: DigitalLink | DigitalConfig | None = None, *, band_rows: int = DEFAULT_BAND_ROWS):
         super().__init__()
-        if not isinstance(link, DigitalLink):
+        if link is None or isinstance(link, DigitalConfig):
             link = DigitalLink(link)
         if band_rows < 1:
             raise ValueError(f"band_rows={band_rows} must be >= 1")

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from gesco.receiver.fds import FastDenoiser, fast_denoise
+from gesco.channel import ChannelQuality, Received
+from gesco.receiver.map_denoisers import MAP_DENOISERS, FastDenoiser, NoDenoiser, build_map_denoiser, fast_denoise
 from gesco.semantics import Payload, class_table
 
 
@@ -43,14 +44,31 @@ def test_no_clipping():
     assert fast_denoise(negative, torch.tensor([[True]])).max() < 0
 
 
-def test_block_keeps_the_payload_layout():
+def received_of(values, transmitted, table):
+    return Received(Payload(values, transmitted, table), torch.zeros(1), ChannelQuality.noise_std(0.0),
+                    torch.zeros(1, dtype=torch.int64))
+
+
+def test_denoisers_keep_untransmitted_channels_at_zero():
     table = class_table("ade20k")
     values = torch.rand(1, 151, 4, 4)
     transmitted = torch.zeros(1, 151, dtype=torch.bool)
     transmitted[0, [0, 3]] = True
-    out = FastDenoiser()(Payload(values, transmitted, table))
-    assert torch.equal(out.transmitted, transmitted)
-    assert out.values[0, 1].abs().sum() == 0 and out.values[0, 0].abs().sum() > 0
+    received = received_of(values, transmitted, table)
+    filtered = FastDenoiser()(received)
+    assert torch.equal(filtered, fast_denoise(values, transmitted))
+    assert filtered[0, 1].abs().sum() == 0 and filtered[0, 0].abs().sum() > 0
+    passed = NoDenoiser()(received)
+    assert torch.equal(passed[0, [0, 3]], values[0, [0, 3]]) and passed[0, 1].abs().sum() == 0
+
+
+def test_denoisers_by_name():
+    assert set(MAP_DENOISERS) == {"fds", "none"}
+    assert isinstance(build_map_denoiser("fds"), FastDenoiser)
+    custom = torch.nn.Identity()
+    assert build_map_denoiser(custom) is custom
+    with pytest.raises(ValueError, match="unknown map denoiser"):
+        build_map_denoiser("median")
 
 
 def test_nan_in_received_map_is_rejected():

@@ -9,7 +9,9 @@ from torch import nn
 
 pytest.importorskip("sionna")
 
-from gesco.baselines import MID_GREY, DigitalGesco, DigitalReceived, JpegOverDigital  # noqa: E402
+from gesco.baselines import MID_GREY, JpegOverDigital  # noqa: E402
+from gesco.channel import ChannelQuality, UnsupportedQualityError  # noqa: E402
+from gesco.channel.digital import DigitalGesco, DigitalReceived  # noqa: E402
 from gesco.channel.digital.map_bands import BLOCK_HEADER  # noqa: E402
 from gesco.channel.digital.map_channel import map_blocks  # noqa: E402
 from gesco.channel.digital import DigitalConfig, DigitalLink  # noqa: E402
@@ -53,8 +55,8 @@ class FailBlocks(nn.Module):
 
 
 def test_high_snr_reproduces_the_map_exactly_through_link(link, semantic_map, generator):
-    out = Link(channel=DigitalGesco(link, band_rows=8), receiver=Receiver(use_fds=False))(
-        semantic_map, snr_db=10.0, generator=generator
+    out = Link(channel=DigitalGesco(link, band_rows=8), receiver=Receiver(map_denoiser="none"))(
+        semantic_map, ChannelQuality.esn0_db(10.0), generator=generator
     )
     sent, received = out.payload, out.received
     assert isinstance(received, DigitalReceived)
@@ -64,14 +66,14 @@ def test_high_snr_reproduces_the_map_exactly_through_link(link, semantic_map, ge
     assert received.known.all() and received.band_ok.all() and received.sigma.tolist() == [0.0]
     n_blocks = len(map_blocks(sent, 0, link.config, band_rows=8))
     assert received.block_ok[0].numel() == n_blocks
-    assert received.channel_uses.tolist() == [n_blocks * link.config.symbols_per_block]
+    assert received.complex_channel_uses.tolist() == [n_blocks * link.config.symbols_per_block]
 
 
 def test_a_failed_block_zeroes_only_its_band(link, semantic_map, generator):
     payload = Transmitter()(semantic_map)
     blocks = map_blocks(payload, 0, link.config, band_rows=8)
     failed = [BLOCK_HEADER.unpack_from(b)[0] for b in blocks].index(1)  # a block of band 1: rows 8..15
-    received = DigitalGesco(FailBlocks(link, [failed]), band_rows=8)(payload, snr_db=10.0, generator=generator)
+    received = DigitalGesco(FailBlocks(link, [failed]), band_rows=8)(payload, ChannelQuality.esn0_db(10.0), generator=generator)
     assert received.band_ok[0].tolist() == [True, False, True, True]
     values = received.payload.values[0]
     assert (values[:, 8:16] == 0).all()
@@ -79,13 +81,13 @@ def test_a_failed_block_zeroes_only_its_band(link, semantic_map, generator):
     assert torch.equal(values[:, 16:], payload.values[0, :, 16:])
     assert not received.known[0, 8:16].any() and received.known[0, :8].all()
     # The receiver runs on it unchanged.
-    condition = Receiver(use_fds=False)(received).condition
+    condition = Receiver(map_denoiser="none")(received).condition
     assert condition.shape == payload.values.shape
 
 
 def test_very_low_snr_loses_every_band_without_crashing(link, semantic_map, generator):
     payload = Transmitter()(semantic_map)
-    received = DigitalGesco(link, band_rows=8)(payload, snr_db=-8.0, generator=generator)
+    received = DigitalGesco(link, band_rows=8)(payload, ChannelQuality.esn0_db(-8.0), generator=generator)
     assert not received.band_ok.any() and not received.known.any()
     assert received.payload.values.abs().max() == 0
     assert received.payload.transmitted.tolist()[0] == [False] * 35 + [True]  # only the edge channel
@@ -96,9 +98,9 @@ def test_digital_gesco_refuses_noisy_maps_and_analog_qualities(link, semantic_ma
     payload = Transmitter()(semantic_map)
     noisy = payload.with_values(payload.values + 0.1)
     with pytest.raises(ValueError, match="one-hot"):
-        DigitalGesco(link)(noisy, snr_db=10.0)
-    with pytest.raises(ValueError, match="snr_db"):
-        DigitalGesco(link)(payload, psnr=10)
+        DigitalGesco(link)(noisy, ChannelQuality.esn0_db(10.0))
+    with pytest.raises(UnsupportedQualityError, match="Es/N0"):
+        DigitalGesco(link)(payload, ChannelQuality.psnr_label(10))
 
 
 def test_jpeg_arrives_at_high_snr_and_is_lost_at_low_snr(link, scene, generator):
