@@ -123,12 +123,13 @@ def test_tutorial_digital_link(executed):
         assert "digital" not in results  # the notebook printed the install hint instead
         pytest.skip("Sionna (the 'digital' extra) is not installed")
     digital = results["digital"]
-    clean, marginal = digital["5.0"], digital["1.5"]
+    clean, marginal = digital["5.0"], digital["1.2"]
     assert clean["sigma"] == marginal["sigma"] == [0.0]
+    assert clean["known_shape"] == marginal["known_shape"] == [1, 32, 64]
     assert clean["known_fraction"] == 1.0
     assert 0.0 <= marginal["known_fraction"] <= 1.0
     uses = clean["complex_channel_uses"][0]
-    assert 0 < uses < results["payload"]["analog_complex_channel_uses"]
+    assert 0 < uses < digital["analog_complex_channel_uses"]
     assert marginal["complex_channel_uses"] == [uses]
 
 

@@ -117,12 +117,20 @@ def test_training_lowers_the_loss_exports_and_resumes_exactly(tmp_path):
     assert sum(result.losses[-5:]) < sum(result.losses[:5])
     assert set(result.validation_psnr) == {f"{s:g}" for s in SMALL.train_snrs_db}
     assert DeepJSCC.from_pretrained(tmp_path / "a" / "model").config == SMALL
-    # 2 steps, then resume to 4, equals 4 steps straight (a constant rate: the cosine depends on max_steps)
-    constant = {"lr_schedule": "constant"}
-    train_deep_jscc(tiny_training(tmp_path / "b", max_steps=2, **constant), progress=False)
+    # 2 steps, then resume to 4, equals 4 steps straight; the resume falls inside the warm-up of 3 steps, then
+    # the rate is constant (the cosine depends on max_steps)
+    constant = {"lr_schedule": "constant", "warmup_steps": 3}
+    first = train_deep_jscc(tiny_training(tmp_path / "b", max_steps=2, **constant), progress=False)
     resumed = train_deep_jscc(tiny_training(tmp_path / "b", **constant), resume=True, progress=False)
     straight = train_deep_jscc(tiny_training(tmp_path / "c", **constant), progress=False)
-    assert resumed.losses == straight.losses[2:]
+    assert first.losses + resumed.losses == straight.losses and resumed.step == straight.step == 4
+    assert resumed.validation_psnr == straight.validation_psnr
+    exported_b = DeepJSCC.from_pretrained(tmp_path / "b" / "model").state_dict()
+    exported_c = DeepJSCC.from_pretrained(tmp_path / "c" / "model").state_dict()
+    assert all(torch.equal(value, exported_c[name]) for name, value in exported_b.items())
+    history = json.loads((tmp_path / "b" / "history.json").read_text())
+    assert [h["step"] for h in history] == [2, 4] and set(history[-1]["validation_psnr_db"]) == set(
+        result.validation_psnr)
     with pytest.raises(ValueError, match="--resume"):
         train_deep_jscc(tiny_training(tmp_path / "c"), progress=False)
 

@@ -20,7 +20,7 @@ from gesco.cli.main import COMMANDS, build_parser
 HEAVY = ("torch", "diffusers", "accelerate", "sionna")
 
 #: Runs ``gesco ARGV...`` in-process with stdout captured and prints what happened as JSON.
-_PROBE = """
+_PROBE = f"""
 import contextlib, io, json, sys
 from gesco.cli.main import main
 code = 0
@@ -29,9 +29,9 @@ with contextlib.redirect_stdout(io.StringIO()) as out:
         code = main(sys.argv[1:])
     except SystemExit as stop:
         code = stop.code
-heavy = [name for name in {heavy!r} if name in sys.modules]
+heavy = [name for name in {HEAVY!r} if name in sys.modules]
 print(json.dumps({{"code": code, "heavy": heavy, "out": out.getvalue()}}))
-""".format(heavy=HEAVY)
+"""
 
 
 def _probe(*argv: str) -> dict:
@@ -57,10 +57,9 @@ def test_command_help_imports_no_heavy_module(command):
 
 
 def test_only_the_chosen_command_module_is_imported():
-    done = subprocess.run(
-        [sys.executable, "-c", "import json, sys; from gesco.cli.main import build_parser; build_parser('convert-official'); "
-                               "print(json.dumps([m for m in sys.modules if m.startswith('gesco.cli.')]))"],
-        capture_output=True, text=True, timeout=60)
+    script = ("import json, sys; from gesco.cli.main import build_parser; build_parser('convert-official'); "
+              "print(json.dumps([m for m in sys.modules if m.startswith('gesco.cli.')]))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-3000:]
     loaded = set(json.loads(done.stdout))
     assert "gesco.cli.convert" in loaded and not loaded & {"gesco.cli.demo", "gesco.cli.evaluate", "gesco.cli.sample"}

@@ -22,15 +22,34 @@ def model_dir(tmp_path_factory):
 def test_transmit_writes_pictures_and_record(model_dir, tmp_path, capsys):
     out = tmp_path / "tx"
     assert main(["transmit", "--model", str(model_dir), "--synthetic", "7", "--psnr", "5", "--out", str(out)]) == 0
-    for name in ("original", "map", "received", "fds", "regenerated", "figure"):
+    for name in ("original", "map", "received", "condition-fds", "regenerated", "figure"):
         assert (out / f"{name}.png").stat().st_size > 0
     record = json.loads((out / "record.json").read_text())
-    assert record["psnr"] == 5 and record["sigma"] == pytest.approx(0.6)
-    assert record["steps"] == 2 and record["sampler"] == "dpmpp" and record["seconds"] > 0
-    bits = record["payload_bits"]
-    assert bits["analog_channel_uses"] == (len(record["present_classes"]) + 1) * 16 * 32
-    assert bits["png_image_bits"] > bits["lossless_map_bits"] > 0
-    assert "channel uses/pixel" in capsys.readouterr().out
+    assert record["quality"] == {"kind": "psnr_label", "value": 5} and record["sigma"] == pytest.approx(0.6)
+    assert record["sampler"]["steps"] == 2 and record["sampler"]["sampler"] == "dpmpp" and record["seconds"] > 0
+    assert record["map_denoiser"] == "fds" and record["channel"] == "awgn"
+    sizes = record["payload_sizes"]
+    real_values = (len(record["present_classes"]) + 1) * 16 * 32
+    assert sizes["analog_real_values"] == real_values
+    assert sizes["analog_complex_channel_uses"] == record["complex_channel_uses"] == real_values // 2
+    assert sizes["png_image_bits"] > sizes["lossless_map_bits"] > 0
+    assert "complex channel uses per pixel" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("options", [["--channel", "rayleigh", "--peak-snr-db", "10", "--coherence-symbols", "64"],
+                                     ["--channel", "unit-power", "--fading", "rayleigh", "--esn0-db", "3"]])
+def test_transmit_over_other_channels(model_dir, tmp_path, options):
+    out = tmp_path / "tx"
+    assert main(["transmit", "--model", str(model_dir), "--synthetic", "7", "--out", str(out), "--map-denoiser",
+                 "none", *options]) == 0
+    record = json.loads((out / "record.json").read_text())
+    assert record["channel"] == options[1] and record["map_denoiser"] == "none" and record["sigma"] > 0
+
+
+def test_a_quality_the_channel_cannot_read_is_a_clear_error(model_dir, tmp_path, capsys):
+    assert main(["transmit", "--model", str(model_dir), "--synthetic", "1", "--esn0-db", "3",
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "AWGNChannel takes" in capsys.readouterr().err
 
 
 def test_sample_over_a_cityscapes_folder(model_dir, tmp_path):
@@ -38,29 +57,30 @@ def test_sample_over_a_cityscapes_folder(model_dir, tmp_path):
     assert main(["data", "synth", "--layout", "cityscapes", "--out", str(data), "--n", "3", "--size", "16x32",
                  "--split", "val"]) == 0
     out = tmp_path / "samples"
-    assert main(["sample", "--model", str(model_dir), "--labels", str(data / "gtFine"), "--snr-db", "3",
+    assert main(["sample", "--model", str(model_dir), "--labels", str(data / "gtFine"), "--peak-snr-db", "3",
                  "--sampler", "ddim", "--steps", "2", "--batch-size", "2", "--out", str(out)]) == 0
     images = sorted(p.name for p in out.glob("*.png"))
     assert len(images) == 3 and not any("labelIds" in name for name in images)
     record = json.loads((out / "record.json").read_text())
-    assert record["snr_db"] == 3 and record["sampler"]["sampler"] == "ddim" and record["images"] == 3
+    assert record["quality"] == {"kind": "peak_snr_db", "value": 3} and record["images"] == 3
+    assert record["sampler"]["sampler"] == "ddim" and record["mean_sigma"] == pytest.approx(10 ** (-3 / 20), rel=1e-6)
 
 
 def test_unknown_psnr_label_is_a_clear_error(model_dir, tmp_path, capsys):
     code = main(["transmit", "--model", str(model_dir), "--synthetic", "1", "--psnr", "12", "--out", str(tmp_path)])
     assert code == 2
     err = capsys.readouterr().err
-    assert "unknown PSNR label 12" in err and "--snr-db" in err
+    assert "unknown PSNR label 12" in err and "peak SNR" in err
 
 
 def test_model_folder_errors(tmp_path, model_dir, capsys):
-    assert main(["transmit", "--model", str(tmp_path), "--synthetic", "1", "--out", str(tmp_path / "o")]) == 2
+    assert main(["transmit", "--model", str(tmp_path), "--synthetic", "1", "--psnr", "10", "--out", str(tmp_path / "o")]) == 2
     assert "not a gesco receiver folder" in capsys.readouterr().err
     broken = tmp_path / "broken"
     DiffusionReceiver.from_pretrained(model_dir).save_pretrained(broken)
     weights = broken / "unet" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
-    assert main(["transmit", "--model", str(broken), "--synthetic", "1", "--out", str(tmp_path / "o")]) == 2
+    assert main(["transmit", "--model", str(broken), "--synthetic", "1", "--psnr", "10", "--out", str(tmp_path / "o")]) == 2
     assert "truncated" in capsys.readouterr().err
 
 
@@ -71,6 +91,6 @@ def test_label_map_outside_the_model_table(model_dir, tmp_path, capsys):
     labels = np.full((16, 32), 7, dtype=np.uint8)
     labels[0, 0] = 40  # not a Cityscapes label id
     Image.fromarray(labels).save(tmp_path / "map.png")
-    code = main(["transmit", "--model", str(model_dir), "--labels", str(tmp_path / "map.png"), "--out",
-                 str(tmp_path / "o")])
+    code = main(["transmit", "--model", str(model_dir), "--labels", str(tmp_path / "map.png"), "--psnr", "10",
+                 "--out", str(tmp_path / "o")])
     assert code == 2 and "[40]" in capsys.readouterr().err

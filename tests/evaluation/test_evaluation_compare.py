@@ -93,10 +93,10 @@ def test_channel_use_accounting_of_every_method(compared, assets):
         records = {m: json.loads((out / "images" / m / f"snr{snr}" / "records.json").read_text())
                    for m in (CLASSICAL, DEEP_JSCC, GESCO_ANALOG, GESCO_DIGITAL)}
         pixels = 32 * 64
-        assert all(r["channel_uses"] == 6 * pixels for r in records[DEEP_JSCC])
+        assert all(r["complex_channel_uses"] == 6 * pixels for r in records[DEEP_JSCC])
         # JPEG and GESCO-digital: whole codewords within the budget
         for method in (CLASSICAL, GESCO_DIGITAL):
-            assert all(0 < r["channel_uses"] <= 6 * pixels for r in records[method])
+            assert all(0 < r["complex_channel_uses"] <= 6 * pixels for r in records[method])
         # GESCO-analog: (present classes + edge) real values per pixel, two per channel use
         from gesco.datasets import SyntheticStreetsDataset
         from gesco.semantics import SemanticMap, Transmitter
@@ -105,7 +105,24 @@ def test_channel_use_accounting_of_every_method(compared, assets):
         for i, record in enumerate(records[GESCO_ANALOG]):
             item = dataset[i]
             payload = Transmitter()(SemanticMap(item.labels[None], "cityscapes", item.instances[None]))
-            assert record["channel_uses"] == math.ceil(int(payload.transmitted[0].sum()) * pixels / 2)
+            assert record["complex_channel_uses"] == math.ceil(int(payload.transmitted[0].sum()) * pixels / 2)
+    # everything fits the budget here, so no cell is flagged
+    assert not any(r["over_budget"] for r in data["results"])
+    assert "over budget" not in (out / "report.md").read_text()
+
+
+def test_a_method_over_the_budget_is_flagged_in_the_report():
+    from gesco.evaluation.compare import CompareCell, CompareResult
+    from gesco.evaluation.compare_report import markdown_report
+    from gesco.evaluation.scoring import SetScores
+
+    cells = [CompareCell(DEEP_JSCC, "0", SetScores(), 1.5, None),
+             CompareCell(GESCO_ANALOG, "0", SetScores(), 5.5, None, over_budget=True)]
+    result = CompareResult(methods=[DEEP_JSCC, GESCO_ANALOG], snrs=[0.0], channel="awgn", count=1,
+                           budget_per_pixel=1.5, cells=cells, real=SetScores(), class_names=(), settings={})
+    report = markdown_report(result)
+    assert "5.500 ⚠ over budget" in report and "1.500 |" in report
+    assert "not at equal bandwidth" in report and "GESCO-analog" in report.split("not at equal bandwidth")[0]
 
 
 def test_the_cliff_and_the_lossless_map(compared):

@@ -116,17 +116,23 @@ def tiny_run(output, **changes) -> SegmenterTrainConfig:
 
 
 def test_training_resumes_exactly_and_exports(tmp_path):
+    # 3 steps + resume + 3 steps equal 6 steps straight (the warm-up of 2 steps, then a constant rate)
     straight = train_segmenter(tiny_run(tmp_path / "a"), progress=False)
-    train_segmenter(tiny_run(tmp_path / "b", max_steps=3), progress=False)
+    first = train_segmenter(tiny_run(tmp_path / "b", max_steps=3), progress=False)
     resumed = train_segmenter(tiny_run(tmp_path / "b"), resume=True, progress=False)
-    assert len(straight.losses) == 6 and len(resumed.losses) == 3
-    assert resumed.losses == pytest.approx(straight.losses[3:], abs=1e-6)
+    assert len(straight.losses) == 6 and len(first.losses) == len(resumed.losses) == 3
+    assert first.losses + resumed.losses == pytest.approx(straight.losses, abs=1e-6)
+    assert straight.step == resumed.step == 6 and first.step == 3
     a = load_checkpoint(list_checkpoints(tmp_path / "a" / "checkpoints")[-1])
     b = load_checkpoint(list_checkpoints(tmp_path / "b" / "checkpoints")[-1])
+    assert a.step == b.step == 6 and a.ema_updates == b.ema_updates == 6
     for name, value in a.model.items():
         assert torch.allclose(value.float(), b.model[name].float(), atol=1e-6), name
+        assert torch.allclose(a.ema[name], b.ema[name], atol=1e-6), name
+    assert a.lr_scheduler == b.lr_scheduler
     history = json.loads((tmp_path / "b" / "history.json").read_text())
     assert [h["step"] for h in history] == [3, 6] and 0 <= history[-1]["validation_miou"] <= 1
+    assert resumed.validation.miou == pytest.approx(straight.validation.miou, abs=1e-6)
     assert isinstance(load_segmenter(tmp_path / "b" / "model"), GescoSegmenter)
     with pytest.raises(ValueError, match="already holds checkpoints"):
         train_segmenter(tiny_run(tmp_path / "a"), progress=False)

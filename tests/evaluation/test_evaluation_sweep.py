@@ -55,7 +55,7 @@ def test_sweep_end_to_end_mechanics_on_an_untrained_model(assets, tmp_path):
     assert cells["received-map", "100"]["miou"] > cells["received-map", "5"]["miou"]
     assert "LPIPS" in data["notes"]["lpips"] or "lpips" in data["notes"]["lpips"].lower()
     assert "too small" in data["notes"]["ms_ssim"] and data["settings"]["data_first_seed"] == SEED
-    assert data["payload_per_pixel"]["analog_channel_uses"] > 1
+    assert data["payload_per_pixel"]["analog_complex_channel_uses"] > 1
 
     with open(out / "results.csv") as f:
         rows = list(csv.DictReader(f))
@@ -128,9 +128,9 @@ def test_sweep_variants_skip_duplicates_of_gesco():
     names = [m.name for m in methods]
     assert names == ["gesco", "sdm", "gesco-no-fds", "oracle", "gesco-g2", "gesco-ddim4"]
     by_name = {m.name: m for m in methods}
-    assert by_name["gesco-g2"].sampler.guidance == 2.0 and by_name["gesco-g2"].fds
+    assert by_name["gesco-g2"].sampler.guidance == 2.0 and by_name["gesco-g2"].map_denoiser == "fds"
     assert by_name["gesco-ddim4"].sampler.sampler == "ddim" and by_name["gesco-ddim4"].sampler.steps == 4
-    assert by_name["oracle"].clean_map and not by_name["sdm"].fds and by_name["sdm"].model == "sdm"
+    assert by_name["oracle"].clean_map and by_name["sdm"].map_denoiser == "none" and by_name["sdm"].model == "sdm"
 
 
 def test_evaluate_rejects_bad_requests(assets, tmp_path, capsys):

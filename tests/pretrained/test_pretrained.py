@@ -59,12 +59,14 @@ def test_shipped_weights_are_float16_and_small():
     assert total <= MAX_SHIPPED_BYTES
 
 
-def test_receivers_load_as_float32_and_differ_only_by_training_noise():
+def test_receivers_load_as_float32_and_differ_only_by_training_noise_and_map_denoiser():
     gesco, sdm = pretrained.load(pretrained.GESCO_RECEIVER), pretrained.load(pretrained.SDM_RECEIVER)
     assert isinstance(gesco, DiffusionReceiver) and isinstance(sdm, DiffusionReceiver)
     assert gesco.config.training_noise == "channel" and sdm.config.training_noise == "none"
     assert gesco.unet.config == sdm.unet.config
-    assert gesco.config.replace(training_noise="none") == sdm.config
+    # the SDM-style receiver is fed the received map as it is, as in the paper's comparison
+    assert gesco.config.map_denoiser == "fds" and sdm.config.map_denoiser == "none"
+    assert gesco.config.replace(training_noise="none", map_denoiser="none") == sdm.config
     assert all(p.dtype == torch.float32 for p in gesco.unet.parameters())
     first = next(iter(gesco.unet.state_dict()))
     assert not torch.equal(gesco.unet.state_dict()[first], sdm.unet.state_dict()[first])
@@ -100,7 +102,7 @@ def test_shipped_gesco_receiver_regenerates_what_the_segmenter_recognises(held_o
     """From the clean map, 10 DPM-Solver++ steps: the regenerations are segmented back to the map."""
     receiver = pretrained.load(pretrained.GESCO_RECEIVER)
     segmenter = pretrained.load(pretrained.SEGMENTER)
-    condition = conditioning_maps(held_out, 0, receiver, psnr=100, fds=True, seed=0)
+    condition = conditioning_maps(held_out, 0, receiver, psnr=100, map_denoiser="fds", seed=0)
     sampler = receiver.config.sampler.replace(steps=10, autocast_dtype="bfloat16")
     assert isinstance(sampler, SamplerConfig)
     images = receiver(condition, generator=torch.Generator().manual_seed(0), sampler=sampler)

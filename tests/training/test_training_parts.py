@@ -33,6 +33,29 @@ def test_ema_warmup_tracks_early_weights():
         EMA(model, decay=1.0)
 
 
+def test_ema_is_the_decayed_average_and_copies_into_a_model():
+    model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    ema = EMA(model, decay=0.9, warmup=False)
+    with torch.no_grad():
+        model[0].weight.fill_(1.0)
+    model(torch.randn(4, 2))  # moves the batch-norm statistics and its integer counter
+    ema.update(model)
+    ema.update(model)
+    # two updates towards the same weights w: 0.81 * start + 0.19 * w
+    torch.testing.assert_close(ema.shadow["0.weight"], 0.81 * start["0.weight"] + 0.19)
+    assert ema.shadow["1.num_batches_tracked"].item() == 1  # integers are copied, not averaged
+    warm = EMA(model, decay=0.3, warmup=True)
+    decays = []
+    for _ in range(4):
+        decays.append(warm.current_decay())
+        warm.update(model)
+    assert decays == pytest.approx([1 / 10, 2 / 11, 3 / 12, 0.3])
+    copy = ema.copy_to(nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2)))
+    assert torch.equal(copy[0].weight, ema.shadow["0.weight"])
+    assert copy[1].num_batches_tracked.dtype == torch.int64 and copy[1].num_batches_tracked.item() == 1
+
+
 def state(step, model):
     optimizer = torch.optim.AdamW(model.parameters())
     model(torch.ones(1, 2)).sum().backward()

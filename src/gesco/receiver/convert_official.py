@@ -54,9 +54,9 @@ OFFICIAL_TABLES = {
     184: OfficialModel("coco-stuff", 2.5, (256, 256)),
     151: OfficialModel("ade20k", 2.5, (256, 256)),
 }
-#: UNet presets (:meth:`UNetConfig.preset` names, ``-`` or ``_``) that are the paper's models, with the image size
-#: they were trained at. ``small64`` and ``official-tiny`` are architectures only: their checkpoints need a size.
-PRESET_IMAGE_SIZES = {"cityscapes": (256, 512), "coco_stuff": (256, 256), "ade20k": (256, 256)}
+#: UNet presets (:meth:`UNetConfig.preset` names) that are the paper's models, named after their class table, with
+#: the image size they were trained at. ``small64`` and ``official_tiny`` are architectures only: no size.
+PRESET_IMAGE_SIZES = {m.class_table.replace("-", "_"): m.paper_image_size for m in OFFICIAL_TABLES.values()}
 
 #: The unused encoder SPADE norm of the official code is built with a 3-channel label map and 128 hidden channels.
 UNUSED_SPADE_LABEL_CHANNELS = 3
@@ -386,15 +386,17 @@ def convert_official_checkpoint(
             label channels of no official data set, or weights that do not fit the architecture.
 
     Example:
-        >>> convert_official_checkpoint("ema_0.9999_190000.pt", "cityscapes-gesco", config="cityscapes")  # doctest: +SKIP
+        >>> out = convert_official_checkpoint("ema_0.9999_190000.pt", "out", config="cityscapes")  # doctest: +SKIP
     """
     unet_config, preset_size = _config_and_size(config)
     size = image_size if image_size is not None else preset_size
     if size is None:
+        paper = ", ".join(f"{m.class_table} {m.paper_image_size[0]}x{m.paper_image_size[1]}"
+                          for m in OFFICIAL_TABLES.values())
         raise ValueError(
             "an official checkpoint does not store the image size it was trained at: give image_size (CLI: "
-            "--image-size HEIGHTxWIDTH; the paper's models: 256x512 for Cityscapes, 256x256 for COCO-Stuff and "
-            "ADE20K) or the paper's preset as config (--config cityscapes / coco-stuff / ade20k)"
+            f"--image-size HEIGHTxWIDTH; the paper's models: {paper}) or the paper's preset as config "
+            f"(--config {' / '.join(m.class_table for m in OFFICIAL_TABLES.values())})"
         )
     if unet_config is not None:
         size = check_image_size(tuple(size), unet_config)  # before reading a checkpoint of gigabytes
