@@ -28,11 +28,14 @@ def test_demo_writes_figure_table_and_record(tmp_path, capsys):
     record = json.loads((out / "results.json").read_text())
     assert [row["psnr"] for row in record["rows"]] == [100, 1]
     assert record["sampler"]["sampler"] == "dpmpp-sde" and record["sampler"]["steps"] == 3
-    assert record["sampler"]["autocast_dtype"] == "bfloat16"
+    from gesco.receiver.guidance import default_autocast_name
+
+    assert record["sampler"]["autocast_dtype"] == default_autocast_name("cpu")
     scene = SyntheticStreets(64, 128).scene(seed)
     channels = len(set(scene.labels.ravel().tolist())) + 1  # present classes + the edge channel
-    payload = record["payload_bits"]
+    payload = record["payload_sizes"]
     assert payload["analog_real_values"] == channels * 64 * 128
+    assert payload["analog_complex_channel_uses"] == channels * 64 * 128 / 2
     assert payload["png_image_bits"] > payload["jpeg_image_bits"] > payload["lossless_map_bits"] > 0
     rows = {row["psnr"]: row for row in record["rows"]}
     # The received map itself degrades with the noise; every score is a fraction.

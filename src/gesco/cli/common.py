@@ -53,6 +53,8 @@ def build_link_channel(args: argparse.Namespace) -> Channel:
     """The channel of ``--channel`` with its options."""
     from gesco.channel.registry import build_channel
 
+    if args.coherence_symbols is not None and args.coherence_symbols < 1:
+        raise ValueError(f"--coherence-symbols must be a positive number of symbols, got {args.coherence_symbols}")
     if args.channel == "digital":
         from gesco.channel.digital.config import DigitalConfig
 

@@ -115,8 +115,10 @@ def add_scoring_options(parser: argparse.ArgumentParser, *, default_segmenter: s
 def build_scoring(args: argparse.Namespace, dataset, count: int, table, *, feature_dir: Path, device="cpu"):
     """The :class:`~gesco.evaluation.scorer_factory.Scoring` of :func:`add_scoring_options`."""
     from gesco.evaluation.scorer_factory import ScoringNetworks, build_set_scorer
+    from gesco.pretrained import resolve
 
-    networks = ScoringNetworks(segmenter=args.segmenter, segmenter_config=args.segmenter_config,
+    segmenter = None if args.segmenter is None else resolve(args.segmenter)
+    networks = ScoringNetworks(segmenter=segmenter, segmenter_config=args.segmenter_config,
                                inception=args.inception, fid=not args.no_fid, lpips=tuple(args.lpips or ()),
                                kid_subsets=args.kid_subsets)
     return build_set_scorer(networks, dataset, count, table, feature_dir=feature_dir, device=device,

@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 
 from gesco.baselines.deep_jscc import DeepJSCC
 from gesco.channel.digital.config import MIN_CODE_RATE, DigitalConfig
-from gesco.constants import DEFAULT_COHERENCE_SYMBOLS
+from gesco.constants import COMPARE_METHODS, DEFAULT_COHERENCE_SYMBOLS
 from gesco.channel.digital.symbol_channel import SymbolChannel
 from gesco.channel.quality import ChannelQuality
 from gesco.channel.unit_power import UnitPowerAnalogChannel
@@ -57,7 +57,7 @@ from gesco.receiver.receiver import Receiver
 from gesco.receiver.sampling import SamplerConfig
 from gesco.semantics.maps import SemanticMap
 
-CLASSICAL, DEEP_JSCC, GESCO_ANALOG, GESCO_DIGITAL = "classical", "deep-jscc", "gesco-analog", "gesco-digital"
+CLASSICAL, DEEP_JSCC, GESCO_ANALOG, GESCO_DIGITAL = COMPARE_METHODS
 METHOD_LABELS = {
     CLASSICAL: "Classical: JPEG + 5G LDPC + QAM",
     DEEP_JSCC: "Deep JSCC",

@@ -19,6 +19,7 @@ import torch
 from gesco.baselines.accounting import PayloadSizes, mean_payload_sizes, payload_sizes
 from gesco.channel.awgn import AWGNChannel
 from gesco.channel.quality import ChannelQuality, paper_sigma
+from gesco.constants import DEMO_PSNRS
 from gesco.datasets.base import collate
 from gesco.datasets.synthetic import SyntheticStreetsDataset
 from gesco.evaluation.figures import condition_to_rgb, image_to_rgb, save_grid
@@ -32,7 +33,6 @@ from gesco.receiver.receiver import Receiver
 from gesco.receiver.sampling import SamplerConfig
 from gesco.semantics.maps import SemanticMap
 
-DEMO_PSNRS = (100.0, 10.0, 5.0, 1.0)
 GESCO_COLUMN, SDM_COLUMN = "GESCO", "SDM-style"
 
 
@@ -95,7 +95,7 @@ def run_demo(
         segmenter: scores the regenerations (mIoU against the transmitted map).
         scenes: held-out synthetic scenes, seeds ``first_seed ..``.
         psnrs: paper PSNR labels.
-        sampler: default: the GESCO receiver's own sampler under bfloat16 autocast.
+        sampler: default: the GESCO receiver's own sampler.
         seed: seeds the channel noise, x_T and the sampler's per-step noise.
     """
     if scenes < 1:
@@ -108,7 +108,7 @@ def run_demo(
         raise ValueError("the SDM-style receiver must use the GESCO receiver's class table and image size")
     if segmenter.table.name != gesco.table.name:
         raise ValueError(f"the segmenter predicts {segmenter.table.name} classes, the receivers use {gesco.table.name}")
-    sampler = sampler or gesco.config.sampler.replace(autocast_dtype="bfloat16")
+    sampler = sampler or gesco.config.sampler
     height, width = gesco.config.image_size
     dataset = SyntheticStreetsDataset(scenes, first_seed, height=height, width=width)
     batch = collate([dataset[i] for i in range(scenes)])

@@ -18,7 +18,6 @@ from gesco.evaluation.lpips import load_lpips
 from gesco.evaluation.metrics import MS_SSIM_MIN_SIDE, EvaluationClasses
 from gesco.evaluation.scoring import SetScorer
 from gesco.evaluation.segmenter import load_segmenter
-from gesco.pretrained import resolve
 from gesco.semantics.classes import ClassTable
 
 
@@ -72,7 +71,7 @@ def build_set_scorer(networks: ScoringNetworks, dataset: Dataset, count: int, ta
     notes: dict[str, str] = {}
     segmenter = None
     if networks.segmenter is not None:
-        segmenter = load_segmenter(resolve(networks.segmenter), networks.segmenter_config)
+        segmenter = load_segmenter(networks.segmenter, networks.segmenter_config)
         if segmenter.table.name != table.name:
             raise ValueError(f"the segmenter predicts {segmenter.table.name} classes, the model uses {table.name}")
     else:
