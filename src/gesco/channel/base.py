@@ -91,7 +91,7 @@ class Channel(nn.Module):
             )
         if quality.kind not in self.accepts:
             raise UnsupportedQualityError(
-                f"{type(self).__name__} takes {' or '.join(QUALITY_NAMES[k] for k in self.accepts)}, not a "
+                f"{type(self).__name__} takes {' or '.join(QUALITY_NAMES[k] for k in self.accepts)}, not "
                 f"{QUALITY_NAMES[quality.kind]}" + self.quality_hint()
             )
         if payload.batch_size == 0 or 0 in payload.size:

@@ -34,7 +34,8 @@ def build_channel(name: str, **options: Any) -> Channel:
     """The channel ``name`` built with ``options``; an option left None takes the channel's documented default,
     and an option the channel does not take is an error naming the ones it does."""
     cls = channel_class(name)
-    accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    accepted = [name for name, p in inspect.signature(cls.__init__).parameters.items()
+                if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
     given = {k: v for k, v in options.items() if v is not None}
     unknown = sorted(set(given) - set(accepted))
     if unknown:

@@ -56,8 +56,9 @@ class Receiver(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory, *, map_denoiser: str | nn.Module | None = None) -> Receiver:
-        """The receiver of a folder from ``gesco train`` / ``convert-official`` (or a shipped model's name),
-        with the map denoiser its ``receiver.json`` names unless ``map_denoiser`` is given."""
+        """The receiver of a folder from ``gesco train`` / ``convert-official`` (a shipped model's folder is
+        ``gesco.pretrained.resolve(name)``), with the map denoiser its ``receiver.json`` names unless
+        ``map_denoiser`` is given."""
         from gesco.receiver.pipeline import DiffusionReceiver
 
         generator = DiffusionReceiver.from_pretrained(directory)
