@@ -51,17 +51,22 @@ def main() -> None:
         times = wall_times([*gesco, *argv], args.repeats)
         seconds[label] = {"median": round(statistics.median(times), 3), "max": round(max(times), 3)}
     interpreter = statistics.median(wall_times([sys.executable, "-c", "pass"], args.repeats))
-    print(json.dumps({
-        "benchmark": "gesco help texts, fresh process each",
-        "command": " ".join(Path(part).name if i == 0 else part for i, part in enumerate(gesco)),
-        "cpu_count": os.cpu_count(),
-        "repeats": args.repeats,
-        "python_startup_seconds": round(interpreter, 3),
-        "seconds": seconds,
-        "slowest_median_seconds": max(s["median"] for s in seconds.values()),
-        "target_seconds": TARGET_SECONDS,
-        "within_target": all(s["median"] <= TARGET_SECONDS for s in seconds.values()),
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "benchmark": "gesco help texts, fresh process each",
+                "command": " ".join(Path(part).name if i == 0 else part for i, part in enumerate(gesco)),
+                "cpu_count": os.cpu_count(),
+                "repeats": args.repeats,
+                "python_startup_seconds": round(interpreter, 3),
+                "seconds": seconds,
+                "slowest_median_seconds": max(s["median"] for s in seconds.values()),
+                "target_seconds": TARGET_SECONDS,
+                "within_target": all(s["median"] <= TARGET_SECONDS for s in seconds.values()),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

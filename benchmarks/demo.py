@@ -30,20 +30,28 @@ def main() -> None:
     for _ in range(args.repeats):
         with tempfile.TemporaryDirectory() as out:
             started = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "gesco.cli.main", "demo", "--out", out, "--no-progress", *extra],
-                           check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [sys.executable, "-m", "gesco.cli.main", "demo", "--out", out, "--no-progress", *extra],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
             runs.append(round(time.perf_counter() - started, 2))
             per_image.append(json.loads((Path(out) / "results.json").read_text())["seconds_per_image"])
     median = statistics.median(runs)
-    print(json.dumps({
-        "benchmark": "gesco demo (defaults)" + (f" {' '.join(extra)}" if extra else ""),
-        "cpu_count": os.cpu_count(),
-        "runs_seconds": runs,
-        "median_seconds": median,
-        "target_seconds": TARGET_SECONDS,
-        "within_target": median < TARGET_SECONDS,
-        "seconds_per_image_last_run": per_image[-1],
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "benchmark": "gesco demo (defaults)" + (f" {' '.join(extra)}" if extra else ""),
+                "cpu_count": os.cpu_count(),
+                "runs_seconds": runs,
+                "median_seconds": median,
+                "target_seconds": TARGET_SECONDS,
+                "within_target": median < TARGET_SECONDS,
+                "seconds_per_image_last_run": per_image[-1],
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -34,8 +34,9 @@ def main() -> None:
         per_pixel: dict[str, list[float]] = {}
         for seed in range(args.seed, args.seed + args.n):
             scene = streets.scene(seed)
-            semantic_map = SemanticMap(torch.from_numpy(scene.labels).long(), table,
-                                       torch.from_numpy(scene.instances).long())
+            semantic_map = SemanticMap(
+                torch.from_numpy(scene.labels).long(), table, torch.from_numpy(scene.instances).long()
+            )
             (sizes,) = payload_sizes(semantic_map, scene.image[None])
             for name, value in sizes.per_pixel().items():
                 per_pixel.setdefault(name, []).append(value)

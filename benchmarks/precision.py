@@ -92,10 +92,14 @@ def main() -> None:
         t = torch.full((args.scenes,), step)
         x_t = process.q_sample(batch.image, t, torch.randn(batch.image.shape, generator=generator))
         eps = {name: call_denoiser(model, x_t, t, y, autocast_dtype=dtype)[:, :3] for name, dtype in PRECISIONS.items()}
-        guided = {name: guided_output(model, x_t, t, y, scale=scale, autocast_dtype=dtype)[:, :3]
-                  for name, dtype in PRECISIONS.items()}
-        difference, guided_difference = (eps["bfloat16"] - eps["float32"]).abs(), \
-            (guided["bfloat16"] - guided["float32"]).abs()
+        guided = {
+            name: guided_output(model, x_t, t, y, scale=scale, autocast_dtype=dtype)[:, :3]
+            for name, dtype in PRECISIONS.items()
+        }
+        difference, guided_difference = (
+            (eps["bfloat16"] - eps["float32"]).abs(),
+            (guided["bfloat16"] - guided["float32"]).abs(),
+        )
         drift[str(step)] = {
             "eps_std_fp32": round(float(eps["float32"].std()), 4),
             "eps_max_abs_diff": round(float(difference.max()), 5),
@@ -109,32 +113,46 @@ def main() -> None:
     images, sampling_seconds = {}, {}
     for name in PRECISIONS:
         started = time.perf_counter()
-        images[name] = sample(model, y, config.sampler.replace(autocast_dtype=name), diffusion=config.diffusion,
-                              generator=torch.Generator().manual_seed(1), x_T=x_T, progress=False).sample
+        images[name] = sample(
+            model,
+            y,
+            config.sampler.replace(autocast_dtype=name),
+            diffusion=config.diffusion,
+            generator=torch.Generator().manual_seed(1),
+            x_T=x_T,
+            progress=False,
+        ).sample
         sampling_seconds[name] = time.perf_counter() - started
-    grey = ((images["bfloat16"].clamp(-1, 1) - images["float32"].clamp(-1, 1)).abs() * 127.5)
+    grey = (images["bfloat16"].clamp(-1, 1) - images["float32"].clamp(-1, 1)).abs() * 127.5
     classes = EvaluationClasses.from_table(receiver.table)
     labels = {name: segmenter.predict(image) for name, image in images.items()}
-    print(json.dumps({
-        "benchmark": "shipped receiver, float32 vs bfloat16 autocast",
-        "model": gesco.pretrained.GESCO_RECEIVER,
-        "image_size": [height, width],
-        "torch": torch.__version__,
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "auto_on_this_cpu": default_autocast_name("cpu"),
-        "threads": torch.get_num_threads(),
-        "cpu_count": os.cpu_count(),
-        "guided_forward_seconds": {name: round(s, 4) for name, s in seconds.items()},
-        "guided_forward_speedup_bf16": round(seconds["float32"] / seconds["bfloat16"], 2),
-        "eps_drift_by_timestep": drift,
-        "sampler": f"{config.sampler.sampler} {config.sampler.steps} steps, guidance {scale:g}",
-        "scenes": args.scenes,
-        "sampling_seconds": {name: round(s, 2) for name, s in sampling_seconds.items()},
-        "image_max_abs_diff_grey_levels": round(float(grey.max()), 2),
-        "image_mean_abs_diff_grey_levels": round(float(grey.mean()), 3),
-        "segmenter_label_agreement": round(float((labels["bfloat16"] == labels["float32"]).float().mean()), 4),
-        "miou_vs_transmitted_map": {name: round(miou(labels[name], batch.labels, classes), 4) for name in images},
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "benchmark": "shipped receiver, float32 vs bfloat16 autocast",
+                "model": gesco.pretrained.GESCO_RECEIVER,
+                "image_size": [height, width],
+                "torch": torch.__version__,
+                "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                "auto_on_this_cpu": default_autocast_name("cpu"),
+                "threads": torch.get_num_threads(),
+                "cpu_count": os.cpu_count(),
+                "guided_forward_seconds": {name: round(s, 4) for name, s in seconds.items()},
+                "guided_forward_speedup_bf16": round(seconds["float32"] / seconds["bfloat16"], 2),
+                "eps_drift_by_timestep": drift,
+                "sampler": f"{config.sampler.sampler} {config.sampler.steps} steps, guidance {scale:g}",
+                "scenes": args.scenes,
+                "sampling_seconds": {name: round(s, 2) for name, s in sampling_seconds.items()},
+                "image_max_abs_diff_grey_levels": round(float(grey.max()), 2),
+                "image_mean_abs_diff_grey_levels": round(float(grey.mean()), 3),
+                "segmenter_label_agreement": round(float((labels["bfloat16"] == labels["float32"]).float().mean()), 4),
+                "miou_vs_transmitted_map": {
+                    name: round(miou(labels[name], batch.labels, classes), 4) for name in images
+                },
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -57,7 +57,9 @@ def forward_seconds(model: GescoUNet, batch: int, size: tuple[int, int], *, bf16
     return timed(run, repeats)
 
 
-def sampling_seconds(model: GescoUNet, config: SamplerConfig, size: tuple[int, int], *, stop_after: int | None) -> float:
+def sampling_seconds(
+    model: GescoUNet, config: SamplerConfig, size: tuple[int, int], *, stop_after: int | None
+) -> float:
     """Seconds for one guided image; with ``stop_after`` the loop is cut after that many network calls."""
     y = torch.rand(1, model.config.label_channels, *size, generator=torch.Generator().manual_seed(1))
     calls = {"n": 0}
@@ -82,9 +84,11 @@ def cityscapes_forward(threads: int) -> dict:
     torch.set_num_threads(threads)
     model = GescoUNet(UNetConfig.cityscapes()).eval()
     seconds = forward_seconds(model, 1, (256, 512), bf16=True, repeats=1)
-    return {"forward_seconds_bf16": round(seconds, 3),
-            "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
-            "parameters": sum(p.numel() for p in model.parameters())}
+    return {
+        "forward_seconds_bf16": round(seconds, 3),
+        "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
 
 
 def main() -> None:
@@ -112,31 +116,49 @@ def main() -> None:
     small["official_forward_seconds"] = OFFICIAL_FORWARD_SECONDS
     small["forward_vs_official_fast_end"] = round(best / OFFICIAL_FORWARD_SECONDS[0], 3)
     small["guided_step_b2_vs_two_official_forwards"] = round(
-        min(small["forward_b2_fp32"], small["forward_b2_bf16_channels_last"]) / (2 * OFFICIAL_FORWARD_SECONDS[0]), 3)
+        min(small["forward_b2_fp32"], small["forward_b2_bf16_channels_last"]) / (2 * OFFICIAL_FORWARD_SECONDS[0]), 3
+    )
 
     model = model.to(memory_format=torch.channels_last)
     per_image = {}
     for name, config, stop in (
-        ("dpmpp20", SamplerConfig(sampler="dpmpp", steps=20, guidance=2.0, autocast_dtype="bfloat16",
-                                  two_pass_guidance=True), None),
-        ("ddim50", SamplerConfig(sampler="ddim", steps=50, guidance=2.0, autocast_dtype="bfloat16",
-                                 two_pass_guidance=True), None),
-        ("ddpm1000", SamplerConfig(sampler="ddpm", steps=1000, guidance=2.0, autocast_dtype="bfloat16",
-                                   two_pass_guidance=True), 2 * args.ddpm_steps),
+        (
+            "dpmpp20",
+            SamplerConfig(sampler="dpmpp", steps=20, guidance=2.0, autocast_dtype="bfloat16", two_pass_guidance=True),
+            None,
+        ),
+        (
+            "ddim50",
+            SamplerConfig(sampler="ddim", steps=50, guidance=2.0, autocast_dtype="bfloat16", two_pass_guidance=True),
+            None,
+        ),
+        (
+            "ddpm1000",
+            SamplerConfig(sampler="ddpm", steps=1000, guidance=2.0, autocast_dtype="bfloat16", two_pass_guidance=True),
+            2 * args.ddpm_steps,
+        ),
     ):
         seconds = sampling_seconds(model, config, size, stop_after=stop)
         if stop is not None:
             seconds *= 1000 / args.ddpm_steps
         per_image[name] = round(seconds, 2)
-    per_image["ddpm1000_note"] = f"extrapolated x{1000 // args.ddpm_steps} from the first {args.ddpm_steps} guided steps"
+    per_image["ddpm1000_note"] = (
+        f"extrapolated x{1000 // args.ddpm_steps} from the first {args.ddpm_steps} guided steps"
+    )
     per_image["settings"] = "guidance 2 (two forwards per step), bf16 autocast + channels_last, batch 1"
     per_image["official_seconds_per_image"] = OFFICIAL_SECONDS_PER_IMAGE
-    per_image["speedup_dpmpp20_vs_official_ddpm1000"] = round(OFFICIAL_SECONDS_PER_IMAGE["ddpm1000"] / per_image["dpmpp20"], 1)
+    per_image["speedup_dpmpp20_vs_official_ddpm1000"] = round(
+        OFFICIAL_SECONDS_PER_IMAGE["ddpm1000"] / per_image["dpmpp20"], 1
+    )
     report["seconds_per_image_64x128"] = per_image
 
     if not args.skip_cityscapes:
-        child = subprocess.run([sys.executable, __file__, "--cityscapes-child", "--threads", str(args.threads)],
-                               capture_output=True, text=True, check=True)
+        child = subprocess.run(
+            [sys.executable, __file__, "--cityscapes-child", "--threads", str(args.threads)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         report["cityscapes_256x512"] = json.loads(child.stdout.strip().splitlines()[-1])
     print(json.dumps(report, indent=2))
 

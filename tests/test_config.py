@@ -17,9 +17,20 @@ from gesco.receiver.unet import UNetConfig
 from gesco.training.config import DataConfig, TrainConfig
 
 #: Configs that must be found, so that the discovery below cannot pass by finding nothing.
-KNOWN = {"UNetConfig", "DiffusionConfig", "SamplerConfig", "ReceiverConfig", "DataConfig", "TrainConfig",
-         "DigitalConfig", "SegmenterConfig", "ExternalSegmenterConfig", "SegmenterTrainConfig", "DeepJSCCConfig",
-         "DeepJSCCTrainConfig"}
+KNOWN = {
+    "UNetConfig",
+    "DiffusionConfig",
+    "SamplerConfig",
+    "ReceiverConfig",
+    "DataConfig",
+    "TrainConfig",
+    "DigitalConfig",
+    "SegmenterConfig",
+    "ExternalSegmenterConfig",
+    "SegmenterTrainConfig",
+    "DeepJSCCConfig",
+    "DeepJSCCTrainConfig",
+}
 
 #: Values for configs whose defaults are not valid on their own (an external segmenter needs its label map).
 NOT_DEFAULT = {"ExternalSegmenterConfig": {"label_map": (7, 8, -1), "input_size": (32, 64)}}

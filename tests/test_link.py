@@ -67,10 +67,13 @@ def test_any_module_fits_the_map_denoiser_slot(generator):
         Receiver(map_denoiser="median")
 
 
-@pytest.mark.parametrize("channel, quality", [
-    (RayleighBlockFading(coherence_symbols=8), ChannelQuality.peak_snr_db(30.0)),
-    (UnitPowerAnalogChannel(fading="rayleigh"), ChannelQuality.esn0_db(10.0)),
-])
+@pytest.mark.parametrize(
+    "channel, quality",
+    [
+        (RayleighBlockFading(coherence_symbols=8), ChannelQuality.peak_snr_db(30.0)),
+        (UnitPowerAnalogChannel(fading="rayleigh"), ChannelQuality.esn0_db(10.0)),
+    ],
+)
 def test_channel_block_is_swappable(channel, quality, generator):
     out = Link(channel=channel)(scene(), quality, generator=generator)
     assert out.condition.shape == (2, 36, 8, 16)

@@ -27,8 +27,15 @@ from gesco.weights_folder import WEIGHTS_NAME
 
 SIZE = (16, 32)
 #: Two levels, one res-block each: about 1M parameters, a forward in milliseconds.
-TINY_UNET = UNetConfig(base_channels=32, channel_mult=(1, 2), num_res_blocks=1, attention_ds=(2,), head_channels=32,
-                       spade_hidden_channels=16, label_channels=36)
+TINY_UNET = UNetConfig(
+    base_channels=32,
+    channel_mult=(1, 2),
+    num_res_blocks=1,
+    attention_ds=(2,),
+    head_channels=32,
+    spade_hidden_channels=16,
+    label_channels=36,
+)
 TINY_RECEIVER = ReceiverConfig(image_size=SIZE, sampler=SamplerConfig(sampler="ddim", steps=2, guidance=1.5))
 TINY_SEGMENTER = SegmenterConfig(widths=(4, 8))
 TINY_DEEP_JSCC = DeepJSCCConfig(image_size=SIZE, hidden_channels=(4, 4, 4, 4), latent_channels=6)

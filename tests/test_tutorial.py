@@ -39,11 +39,15 @@ def venv_kernel_manager(kernel_dir: Path):
 
     spec = kernel_dir / "python3"
     spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3 (gesco tests)",
-        "language": "python",
-    }))
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "Python 3 (gesco tests)",
+                "language": "python",
+            }
+        )
+    )
     specs = KernelSpecManager(kernel_dirs=[str(kernel_dir)], ensure_native_kernel=False)
     return KernelManager(kernel_name="python3", kernel_spec_manager=specs)
 
@@ -59,7 +63,10 @@ def executed(tmp_path_factory):
     workdir.mkdir()
     nb = nbformat.read(NOTEBOOK, as_version=4)
     client = nbclient.NotebookClient(
-        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(workdir)}},
+        nb,
+        timeout=300,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(workdir)}},
         km=venv_kernel_manager(tmp_path / "kernels"),
     )
     client.execute()  # raises CellExecutionError, naming the cell, if any cell fails

@@ -32,8 +32,11 @@ def ship(source: Path, name: str) -> Path:
         destination.parent.mkdir(parents=True, exist_ok=True)
         if path.suffix == ".safetensors":
             tensors = load_tensors(path)
-            save_tensors(destination, {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()},
-                         metadata={"format": "pt", "stored_dtype": str(torch.float16)})
+            save_tensors(
+                destination,
+                {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()},
+                metadata={"format": "pt", "stored_dtype": str(torch.float16)},
+            )
         else:
             shutil.copyfile(path, destination)
     if card is not None:

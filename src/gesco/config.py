@@ -181,7 +181,8 @@ class Config:
         if unknown:
             raise ConfigError(f"{where}unknown {cls.__name__} fields {unknown}; known fields: {sorted(fields)}")
         missing = sorted(
-            k for k, f in fields.items()
+            k
+            for k, f in fields.items()
             if k not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         )
         if missing:

@@ -60,18 +60,29 @@ class Link(nn.Module):
     (torch.Size([1, 36, 1, 3]), True)
     """
 
-    def __init__(self, transmitter: nn.Module | None = None, channel: Channel | None = None,
-                 receiver: Receiver | None = None):
+    def __init__(
+        self, transmitter: nn.Module | None = None, channel: Channel | None = None, receiver: Receiver | None = None
+    ):
         super().__init__()
         if channel is not None and not isinstance(channel, Channel):
-            raise TypeError(f"the link's channel must implement gesco.channel.base.Channel, got {type(channel).__name__}")
+            raise TypeError(
+                f"the link's channel must implement gesco.channel.base.Channel, got {type(channel).__name__}"
+            )
         self.transmitter = transmitter or Transmitter()
         self.channel = channel or AWGNChannel()
         self.receiver = receiver or Receiver()
 
-    def forward(self, semantic_map: SemanticMap, quality: ChannelQuality, *, generator: Generators = None,
-                receiver_generator: torch.Generator | None = None, x_T: torch.Tensor | None = None,
-                sampler: SamplerConfig | None = None, progress: bool = False) -> LinkOutput:
+    def forward(
+        self,
+        semantic_map: SemanticMap,
+        quality: ChannelQuality,
+        *,
+        generator: Generators = None,
+        receiver_generator: torch.Generator | None = None,
+        x_T: torch.Tensor | None = None,
+        sampler: SamplerConfig | None = None,
+        progress: bool = False,
+    ) -> LinkOutput:
         """Send ``semantic_map`` at ``quality`` and regenerate it.
 
         Args:

@@ -15,8 +15,8 @@ from gesco.baselines import (
     gesco_digital_uses,
     jpeg_uses,
 )
-from gesco.channel.digital.map_bands import pack_map_bands
 from gesco.channel.digital import DigitalConfig
+from gesco.channel.digital.map_bands import pack_map_bands
 from gesco.channel.symbols import complex_channel_uses
 from gesco.datasets.synthetic import SyntheticStreets
 from gesco.semantics import SemanticMap, Transmitter

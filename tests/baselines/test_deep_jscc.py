@@ -47,8 +47,15 @@ def test_channel_uses_by_hand():
         latent_channels_for(0.05)
 
 
-@pytest.mark.parametrize("field, value", [("image_size", (18, 32)), ("latent_channels", 7),
-                                          ("hidden_channels", (4, 4, 4)), ("train_snrs_db", (0.0, math.inf))])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("image_size", (18, 32)),
+        ("latent_channels", 7),
+        ("hidden_channels", (4, 4, 4)),
+        ("train_snrs_db", (0.0, math.inf)),
+    ],
+)
 def test_bad_configs_are_named(field, value):
     with pytest.raises(ValueError, match=field):
         SMALL.replace(**{field: value})
@@ -96,8 +103,9 @@ def test_save_and_load_round_trip_upcasting_float16(model, tmp_path, generator):
     assert loaded.config == SMALL and all(p.dtype == torch.float32 for p in loaded.parameters())
     batch = images(1, generator)
     with torch.no_grad():
-        torch.testing.assert_close(loaded.encode(batch, snr_db=0.0), model.encode(batch, snr_db=0.0),
-                                   atol=2e-2, rtol=2e-2)
+        torch.testing.assert_close(
+            loaded.encode(batch, snr_db=0.0), model.encode(batch, snr_db=0.0), atol=2e-2, rtol=2e-2
+        )
     save_tensors(folder / "model.safetensors", {k: v for k, v in list(weights.items())[1:]})
     with pytest.raises(ValueError, match="missing"):
         DeepJSCC.from_pretrained(folder)
@@ -105,15 +113,23 @@ def test_save_and_load_round_trip_upcasting_float16(model, tmp_path, generator):
 
 def tiny_training(tmp_path, **changes):
     data = DataConfig(kind="synthetic", size=(16, 32), num_scenes=64)
-    return DeepJSCCTrainConfig(output_dir=str(tmp_path), data=data, validation=data.replace(num_scenes=4,
-                               seed_offset=2_000_000), model=SMALL, batch_size=4, max_steps=4, warmup_steps=1,
-                               checkpoint_every=2).replace(**changes)
+    return DeepJSCCTrainConfig(
+        output_dir=str(tmp_path),
+        data=data,
+        validation=data.replace(num_scenes=4, seed_offset=2_000_000),
+        model=SMALL,
+        batch_size=4,
+        max_steps=4,
+        warmup_steps=1,
+        checkpoint_every=2,
+    ).replace(**changes)
 
 
 def test_training_lowers_the_loss_exports_and_resumes_exactly(tmp_path):
     torch.set_num_threads(1)
-    result = train_deep_jscc(tiny_training(tmp_path / "a", max_steps=30, checkpoint_every=30, learning_rate=3e-3),
-                             progress=False)
+    result = train_deep_jscc(
+        tiny_training(tmp_path / "a", max_steps=30, checkpoint_every=30, learning_rate=3e-3), progress=False
+    )
     assert sum(result.losses[-5:]) < sum(result.losses[:5])
     assert set(result.validation_psnr) == {f"{s:g}" for s in SMALL.train_snrs_db}
     assert DeepJSCC.from_pretrained(tmp_path / "a" / "model").config == SMALL
@@ -130,7 +146,8 @@ def test_training_lowers_the_loss_exports_and_resumes_exactly(tmp_path):
     assert all(torch.equal(value, exported_c[name]) for name, value in exported_b.items())
     history = json.loads((tmp_path / "b" / "history.json").read_text())
     assert [h["step"] for h in history] == [2, 4] and set(history[-1]["validation_psnr_db"]) == set(
-        result.validation_psnr)
+        result.validation_psnr
+    )
     with pytest.raises(ValueError, match="--resume"):
         train_deep_jscc(tiny_training(tmp_path / "c"), progress=False)
 

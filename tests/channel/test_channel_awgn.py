@@ -63,9 +63,15 @@ def test_noise_only_on_transmitted_channels_with_the_right_std(generator):
 def test_label_100_is_noiseless_and_seeded_draws_repeat():
     payload = street_payload()
     assert torch.equal(AWGNChannel()(payload, ChannelQuality.psnr_label(100)).payload.values, payload.values)
-    first = AWGNChannel()(payload, ChannelQuality.psnr_label(5), generator=torch.Generator().manual_seed(3)).payload.values
-    again = AWGNChannel()(payload, ChannelQuality.psnr_label(5), generator=torch.Generator().manual_seed(3)).payload.values
-    other = AWGNChannel()(payload, ChannelQuality.psnr_label(5), generator=torch.Generator().manual_seed(4)).payload.values
+    first = AWGNChannel()(
+        payload, ChannelQuality.psnr_label(5), generator=torch.Generator().manual_seed(3)
+    ).payload.values
+    again = AWGNChannel()(
+        payload, ChannelQuality.psnr_label(5), generator=torch.Generator().manual_seed(3)
+    ).payload.values
+    other = AWGNChannel()(
+        payload, ChannelQuality.psnr_label(5), generator=torch.Generator().manual_seed(4)
+    ).payload.values
     assert torch.equal(first, again) and not torch.equal(first, other)
 
 

@@ -19,8 +19,12 @@ HAS_SIONNA = importlib.util.find_spec("sionna") is not None
 #: (registry name, options, a quality it accepts, its noiseless quality, how the noise must look)
 CASES = {
     "awgn": ({}, ChannelQuality.psnr_label(10), ChannelQuality.psnr_label(100), "gaussian"),
-    "rayleigh": ({"coherence_symbols": 64}, ChannelQuality.peak_snr_db(10.0), ChannelQuality.noise_std(0.0),
-                 "enhanced"),
+    "rayleigh": (
+        {"coherence_symbols": 64},
+        ChannelQuality.peak_snr_db(10.0),
+        ChannelQuality.noise_std(0.0),
+        "enhanced",
+    ),
     "unit-power": ({"fading": "awgn"}, ChannelQuality.esn0_db(5.0), ChannelQuality.esn0_db(math.inf), "gaussian"),
     "digital": ({}, ChannelQuality.esn0_db(10.0), ChannelQuality.esn0_db(30.0), "exact"),
 }
@@ -87,7 +91,8 @@ class TestChannelContract:
             assert error.abs().max() == 0 and (received.sigma == 0).all() and received.known.all()
             return
         assert (received.sigma > 0).all() and run(channel, payload, quality, 2).payload.values.ne(
-            received.payload.values).any()
+            received.payload.values
+        ).any()
         expected = float(received.sigma.square().mean().sqrt())
         if noise == "gaussian":  # ~13k values per map: the sample std is within 3 %
             assert error.std().item() == pytest.approx(expected, rel=0.03)
@@ -100,8 +105,9 @@ class TestChannelContract:
         received = build_channel("unit-power")(payload, quality, generator=torch.Generator().manual_seed(0))
         for b in range(2):
             sent = payload.compact(b).double()
-            assert float(received.sigma[b]) == pytest.approx(esn0_db_to_sigma(5.0, mean_square=float(
-                sent.square().mean())), rel=1e-4)
+            assert float(received.sigma[b]) == pytest.approx(
+                esn0_db_to_sigma(5.0, mean_square=float(sent.square().mean())), rel=1e-4
+            )
 
     def test_other_quality_kinds_are_refused_by_name(self, case, payload):
         channel, _, _, _ = case
@@ -128,8 +134,9 @@ class TestChannelContract:
             channel(empty, quality)
 
 
-@pytest.mark.parametrize("bad, error", [(float("nan"), ValueError), (-1000.0, ValueError), ("10", TypeError),
-                                        (True, TypeError)])
+@pytest.mark.parametrize(
+    "bad, error", [(float("nan"), ValueError), (-1000.0, ValueError), ("10", TypeError), (True, TypeError)]
+)
 def test_quality_values_are_checked(bad, error):
     with pytest.raises(error):
         ChannelQuality.esn0_db(bad)

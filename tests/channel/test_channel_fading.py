@@ -14,13 +14,17 @@ def payload(height=32, width=64, batch=2):
 
 def test_equalised_noiseless_fading_recovers_the_map(generator):
     sent = payload()
-    received = RayleighBlockFading(coherence_symbols=16, equalize=True)(sent, ChannelQuality.noise_std(0.0), generator=generator)
+    received = RayleighBlockFading(coherence_symbols=16, equalize=True)(
+        sent, ChannelQuality.noise_std(0.0), generator=generator
+    )
     assert torch.allclose(received.payload.values, sent.values, atol=1e-6)
 
 
 def test_unequalised_fading_scales_power_by_one_on_average(generator):
     sent = payload(height=64, width=64, batch=8)
-    received = RayleighBlockFading(coherence_symbols=8, equalize=False)(sent, ChannelQuality.noise_std(0.0), generator=generator)
+    received = RayleighBlockFading(coherence_symbols=8, equalize=False)(
+        sent, ChannelQuality.noise_std(0.0), generator=generator
+    )
     mask = sent.transmitted[:, :, None, None].expand_as(sent.values)
     ratio = received.payload.values[mask].pow(2).sum() / sent.values[mask].pow(2).sum()
     # thousands of independent blocks with E|h|^2 = 1: the power ratio is 1 within 10%.
@@ -31,7 +35,9 @@ def test_unequalised_fading_scales_power_by_one_on_average(generator):
 
 def test_zero_forcing_enhances_noise_over_awgn(generator):
     sent = payload(height=64, width=64, batch=4)
-    faded = RayleighBlockFading(coherence_symbols=4, equalize=True)(sent, ChannelQuality.psnr_label(10), generator=generator)
+    faded = RayleighBlockFading(coherence_symbols=4, equalize=True)(
+        sent, ChannelQuality.psnr_label(10), generator=generator
+    )
     plain = AWGNChannel()(sent, ChannelQuality.psnr_label(10), generator=generator)
     mask = sent.transmitted[:, :, None, None].expand_as(sent.values)
     faded_error = (faded.payload.values - sent.values)[mask].pow(2).mean()
@@ -43,7 +49,8 @@ def test_zero_forcing_enhances_noise_over_awgn(generator):
 def test_coherence_none_is_one_coefficient_per_map(generator):
     sent = payload(batch=1)
     received = RayleighBlockFading(coherence_symbols=None, equalize=False)(
-        sent, ChannelQuality.noise_std(0.0), generator=generator)
+        sent, ChannelQuality.noise_std(0.0), generator=generator
+    )
     mask = sent.transmitted[0]
     # with one h for the whole map, every "on" value in a real (even) position becomes Re(h)
     ones = sent.values[0, mask].flatten() == 1
@@ -70,4 +77,3 @@ def test_default_coherence_gives_one_coefficient_per_1024_symbols(generator):
     for b, mean in means.items():
         assert (h[block == b] - mean).abs().max() < 1e-5
     assert len(means) > 1 and min(abs(x - y) for x in means.values() for y in means.values() if x is not y) > 1e-3
-

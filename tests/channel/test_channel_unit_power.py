@@ -14,14 +14,15 @@ from gesco.semantics import SemanticMap, Transmitter
 @pytest.fixture(scope="module")
 def payload():
     scene = SyntheticStreets(32, 64).scene(3)
-    semantic_map = SemanticMap(torch.from_numpy(scene.labels).long()[None], "cityscapes",
-                               torch.from_numpy(scene.instances).long()[None])
+    semantic_map = SemanticMap(
+        torch.from_numpy(scene.labels).long()[None], "cityscapes", torch.from_numpy(scene.instances).long()[None]
+    )
     return Transmitter()(semantic_map)
 
 
 def test_noise_on_the_map_is_sqrt_n0_over_2_divided_by_the_amplitude(payload, generator):
     sent = payload.compact(0).flatten().double()
-    amplitude = 1 / math.sqrt(float((sent.square().sum() / (sent.numel() / 2))))  # mean complex power -> 1
+    amplitude = 1 / math.sqrt(float(sent.square().sum() / (sent.numel() / 2)))  # mean complex power -> 1
     snr_db = 3.0
     received = UnitPowerAnalogChannel()(payload, ChannelQuality.esn0_db(snr_db), generator=generator)
     expected_sigma = math.sqrt(10 ** (-snr_db / 10) / 2) / amplitude
@@ -38,14 +39,17 @@ def test_noise_on_the_map_is_sqrt_n0_over_2_divided_by_the_amplitude(payload, ge
 
 @pytest.mark.parametrize("fading", ["awgn", "rayleigh"])
 def test_noiseless_channel_returns_the_map(payload, fading, generator):
-    received = UnitPowerAnalogChannel(fading=fading, coherence_symbols=64)(payload, ChannelQuality.esn0_db(math.inf), generator=generator)
+    received = UnitPowerAnalogChannel(fading=fading, coherence_symbols=64)(
+        payload, ChannelQuality.esn0_db(math.inf), generator=generator
+    )
     torch.testing.assert_close(received.payload.values, payload.values, atol=1e-5, rtol=0)
 
 
 def test_rayleigh_with_perfect_csi_enhances_noise_in_deep_fades(payload):
     awgn = UnitPowerAnalogChannel()(payload, ChannelQuality.esn0_db(10.0), generator=torch.Generator().manual_seed(0))
     fading = UnitPowerAnalogChannel(fading="rayleigh", coherence_symbols=32)(
-        payload, ChannelQuality.esn0_db(10.0), generator=torch.Generator().manual_seed(0))
+        payload, ChannelQuality.esn0_db(10.0), generator=torch.Generator().manual_seed(0)
+    )
     error = (fading.payload.compact(0) - payload.compact(0)).square().mean()
     assert error > 1.5 * (awgn.payload.compact(0) - payload.compact(0)).square().mean()  # E[1/|h|^2] is infinite
 

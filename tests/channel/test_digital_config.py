@@ -44,8 +44,17 @@ def test_ebn0_refers_to_message_bits():
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("modulation", "8psk"), ("code_rate", 0.1), ("code_rate", 0.99), ("block_bits", 9000), ("block_bits", 20),
-     ("crc", "CRC32"), ("decoder_iterations", 0), ("fading", "rician"), ("coherence_symbols", 0)],
+    [
+        ("modulation", "8psk"),
+        ("code_rate", 0.1),
+        ("code_rate", 0.99),
+        ("block_bits", 9000),
+        ("block_bits", 20),
+        ("crc", "CRC32"),
+        ("decoder_iterations", 0),
+        ("fading", "rician"),
+        ("coherence_symbols", 0),
+    ],
 )
 def test_bad_settings_name_the_value(field, value):
     with pytest.raises((ValueError, TypeError), match=field):

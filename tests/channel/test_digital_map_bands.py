@@ -66,8 +66,9 @@ def test_damage_that_passed_the_crc_loses_the_band_without_crashing(street_map):
     out = unpack_map_bands([blocks[1]], [True], BandLayout(32, 64, 16), has_edges=False)
     assert out.band_ok.tolist() == [False, False]
     # truncated blocks and headers naming bands that do not exist are ignored
-    out = unpack_map_bands([b"\0", BLOCK_HEADER.pack(9, 0, 1) + b"\0" * 10], [True, True],
-                           BandLayout(32, 64, 16), has_edges=True)
+    out = unpack_map_bands(
+        [b"\0", BLOCK_HEADER.pack(9, 0, 1) + b"\0" * 10], [True, True], BandLayout(32, 64, 16), has_edges=True
+    )
     assert not out.known.any()
 
 

@@ -11,15 +11,13 @@ pytest.importorskip("sionna")
 
 from gesco.baselines import MID_GREY, JpegOverDigital  # noqa: E402
 from gesco.channel import ChannelQuality, UnsupportedQualityError  # noqa: E402
-from gesco.channel.digital import DigitalGesco, DigitalReceived  # noqa: E402
+from gesco.channel.digital import DigitalConfig, DigitalGesco, DigitalLink, DigitalReceived  # noqa: E402  # noqa: E402
 from gesco.channel.digital.map_bands import BLOCK_HEADER  # noqa: E402
 from gesco.channel.digital.map_channel import map_blocks  # noqa: E402
-from gesco.channel.digital import DigitalConfig, DigitalLink  # noqa: E402
 from gesco.datasets.synthetic import SyntheticStreets  # noqa: E402
 from gesco.link import Link  # noqa: E402
 from gesco.receiver.receiver import Receiver  # noqa: E402
 from gesco.semantics import SemanticMap, Transmitter  # noqa: E402
-
 
 # the LDPC decoder runs many small tensor ops: a second intra-op thread only adds contention
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -73,7 +71,9 @@ def test_a_failed_block_zeroes_only_its_band(link, semantic_map, generator):
     payload = Transmitter()(semantic_map)
     blocks = map_blocks(payload, 0, link.config, band_rows=8)
     failed = [BLOCK_HEADER.unpack_from(b)[0] for b in blocks].index(1)  # a block of band 1: rows 8..15
-    received = DigitalGesco(FailBlocks(link, [failed]), band_rows=8)(payload, ChannelQuality.esn0_db(10.0), generator=generator)
+    received = DigitalGesco(FailBlocks(link, [failed]), band_rows=8)(
+        payload, ChannelQuality.esn0_db(10.0), generator=generator
+    )
     assert received.band_ok[0].tolist() == [True, False, True, True]
     values = received.payload.values[0]
     assert (values[:, 8:16] == 0).all()

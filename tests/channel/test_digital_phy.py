@@ -22,7 +22,6 @@ from gesco.channel.digital import (  # noqa: E402
 )
 from gesco.channel.digital.waterfall import bler_waterfall, plot_bler_waterfall  # noqa: E402
 
-
 # the LDPC decoder runs many small tensor ops: a second intra-op thread only adds contention
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -47,16 +47,22 @@ def test_a_paper_preset_gives_its_size(tiny_checkpoint, tmp_path, monkeypatch):
 
 
 def test_the_paper_presets_carry_the_paper_sizes():
-    assert convert_official.PRESET_IMAGE_SIZES == {"cityscapes": (256, 512), "coco_stuff": (256, 256),
-                                                   "ade20k": (256, 256)}
+    assert convert_official.PRESET_IMAGE_SIZES == {
+        "cityscapes": (256, 512),
+        "coco_stuff": (256, 256),
+        "ade20k": (256, 256),
+    }
     for name, size in convert_official.PRESET_IMAGE_SIZES.items():
         assert check_image_size(size, UNetConfig.preset(name)) == size
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["--config", "official-tiny", "--image-size", "15x31"], "must be a multiple of 2 (e.g. 16x32)"),
-    (["--image-size", "15x31"], "must be a multiple of 2 (e.g. 16x32)"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--config", "official-tiny", "--image-size", "15x31"], "must be a multiple of 2 (e.g. 16x32)"),
+        (["--image-size", "15x31"], "must be a multiple of 2 (e.g. 16x32)"),
+    ],
+)
 def test_a_size_the_unet_cannot_take_fails_at_conversion(tiny_checkpoint, tmp_path, capsys, argv, message):
     out = tmp_path / "tiny"
     assert main(["convert-official", str(tiny_checkpoint), str(out), *argv]) == 2

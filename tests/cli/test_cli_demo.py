@@ -18,8 +18,23 @@ def on_one_thread(one_torch_thread):
 def test_demo_writes_figure_table_and_record(tmp_path, capsys):
     out = tmp_path / "demo"
     seed = EVALUATION_SEED_OFFSET + 3
-    code = main(["demo", "--out", str(out), "--scenes", "1", "--scene-seed", str(seed), "--psnr", "100", "1",
-                 "--steps", "3", "--no-progress"])
+    code = main(
+        [
+            "demo",
+            "--out",
+            str(out),
+            "--scenes",
+            "1",
+            "--scene-seed",
+            str(seed),
+            "--psnr",
+            "100",
+            "1",
+            "--steps",
+            "3",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     assert (out / "figure.png").stat().st_size > 10_000
     printed = capsys.readouterr().out
@@ -50,17 +65,22 @@ def test_demo_is_reproducible_for_a_seed(tmp_path):
     records = []
     for name in ("a", "b"):
         out = tmp_path / name
-        assert main(["demo", "--out", str(out), "--scenes", "1", "--psnr", "5", "--steps", "2", "--fp32",
-                     "--no-progress"]) == 0
+        assert (
+            main(["demo", "--out", str(out), "--scenes", "1", "--psnr", "5", "--steps", "2", "--fp32", "--no-progress"])
+            == 0
+        )
         records.append(json.loads((out / "results.json").read_text())["rows"])
     assert records[0] == records[1]
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["--psnr", "7"], "unknown PSNR label 7"),
-    (["--scenes", "0"], "scenes must be >= 1"),
-    (["--model", "no-such-model"], "neither an existing path nor a shipped model"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--psnr", "7"], "unknown PSNR label 7"),
+        (["--scenes", "0"], "scenes must be >= 1"),
+        (["--model", "no-such-model"], "neither an existing path nor a shipped model"),
+    ],
+)
 def test_demo_bad_input_is_a_clear_error(tmp_path, capsys, argv, message):
     assert main(["demo", "--out", str(tmp_path / "o"), "--no-progress", *argv]) == 2
     assert message in capsys.readouterr().err

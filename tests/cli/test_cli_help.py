@@ -57,8 +57,10 @@ def test_command_help_imports_no_heavy_module(command):
 
 
 def test_only_the_chosen_command_module_is_imported():
-    script = ("import json, sys; from gesco.cli.main import build_parser; build_parser('convert-official'); "
-              "print(json.dumps([m for m in sys.modules if m.startswith('gesco.cli.')]))")
+    script = (
+        "import json, sys; from gesco.cli.main import build_parser; build_parser('convert-official'); "
+        "print(json.dumps([m for m in sys.modules if m.startswith('gesco.cli.')]))"
+    )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-3000:]
     loaded = set(json.loads(done.stdout))
@@ -97,5 +99,7 @@ def test_the_light_constants_agree_with_the_library():
     assert constants.SAMPLERS == SAMPLERS
     assert constants.DEMO_PSNRS == DEMO_PSNRS
     assert constants.COMPARE_METHODS == tuple(METHOD_LABELS)
-    assert (constants.EVALUATION_SEED_OFFSET, constants.VALIDATION_SEED_OFFSET) == (EVALUATION_SEED_OFFSET,
-                                                                                    VALIDATION_SEED_OFFSET)
+    assert (constants.EVALUATION_SEED_OFFSET, constants.VALIDATION_SEED_OFFSET) == (
+        EVALUATION_SEED_OFFSET,
+        VALIDATION_SEED_OFFSET,
+    )

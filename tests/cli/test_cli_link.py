@@ -8,8 +8,15 @@ from gesco.receiver.pipeline import DiffusionReceiver, ReceiverConfig
 from gesco.receiver.sampling import SamplerConfig
 from gesco.receiver.unet import GescoUNet, UNetConfig
 
-TINY = UNetConfig(base_channels=32, channel_mult=(1, 2), num_res_blocks=1, attention_ds=(2,), head_channels=32,
-                  label_channels=36, spade_hidden_channels=16)
+TINY = UNetConfig(
+    base_channels=32,
+    channel_mult=(1, 2),
+    num_res_blocks=1,
+    attention_ds=(2,),
+    head_channels=32,
+    label_channels=36,
+    spade_hidden_channels=16,
+)
 
 
 @pytest.fixture(scope="module")
@@ -36,29 +43,90 @@ def test_transmit_writes_pictures_and_record(model_dir, tmp_path, capsys):
     assert "complex channel uses per pixel" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("options", [["--channel", "rayleigh", "--peak-snr-db", "10", "--coherence-symbols", "64"],
-                                     ["--channel", "unit-power", "--fading", "rayleigh", "--esn0-db", "3"]])
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--channel", "rayleigh", "--peak-snr-db", "10", "--coherence-symbols", "64"],
+        ["--channel", "unit-power", "--fading", "rayleigh", "--esn0-db", "3"],
+    ],
+)
 def test_transmit_over_other_channels(model_dir, tmp_path, options):
     out = tmp_path / "tx"
-    assert main(["transmit", "--model", str(model_dir), "--synthetic", "7", "--out", str(out), "--map-denoiser",
-                 "none", *options]) == 0
+    assert (
+        main(
+            [
+                "transmit",
+                "--model",
+                str(model_dir),
+                "--synthetic",
+                "7",
+                "--out",
+                str(out),
+                "--map-denoiser",
+                "none",
+                *options,
+            ]
+        )
+        == 0
+    )
     record = json.loads((out / "record.json").read_text())
     assert record["channel"] == options[1] and record["map_denoiser"] == "none" and record["sigma"] > 0
 
 
 def test_a_quality_the_channel_cannot_read_is_a_clear_error(model_dir, tmp_path, capsys):
-    assert main(["transmit", "--model", str(model_dir), "--synthetic", "1", "--esn0-db", "3",
-                 "--out", str(tmp_path / "o")]) == 2
+    assert (
+        main(
+            ["transmit", "--model", str(model_dir), "--synthetic", "1", "--esn0-db", "3", "--out", str(tmp_path / "o")]
+        )
+        == 2
+    )
     assert "AWGNChannel takes" in capsys.readouterr().err
 
 
 def test_sample_over_a_cityscapes_folder(model_dir, tmp_path):
     data = tmp_path / "cs"
-    assert main(["data", "synth", "--layout", "cityscapes", "--out", str(data), "--n", "3", "--size", "16x32",
-                 "--split", "val"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "synth",
+                "--layout",
+                "cityscapes",
+                "--out",
+                str(data),
+                "--n",
+                "3",
+                "--size",
+                "16x32",
+                "--split",
+                "val",
+            ]
+        )
+        == 0
+    )
     out = tmp_path / "samples"
-    assert main(["sample", "--model", str(model_dir), "--labels", str(data / "gtFine"), "--peak-snr-db", "3",
-                 "--sampler", "ddim", "--steps", "2", "--batch-size", "2", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                "--model",
+                str(model_dir),
+                "--labels",
+                str(data / "gtFine"),
+                "--peak-snr-db",
+                "3",
+                "--sampler",
+                "ddim",
+                "--steps",
+                "2",
+                "--batch-size",
+                "2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     images = sorted(p.name for p in out.glob("*.png"))
     assert len(images) == 3 and not any("labelIds" in name for name in images)
     record = json.loads((out / "record.json").read_text())
@@ -74,13 +142,19 @@ def test_unknown_psnr_label_is_a_clear_error(model_dir, tmp_path, capsys):
 
 
 def test_model_folder_errors(tmp_path, model_dir, capsys):
-    assert main(["transmit", "--model", str(tmp_path), "--synthetic", "1", "--psnr", "10", "--out", str(tmp_path / "o")]) == 2
+    assert (
+        main(["transmit", "--model", str(tmp_path), "--synthetic", "1", "--psnr", "10", "--out", str(tmp_path / "o")])
+        == 2
+    )
     assert "not a gesco receiver folder" in capsys.readouterr().err
     broken = tmp_path / "broken"
     DiffusionReceiver.from_pretrained(model_dir).save_pretrained(broken)
     weights = broken / "unet" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
-    assert main(["transmit", "--model", str(broken), "--synthetic", "1", "--psnr", "10", "--out", str(tmp_path / "o")]) == 2
+    assert (
+        main(["transmit", "--model", str(broken), "--synthetic", "1", "--psnr", "10", "--out", str(tmp_path / "o")])
+        == 2
+    )
     assert "truncated" in capsys.readouterr().err
 
 
@@ -91,6 +165,17 @@ def test_label_map_outside_the_model_table(model_dir, tmp_path, capsys):
     labels = np.full((16, 32), 7, dtype=np.uint8)
     labels[0, 0] = 40  # not a Cityscapes label id
     Image.fromarray(labels).save(tmp_path / "map.png")
-    code = main(["transmit", "--model", str(model_dir), "--labels", str(tmp_path / "map.png"), "--psnr", "10",
-                 "--out", str(tmp_path / "o")])
+    code = main(
+        [
+            "transmit",
+            "--model",
+            str(model_dir),
+            "--labels",
+            str(tmp_path / "map.png"),
+            "--psnr",
+            "10",
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     assert code == 2 and "[40]" in capsys.readouterr().err

@@ -12,8 +12,27 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def test_waterfall_falls_from_one_to_zero_and_is_written(tmp_path):
     out = tmp_path / "bler.png"
-    assert main(["waterfall", "--modulation", "qpsk", "--channel", "awgn", "--block-bits", "256", "--snr", "-6", "6",
-                 "--blocks", "8", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "waterfall",
+                "--modulation",
+                "qpsk",
+                "--channel",
+                "awgn",
+                "--block-bits",
+                "256",
+                "--snr",
+                "-6",
+                "6",
+                "--blocks",
+                "8",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     (curve,) = json.loads(out.with_suffix(".json").read_text())
     assert curve["esn0_db"] == [-6.0, 6.0] and curve["blocks"] == 8

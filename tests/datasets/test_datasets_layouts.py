@@ -35,11 +35,14 @@ def test_a_plain_folder_is_detected_but_cannot_be_scored(tmp_path, scenes):
         build_evaluation_dataset(tmp_path, (16, 32), count=2)
 
 
-@pytest.mark.parametrize(("data", "layout", "error", "message"), [
-    ("missing", "auto", FileNotFoundError, "neither 'synthetic' nor a folder"),
-    (".", "auto", ValueError, "cannot tell the layout"),
-    (".", "kitti", ValueError, "unknown layout 'kitti'"),
-])
+@pytest.mark.parametrize(
+    ("data", "layout", "error", "message"),
+    [
+        ("missing", "auto", FileNotFoundError, "neither 'synthetic' nor a folder"),
+        (".", "auto", ValueError, "cannot tell the layout"),
+        (".", "kitti", ValueError, "unknown layout 'kitti'"),
+    ],
+)
 def test_bad_data_is_named(tmp_path, data, layout, error, message):
     with pytest.raises(error, match=message):
         build_evaluation_dataset(tmp_path / data, (16, 32), count=2, layout=layout)

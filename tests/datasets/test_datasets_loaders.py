@@ -152,7 +152,7 @@ def test_folder_round_trip_and_collate(tmp_path, scenes):
 
 def test_folder_reads_16_bit_labels_and_checks_the_class_count(tmp_path, scenes):
     write_folder(tmp_path, scenes[:1], instances=False)
-    wide = (scenes[0].labels.astype(np.uint16) * 10)  # ids up to 260: needs 16 bits
+    wide = scenes[0].labels.astype(np.uint16) * 10  # ids up to 260: needs 16 bits
     Image.fromarray(wide).save(tmp_path / "labels" / "000000.png")
     labels = FolderDataset(tmp_path, num_classes=261)[0].labels.numpy()
     assert np.array_equal(labels, wide.astype(np.int64))

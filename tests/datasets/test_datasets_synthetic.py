@@ -13,8 +13,19 @@ from gesco.datasets.synthetic_objects import Pole
 # Cityscapes label ids the brief asks for, by name (taken from cityscapesscripts, not from gesco).
 EXPECTED = {
     name: next(label.id for label in id2label.values() if label.name == name)
-    for name in ("road", "sidewalk", "building", "pole", "traffic light", "traffic sign",
-                 "vegetation", "terrain", "sky", "person", "car")
+    for name in (
+        "road",
+        "sidewalk",
+        "building",
+        "pole",
+        "traffic light",
+        "traffic sign",
+        "vegetation",
+        "terrain",
+        "sky",
+        "person",
+        "car",
+    )
 }
 THINGS = {label.id for label in id2label.values() if label.hasInstances}
 

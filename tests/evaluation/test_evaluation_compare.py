@@ -26,8 +26,6 @@ from gesco.evaluation.report import MetricColumn
 from gesco.evaluation.scoring import SetScores
 
 
-
-
 def test_gesco_digital_takes_the_most_robust_rate_that_fits():
     base = DigitalConfig(block_bits=1024)  # QPSK: 1024 / rate / 2 symbols per block
     assert most_robust_config(base, 3, 3 * 2560).code_rate == CODE_RATE_LADDER[0] == 0.2
@@ -42,15 +40,24 @@ def miou_scores(value):
 
 def test_crossovers_are_interpolated_and_say_who_wins_above():
     snrs = [-5.0, 0.0, 5.0, 10.0]
-    curves = {CLASSICAL: [0.05, 0.05, 0.9, 0.9], GESCO_ANALOG: [0.6, 0.7, 0.75, 0.8], GESCO_DIGITAL: [0.1, 0.75, 0.8, 0.8]}
-    cells = [CompareCell(m, f"{s:g}", miou_scores(v), 1.0, None) for m, values in curves.items()
-             for s, v in zip(snrs, values)]
+    curves = {
+        CLASSICAL: [0.05, 0.05, 0.9, 0.9],
+        GESCO_ANALOG: [0.6, 0.7, 0.75, 0.8],
+        GESCO_DIGITAL: [0.1, 0.75, 0.8, 0.8],
+    }
+    cells = [
+        CompareCell(m, f"{s:g}", miou_scores(v), 1.0, None)
+        for m, values in curves.items()
+        for s, v in zip(snrs, values)
+    ]
     result = CompareResult(list(curves), snrs, "awgn", 3, 1.0, cells, miou_scores(0.9), (), {})
     miou = MetricColumn("miou", "mIoU", True, lambda s: s.segmentation.miou)
     found = {(x.method, x.snr_db, x.better_above) for x in crossovers(result, miou)}
     # analog: +0.65 at 0 dB, -0.15 at 5 dB -> 0 + 5 * 0.65 / 0.8; digital: +0.70 at 0, -0.10 at 5 -> 0 + 5 * 0.7 / 0.8
-    assert found == {(GESCO_ANALOG, round(5 * 0.65 / 0.8, 2), CLASSICAL), (GESCO_DIGITAL, round(5 * 0.7 / 0.8, 2),
-                                                                            CLASSICAL)}
+    assert found == {
+        (GESCO_ANALOG, round(5 * 0.65 / 0.8, 2), CLASSICAL),
+        (GESCO_DIGITAL, round(5 * 0.7 / 0.8, 2), CLASSICAL),
+    }
     lower = MetricColumn("fid", "FID", False, lambda s: -s.segmentation.miou)  # the same curves, lower is better
     assert {x.snr_db for x in crossovers(result, lower)} == {x[1] for x in found}
 
@@ -63,18 +70,49 @@ def compared(assets, tmp_path_factory):
     root = tmp_path_factory.mktemp("compare")
     torch.manual_seed(2)
     DeepJSCC(DeepJSCCConfig(image_size=(32, 64), hidden_channels=(4, 4, 4, 4))).save_pretrained(root / "djscc")
-    args = ["compare", "--model", str(assets / "gesco"), "--deep-jscc", str(root / "djscc"), "--n", "2",
-            "--snr", "-10", "20", "30", "--segmenter", str(assets / "segmenter"), "--inception",
-            str(assets / "features.pt"), "--kid-subsets", "2", "--batch-size", "2", "--block-bits", "512",
-            "--examples", "1", "--out", str(root / "out"), "--no-progress"]
+    args = [
+        "compare",
+        "--model",
+        str(assets / "gesco"),
+        "--deep-jscc",
+        str(root / "djscc"),
+        "--n",
+        "2",
+        "--snr",
+        "-10",
+        "20",
+        "30",
+        "--segmenter",
+        str(assets / "segmenter"),
+        "--inception",
+        str(assets / "features.pt"),
+        "--kid-subsets",
+        "2",
+        "--batch-size",
+        "2",
+        "--block-bits",
+        "512",
+        "--examples",
+        "1",
+        "--out",
+        str(root / "out"),
+        "--no-progress",
+    ]
     assert main(args) == 0
     return root / "out", args
 
 
 def test_compare_writes_the_table_plots_and_figures(compared):
     out, _ = compared
-    for name in ("report.md", "results.json", "results.csv", "plots/miou.png", "plots/ssim.png", "plots/fid.png",
-                 "figures/examples_synthetic_1000000.png"):
+    for name in (
+        "report.md",
+        "results.json",
+        "results.csv",
+        "plots/miou.png",
+        "plots/ssim.png",
+        "plots/fid.png",
+        "figures/examples_synthetic_1000000.png",
+    ):
         assert (out / name).is_file(), name
     report = (out / "report.md").read_text()
     assert "Crossovers with the classical link" in report and "| Deep JSCC |" in report
@@ -90,8 +128,10 @@ def test_channel_use_accounting_of_every_method(compared, assets):
     budget = data["budget_complex_channel_uses_per_pixel"]
     assert budget == 6.0  # the Deep JSCC model's: 192 real values per 4 x 4 pixels
     for snr in (-10, 20, 30):
-        records = {m: json.loads((out / "images" / m / f"snr{snr}" / "records.json").read_text())
-                   for m in (CLASSICAL, DEEP_JSCC, GESCO_ANALOG, GESCO_DIGITAL)}
+        records = {
+            m: json.loads((out / "images" / m / f"snr{snr}" / "records.json").read_text())
+            for m in (CLASSICAL, DEEP_JSCC, GESCO_ANALOG, GESCO_DIGITAL)
+        }
         pixels = 32 * 64
         assert all(r["complex_channel_uses"] == 6 * pixels for r in records[DEEP_JSCC])
         # JPEG and GESCO-digital: whole codewords within the budget
@@ -116,10 +156,21 @@ def test_a_method_over_the_budget_is_flagged_in_the_report():
     from gesco.evaluation.compare_report import markdown_report
     from gesco.evaluation.scoring import SetScores
 
-    cells = [CompareCell(DEEP_JSCC, "0", SetScores(), 1.5, None),
-             CompareCell(GESCO_ANALOG, "0", SetScores(), 5.5, None, over_budget=True)]
-    result = CompareResult(methods=[DEEP_JSCC, GESCO_ANALOG], snrs=[0.0], channel="awgn", count=1,
-                           budget_per_pixel=1.5, cells=cells, real=SetScores(), class_names=(), settings={})
+    cells = [
+        CompareCell(DEEP_JSCC, "0", SetScores(), 1.5, None),
+        CompareCell(GESCO_ANALOG, "0", SetScores(), 5.5, None, over_budget=True),
+    ]
+    result = CompareResult(
+        methods=[DEEP_JSCC, GESCO_ANALOG],
+        snrs=[0.0],
+        channel="awgn",
+        count=1,
+        budget_per_pixel=1.5,
+        cells=cells,
+        real=SetScores(),
+        class_names=(),
+        settings={},
+    )
     report = markdown_report(result)
     assert "5.500 ⚠ over budget" in report and "1.500 |" in report
     assert "not at equal bandwidth" in report and "GESCO-analog" in report.split("not at equal bandwidth")[0]
@@ -136,8 +187,9 @@ def test_the_cliff_and_the_lossless_map(compared):
     assert cells[GESCO_DIGITAL, 20.0]["delivered"] == cells[GESCO_DIGITAL, 30.0]["delivered"] == 1.0
     assert cells[GESCO_DIGITAL, -10.0]["delivered"] == 0.0
     for name in ("synthetic_1000000.png", "synthetic_1000001.png"):
-        assert (out / "images" / GESCO_DIGITAL / "snr20" / name).read_bytes() == \
-            (out / "images" / GESCO_DIGITAL / "snr30" / name).read_bytes()
+        assert (out / "images" / GESCO_DIGITAL / "snr20" / name).read_bytes() == (
+            out / "images" / GESCO_DIGITAL / "snr30" / name
+        ).read_bytes()
 
 
 def test_a_rerun_keeps_finished_sets(compared):

@@ -26,8 +26,14 @@ def images(generator):
 
 def test_lpips_layout_names():
     names = set(LPIPS().state_dict())
-    assert {"scaling_layer.shift", "net.slice1.0.weight", "net.slice2.5.weight", "net.slice5.28.bias",
-            "lin0.model.1.weight", "lin4.model.1.weight"} <= names
+    assert {
+        "scaling_layer.shift",
+        "net.slice1.0.weight",
+        "net.slice2.5.weight",
+        "net.slice5.28.bias",
+        "lin0.model.1.weight",
+        "lin4.model.1.weight",
+    } <= names
     assert sum(name.startswith("net.") and name.endswith(".weight") for name in names) == 13  # VGG-16's 13 convs
 
 

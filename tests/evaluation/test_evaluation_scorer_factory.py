@@ -14,8 +14,9 @@ def dataset():
 
 
 def test_without_networks_every_metric_that_needs_one_is_noted(dataset, tmp_path):
-    scoring = build_set_scorer(ScoringNetworks(fid=False), dataset, 2, class_table("cityscapes"),
-                               feature_dir=tmp_path, progress=False)
+    scoring = build_set_scorer(
+        ScoringNetworks(fid=False), dataset, 2, class_table("cityscapes"), feature_dir=tmp_path, progress=False
+    )
     assert set(scoring.notes) == {"miou", "lpips", "ms_ssim", "fid", "kid"}
     assert "16x32 px are too small" in scoring.notes["ms_ssim"]
     scorer = scoring.scorer
@@ -24,10 +25,22 @@ def test_without_networks_every_metric_that_needs_one_is_noted(dataset, tmp_path
 
 def test_a_segmenter_loads_by_path_and_must_share_the_class_table(dataset, tmp_path):
     GescoSegmenter(SegmenterConfig(widths=(4, 8))).save_pretrained(tmp_path / "city")
-    scoring = build_set_scorer(ScoringNetworks(segmenter=tmp_path / "city", fid=False), dataset, 2,
-                               class_table("cityscapes"), feature_dir=tmp_path, progress=False)
+    scoring = build_set_scorer(
+        ScoringNetworks(segmenter=tmp_path / "city", fid=False),
+        dataset,
+        2,
+        class_table("cityscapes"),
+        feature_dir=tmp_path,
+        progress=False,
+    )
     assert scoring.scorer.segmenter is not None and "miou" not in scoring.notes
     GescoSegmenter(SegmenterConfig(class_table="ade20k", class_ids=(0, 1, 2))).save_pretrained(tmp_path / "ade")
     with pytest.raises(ValueError, match="the segmenter predicts ade20k classes, the model uses cityscapes"):
-        build_set_scorer(ScoringNetworks(segmenter=str(tmp_path / "ade"), fid=False), dataset, 2,
-                         class_table("cityscapes"), feature_dir=tmp_path, progress=False)
+        build_set_scorer(
+            ScoringNetworks(segmenter=str(tmp_path / "ade"), fid=False),
+            dataset,
+            2,
+            class_table("cityscapes"),
+            feature_dir=tmp_path,
+            progress=False,
+        )

@@ -109,7 +109,12 @@ def tiny_run(output, **changes) -> SegmenterTrainConfig:
         output_dir=str(output),
         data=DataConfig(kind="synthetic", size=(16, 32), num_scenes=32),
         validation=DataConfig(kind="synthetic", size=(16, 32), num_scenes=4, seed_offset=2_000_000),
-        model=TINY, batch_size=2, max_steps=6, checkpoint_every=3, weight_scenes=4, warmup_steps=2,
+        model=TINY,
+        batch_size=2,
+        max_steps=6,
+        checkpoint_every=3,
+        weight_scenes=4,
+        warmup_steps=2,
         lr_schedule="constant",
     )
     return config.replace(**changes)
@@ -142,8 +147,27 @@ def test_training_resumes_exactly_and_exports(tmp_path):
 
 def test_train_segmenter_command(tmp_path, capsys):
     out = tmp_path / "seg"
-    args = ["train-segmenter", "--out", str(out), "--steps", "2", "--batch-size", "2", "--size", "16x32",
-            "--scenes", "16", "--val-scenes", "2", "--widths", "4", "8", "--checkpoint-every", "2", "--no-progress"]
+    args = [
+        "train-segmenter",
+        "--out",
+        str(out),
+        "--steps",
+        "2",
+        "--batch-size",
+        "2",
+        "--size",
+        "16x32",
+        "--scenes",
+        "16",
+        "--val-scenes",
+        "2",
+        "--widths",
+        "4",
+        "8",
+        "--checkpoint-every",
+        "2",
+        "--no-progress",
+    ]
     assert main(args) == 0
     assert "validation mIoU" in capsys.readouterr().out
     assert (out / "model" / "model.safetensors").is_file() and (out / "class_weights.json").is_file()
@@ -160,11 +184,18 @@ def test_external_onnx_segmenter(tmp_path):
             red = x[:, :1]
             return torch.cat([red - 100, 100 - red], dim=1)
 
-    torch.onnx.export(RedThreshold(), (torch.zeros(1, 3, 8, 8),), str(tmp_path / "seg.onnx"), dynamo=False,
-                      input_names=["images"], output_names=["logits"],
-                      dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}})
+    torch.onnx.export(
+        RedThreshold(),
+        (torch.zeros(1, 3, 8, 8),),
+        str(tmp_path / "seg.onnx"),
+        dynamo=False,
+        input_names=["images"],
+        output_names=["logits"],
+        dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}},
+    )
     ExternalSegmenterConfig(class_table="cityscapes", label_map=(26, 7), input_range=(0.0, 255.0)).save(
-        tmp_path / "seg.json")
+        tmp_path / "seg.json"
+    )
     segmenter = load_segmenter(tmp_path / "seg.onnx")
     images = -torch.ones(2, 3, 8, 8)
     images[:, 0, :, 4:] = 1.0

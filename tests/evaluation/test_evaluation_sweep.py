@@ -22,10 +22,34 @@ SEED = 1_000_000
 
 
 def evaluate_args(assets, out, *extra):
-    return ["evaluate", "--model", str(assets / "gesco"), "--sdm-model", str(assets / "sdm"), "--data", "synthetic",
-            "--n", "3", "--psnr", "100", "5", "--batch-size", "3", "--segmenter", str(assets / "segmenter"),
-            "--inception", str(assets / "features.pt"), "--kid-subsets", "5",
-            "--samples", "2", "--out", str(out), "--no-progress", *extra]
+    return [
+        "evaluate",
+        "--model",
+        str(assets / "gesco"),
+        "--sdm-model",
+        str(assets / "sdm"),
+        "--data",
+        "synthetic",
+        "--n",
+        "3",
+        "--psnr",
+        "100",
+        "5",
+        "--batch-size",
+        "3",
+        "--segmenter",
+        str(assets / "segmenter"),
+        "--inception",
+        str(assets / "features.pt"),
+        "--kid-subsets",
+        "5",
+        "--samples",
+        "2",
+        "--out",
+        str(out),
+        "--no-progress",
+        *extra,
+    ]
 
 
 def test_sweep_end_to_end_mechanics_on_an_untrained_model(assets, tmp_path):
@@ -34,7 +58,7 @@ def test_sweep_end_to_end_mechanics_on_an_untrained_model(assets, tmp_path):
     methods = ["gesco", "sdm", "gesco-no-fds", "oracle"]
     psnrs = ["100", "5"]
     for method in methods:
-        for folder in (["clean"] if method == ORACLE else [f"psnr{p}" for p in psnrs]):
+        for folder in ["clean"] if method == ORACLE else [f"psnr{p}" for p in psnrs]:
             assert len(list((out / "images" / method / folder).glob("*.png"))) == 3, (method, folder)
 
     data = json.loads((out / "results.json").read_text())
@@ -94,8 +118,20 @@ def test_an_image_does_not_depend_on_its_batch(assets, tmp_path):
     method = build_methods(SAMPLER, with_sdm=False)[0]
     assert method.name == GESCO
     for batch_size, folder in ((3, "together"), (1, "alone")):
-        assert generate_set(receiver, method, 5.0, dataset, [0, 1, 2], tmp_path / folder, seed=0,
-                            batch_size=batch_size, progress=False) == 3
+        assert (
+            generate_set(
+                receiver,
+                method,
+                5.0,
+                dataset,
+                [0, 1, 2],
+                tmp_path / folder,
+                seed=0,
+                batch_size=batch_size,
+                progress=False,
+            )
+            == 3
+        )
     for name in ("synthetic_1000000", "synthetic_1000002"):
         together = np.asarray(Image.open(tmp_path / "together" / f"{name}.png"), dtype=int)
         alone = np.asarray(Image.open(tmp_path / "alone" / f"{name}.png"), dtype=int)
@@ -105,26 +141,69 @@ def test_an_image_does_not_depend_on_its_batch(assets, tmp_path):
 @pytest.mark.slow
 def test_generation_splits_across_two_processes(assets, tmp_path):
     out = tmp_path / "two"
-    args = ["evaluate", "--model", str(assets / "gesco"), "--data", "synthetic", "--n", "3", "--psnr", "5",
-            "--methods", "gesco", "--no-fid", "--batch-size", "1", "--samples", "1", "--out", str(out), "--no-progress"]
+    args = [
+        "evaluate",
+        "--model",
+        str(assets / "gesco"),
+        "--data",
+        "synthetic",
+        "--n",
+        "3",
+        "--psnr",
+        "5",
+        "--methods",
+        "gesco",
+        "--no-fid",
+        "--batch-size",
+        "1",
+        "--samples",
+        "1",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "--", "gesco.cli.main", *args],
-        capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "--",
+            "gesco.cli.main",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("wrote") == 1  # only the main process scores and reports
     assert json.loads((out / "results.json").read_text())["settings"]["processes"] == 2
     receiver = DiffusionReceiver.from_pretrained(assets / "gesco")
     dataset = SyntheticStreetsDataset(3, SEED, height=32, width=64)
-    generate_set(receiver, build_methods(SAMPLER, with_sdm=False)[0], 5.0, dataset, [0, 1, 2], tmp_path / "one",
-                 seed=0, batch_size=1, progress=False)
+    generate_set(
+        receiver,
+        build_methods(SAMPLER, with_sdm=False)[0],
+        5.0,
+        dataset,
+        [0, 1, 2],
+        tmp_path / "one",
+        seed=0,
+        batch_size=1,
+        progress=False,
+    )
     for image in (tmp_path / "one").glob("*.png"):
         assert image.read_bytes() == (out / "images" / "gesco" / "psnr5" / image.name).read_bytes()
 
 
 def test_sweep_variants_skip_duplicates_of_gesco():
-    methods = build_methods(SAMPLER, with_sdm=True, guidance_sweep=[1.0, 2.0], sampler_sweep=[("dpmpp", 2), ("ddim", 4)])
+    methods = build_methods(
+        SAMPLER, with_sdm=True, guidance_sweep=[1.0, 2.0], sampler_sweep=[("dpmpp", 2), ("ddim", 4)]
+    )
     names = [m.name for m in methods]
     assert names == ["gesco", "sdm", "gesco-no-fds", "oracle", "gesco-g2", "gesco-ddim4"]
     by_name = {m.name: m for m in methods}

@@ -32,7 +32,9 @@ def reference():
 
 @pytest.fixture(scope="module")
 def official_model():
-    convert = pytest.importorskip("gesco.receiver.convert_official", reason="the official-checkpoint converter is missing")
+    convert = pytest.importorskip(
+        "gesco.receiver.convert_official", reason="the official-checkpoint converter is missing"
+    )
     return convert.load_official_checkpoint(WEIGHTS).eval()
 
 
@@ -51,8 +53,15 @@ def test_guided_p_mean_variance_equals_official(name, two_pass, reference, offic
     assert process.model_timesteps(t).item() == check["t_model"]
     x_t, y = reference["x_T"], reference["y"]
     with torch.no_grad():
-        output = guided_output(official_model, x_t, process.model_timesteps(t), y, scale=float(reference["s"]),
-                               two_pass=two_pass, autocast_dtype=None)  # float32, as the official tensors
+        output = guided_output(
+            official_model,
+            x_t,
+            process.model_timesteps(t),
+            y,
+            scale=float(reference["s"]),
+            two_pass=two_pass,
+            autocast_dtype=None,
+        )  # float32, as the official tensors
     got = process.p_mean_variance(output, x_t, t, clip_denoised=True)
     for field in ("mean", "variance", "log_variance"):
         torch.testing.assert_close(getattr(got, field), check[field], rtol=0, atol=1e-5, msg=field)

@@ -102,7 +102,9 @@ def _even_sections(num_timesteps: int, counts: list[int]) -> list[int]:
     return sorted(set(kept))
 
 
-@pytest.mark.parametrize(("spacing", "counts"), [("250", [250]), ("20", [20]), ("10,15,20", [10, 15, 20]), ("3,3,3", [3, 3, 3])])
+@pytest.mark.parametrize(
+    ("spacing", "counts"), [("250", [250]), ("20", [20]), ("10,15,20", [10, 15, 20]), ("3,3,3", [3, 3, 3])]
+)
 def test_space_timesteps_sections(spacing, counts):
     kept = space_timesteps(1000, spacing)
     assert kept == _even_sections(1000, counts)
@@ -161,7 +163,9 @@ def test_p_mean_variance_matches_closed_form(variance, clip):
     x0 = (x - col(np.sqrt(1 - abar)) * eps) / col(np.sqrt(abar))
     if clip:
         x0 = x0.clamp(-1, 1)
-    mean = col(np.sqrt(abar_prev) * betas / (1 - abar)) * x0 + col(np.sqrt(1 - betas) * (1 - abar_prev) / (1 - abar)) * x
+    mean = (
+        col(np.sqrt(abar_prev) * betas / (1 - abar)) * x0 + col(np.sqrt(1 - betas) * (1 - abar_prev) / (1 - abar)) * x
+    )
     min_log = col(np.log(np.append(posterior[1], posterior[1:])))
     if variance == "learned_range":
         frac = (output[:, 3:].double() + 1) / 2
@@ -221,7 +225,9 @@ class FixedOutput(nn.Module):
 def test_hybrid_vb_trains_variance_only():
     diffusion = GaussianDiffusion(DiffusionConfig(loss="hybrid"))
     generator = torch.Generator().manual_seed(3)
-    model = FixedOutput(torch.randn(2, 3, 6, 6, generator=generator), torch.rand(2, 3, 6, 6, generator=generator) * 2 - 1)
+    model = FixedOutput(
+        torch.randn(2, 3, 6, 6, generator=generator), torch.rand(2, 3, 6, 6, generator=generator) * 2 - 1
+    )
     x0 = torch.rand(2, 3, 6, 6, generator=generator) * 2 - 1
     out = diffusion.training_loss(model, x0, torch.tensor([0, 300]), torch.zeros(2, 4, 6, 6), generator=generator)
     assert out.vb.shape == (2,) and torch.all(out.vb >= 0)
@@ -249,7 +255,9 @@ def test_hybrid_vb_equals_gaussian_kl_in_bits(num_timesteps):
         x_t = math.sqrt(abar[step]) * x0[i].double() + math.sqrt(1 - abar[step]) * noise[i].double()
         coef1 = math.sqrt(abar_prev[step]) * betas[step] / (1 - abar[step])
         coef2 = math.sqrt(1 - betas[step]) * (1 - abar_prev[step]) / (1 - abar[step])
-        x0_pred = (x_t - math.sqrt(1 - abar[step]) * eps[i].double()) / math.sqrt(abar[step])  # no clipping in the bound
+        x0_pred = (x_t - math.sqrt(1 - abar[step]) * eps[i].double()) / math.sqrt(
+            abar[step]
+        )  # no clipping in the bound
         true_mean, model_mean = coef1 * x0[i].double() + coef2 * x_t, coef1 * x0_pred + coef2 * x_t
         true_var = posterior[step]
         frac = (v[i].double() + 1) / 2

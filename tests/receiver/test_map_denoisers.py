@@ -45,8 +45,12 @@ def test_no_clipping():
 
 
 def received_of(values, transmitted, table):
-    return Received(Payload(values, transmitted, table), torch.zeros(1), ChannelQuality.noise_std(0.0),
-                    torch.zeros(1, dtype=torch.int64))
+    return Received(
+        Payload(values, transmitted, table),
+        torch.zeros(1),
+        ChannelQuality.noise_std(0.0),
+        torch.zeros(1, dtype=torch.int64),
+    )
 
 
 def test_denoisers_keep_untransmitted_channels_at_zero():

@@ -29,6 +29,7 @@ class DtypeRecorder(nn.Module):
 def cpu_capability(monkeypatch):
     def set_capability(value: str) -> None:
         monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: value)
+
     return set_capability
 
 
@@ -37,9 +38,16 @@ def test_auto_is_the_default_everywhere():
     assert ReceiverConfig().sampler.autocast_dtype == "auto"
 
 
-@pytest.mark.parametrize(("capability", "expected"), [
-    ("AVX512", "bfloat16"), ("AMX", "bfloat16"), ("AVX2", "float32"), ("DEFAULT", "float32"), ("NO AVX", "float32"),
-])
+@pytest.mark.parametrize(
+    ("capability", "expected"),
+    [
+        ("AVX512", "bfloat16"),
+        ("AMX", "bfloat16"),
+        ("AVX2", "float32"),
+        ("DEFAULT", "float32"),
+        ("NO AVX", "float32"),
+    ],
+)
 def test_auto_on_cpu_follows_the_cpu_capability(cpu_capability, capability, expected):
     cpu_capability(capability)
     assert default_autocast_name("cpu") == expected
@@ -66,16 +74,24 @@ def test_explicit_names_are_kept_and_unknown_ones_named(cpu_capability):
         SamplerConfig(autocast_dtype="fp8")
 
 
-@pytest.mark.parametrize(("capability", "autocast", "expected"), [
-    ("AVX512", "auto", torch.bfloat16),
-    ("AVX2", "auto", None),
-    ("AVX512", "float32", None),
-    ("AVX2", "bfloat16", torch.bfloat16),
-])
+@pytest.mark.parametrize(
+    ("capability", "autocast", "expected"),
+    [
+        ("AVX512", "auto", torch.bfloat16),
+        ("AVX2", "auto", None),
+        ("AVX512", "float32", None),
+        ("AVX2", "bfloat16", torch.bfloat16),
+    ],
+)
 def test_sample_resolves_the_precision_when_it_runs(cpu_capability, autocast, capability, expected):
     cpu_capability(capability)
     model = DtypeRecorder()
     y, x_T = torch.zeros(1, 2, 4, 4), torch.zeros(1, 3, 4, 4)
-    sample(model, y, SamplerConfig(sampler="dpmpp", steps=2, guidance=1.0, autocast_dtype=autocast), x_T=x_T,
-           progress=False)
+    sample(
+        model,
+        y,
+        SamplerConfig(sampler="dpmpp", steps=2, guidance=1.0, autocast_dtype=autocast),
+        x_T=x_T,
+        progress=False,
+    )
     assert model.seen == [expected, expected]

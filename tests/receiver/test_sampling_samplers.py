@@ -150,16 +150,18 @@ def test_sde_dpmpp_draws_fresh_noise_from_the_generator(inputs):
     images = {}
     for name in ("dpmpp", "dpmpp-sde"):
         config = SamplerConfig(sampler=name, steps=8, guidance=2.0)
-        images[name] = [sample(model, y, config, x_T=x_T, generator=torch.Generator().manual_seed(seed),
-                               progress=False).sample for seed in (0, 1)]
+        images[name] = [
+            sample(model, y, config, x_T=x_T, generator=torch.Generator().manual_seed(seed), progress=False).sample
+            for seed in (0, 1)
+        ]
     assert torch.equal(*images["dpmpp"])
     assert not torch.allclose(*images["dpmpp-sde"])
     assert not torch.allclose(images["dpmpp"][0], images["dpmpp-sde"][0])
 
 
 def test_sde_dpmpp_first_step_is_the_data_prediction_sde(inputs):
-    """x_s = (sigma_s / sigma_t) e^-h x_t + alpha_s (1 - e^-2h) x_0 + sigma_s sqrt(1 - e^-2h) z, h = lambda_s - lambda_t,
-    with x_0 the clipped prediction (Lu et al. 2022, SDE-DPM-Solver++ first order, the solver's first step)."""
+    """x_s = (sigma_s / sigma_t) e^-h x_t + alpha_s (1 - e^-2h) x_0 + sigma_s sqrt(1 - e^-2h) z,
+    h = lambda_s - lambda_t, with x_0 the clipped prediction (Lu et al. 2022, SDE-DPM-Solver++ first order, the solver's first step)."""
     y, x_T = inputs
     full = GaussianDiffusion()
     scheduler, _ = build_scheduler(SamplerConfig(sampler="dpmpp-sde", steps=8), full)
@@ -171,8 +173,11 @@ def test_sde_dpmpp_first_step_is_the_data_prediction_sde(inputs):
     alpha_t, sigma_t, alpha_s, sigma_s = abar[t].sqrt(), (1 - abar[t]).sqrt(), abar[s].sqrt(), (1 - abar[s]).sqrt()
     h = torch.log(alpha_s / sigma_s) - torch.log(alpha_t / sigma_t)
     z = torch.randn(x_T.shape, generator=torch.Generator().manual_seed(5)).double()
-    expected = (sigma_s / sigma_t * torch.exp(-h) * x_T.double() + alpha_s * (1 - torch.exp(-2 * h)) * x0
-                + sigma_s * torch.sqrt(1 - torch.exp(-2 * h)) * z)
+    expected = (
+        sigma_s / sigma_t * torch.exp(-h) * x_T.double()
+        + alpha_s * (1 - torch.exp(-2 * h)) * x0
+        + sigma_s * torch.sqrt(1 - torch.exp(-2 * h)) * z
+    )
     step = scheduler.step(eps, scheduler.timesteps[0], x_T, generator=torch.Generator().manual_seed(5)).prev_sample
     torch.testing.assert_close(step.double(), expected, rtol=1e-4, atol=1e-4)
 
@@ -192,7 +197,9 @@ def _official_ddim(model, y, x_T, *, spacing, scale, eta=0.0, generator=None):
         t = torch.full((x.shape[0],), index)
         out = guided_output(model, x, process.model_timesteps(t), y, scale=scale)
         p = process.p_mean_variance(out, x, t)
-        eps = (process.sqrt_recip_alphas_cumprod[index] * x - p.pred_xstart) / process.sqrt_recipm1_alphas_cumprod[index]
+        eps = (process.sqrt_recip_alphas_cumprod[index] * x - p.pred_xstart) / process.sqrt_recipm1_alphas_cumprod[
+            index
+        ]
         abar, abar_prev = process.alphas_cumprod[index], process.alphas_cumprod_prev[index]
         sigma = eta * torch.sqrt((1 - abar_prev) / (1 - abar)) * torch.sqrt(1 - abar / abar_prev)
         noise = torch.randn(x.shape, generator=generator)
@@ -208,7 +215,9 @@ def test_ddim_equals_official_equations(spacing, eta, inputs):
     model = StandInDenoiser()
     steps = int(spacing[len("ddim") :])
     with torch.no_grad():
-        expected = _official_ddim(model, y, x_T, spacing=spacing, scale=2.0, eta=eta, generator=torch.Generator().manual_seed(9))
+        expected = _official_ddim(
+            model, y, x_T, spacing=spacing, scale=2.0, eta=eta, generator=torch.Generator().manual_seed(9)
+        )
     config = SamplerConfig(sampler="ddim", steps=steps, guidance=2.0, eta=eta, autocast_dtype="float32")
     got = sample(model, y, config, x_T=x_T, generator=torch.Generator().manual_seed(9), progress=False)
     assert got.model_timesteps.tolist() == list(range(1000 - 1000 // steps, -1, -(1000 // steps)))
@@ -231,7 +240,9 @@ def test_ddpm_equals_official_equations(steps, scale, inputs):
     y, x_T = inputs
     model = StandInDenoiser()
     with torch.no_grad():
-        expected = _official_ddpm(model, y, x_T, spacing=str(steps), scale=scale, generator=torch.Generator().manual_seed(3))
+        expected = _official_ddpm(
+            model, y, x_T, spacing=str(steps), scale=scale, generator=torch.Generator().manual_seed(3)
+        )
     config = SamplerConfig(sampler="ddpm", steps=steps, guidance=scale, autocast_dtype="float32")
     got = sample(model, y, config, x_T=x_T, generator=torch.Generator().manual_seed(3), progress=False)
     assert got.model_timesteps[0] == 999 and got.model_timesteps[-1] == 0
@@ -254,8 +265,13 @@ def test_dpmpp_thresholding_at_one_is_plain_clipping(inputs):
             eps = guided_output(model, x, t_batch, y, scale=2.0)[:, :3]
             x0 = full.predict_start_from_noise(x, t_batch, eps).clamp(-1, 1)
             x = scheduler.step(x0, t, x).prev_sample
-    got = sample(model, y, SamplerConfig(sampler="dpmpp", steps=15, guidance=2.0, autocast_dtype="float32"), x_T=x_T,
-                 progress=False)
+    got = sample(
+        model,
+        y,
+        SamplerConfig(sampler="dpmpp", steps=15, guidance=2.0, autocast_dtype="float32"),
+        x_T=x_T,
+        progress=False,
+    )
     torch.testing.assert_close(got.sample, x, rtol=1e-5, atol=1e-5)
 
 
@@ -264,7 +280,14 @@ def test_sample_rejects_wrong_model_channels_and_x_T_shape(inputs):
     with pytest.raises(ValueError, match="needs 6"):
         sample(StandInDenoiser(learn_sigma=False), y, SamplerConfig(steps=2), x_T=x_T, progress=False)
     fixed = DiffusionConfig(variance="fixed_large")
-    out = sample(StandInDenoiser(learn_sigma=False), y, SamplerConfig(sampler="ddpm", steps=5), diffusion=fixed, x_T=x_T, progress=False)
+    out = sample(
+        StandInDenoiser(learn_sigma=False),
+        y,
+        SamplerConfig(sampler="ddpm", steps=5),
+        diffusion=fixed,
+        x_T=x_T,
+        progress=False,
+    )
     assert torch.isfinite(out.sample).all()
     with pytest.raises(ValueError, match="keeps 25 steps"):
         sample(StandInDenoiser(), y, SamplerConfig(steps=20, respacing="ddim25"), x_T=x_T, progress=False)
@@ -282,5 +305,7 @@ def test_cosine_schedule_samplers_run(inputs):
     y, x_T = inputs
     cosine = DiffusionConfig(beta_schedule="cosine")
     for sampler in ("ddim", "dpmpp"):
-        out = sample(StandInDenoiser(), y, SamplerConfig(sampler=sampler, steps=8), diffusion=cosine, x_T=x_T, progress=False)
+        out = sample(
+            StandInDenoiser(), y, SamplerConfig(sampler=sampler, steps=8), diffusion=cosine, x_T=x_T, progress=False
+        )
         assert torch.isfinite(out.sample).all() and not math.isnan(out.sample.sum().item())

@@ -36,7 +36,10 @@ def tiny_cases(reference_dir: Path) -> list[dict[str, torch.Tensor]]:
 
 
 def _official_key_list(reference_dir: Path, name: str) -> list[tuple[str, tuple[int, ...]]]:
-    return [(key, tuple(shape)) for key, shape in json.loads((reference_dir / f"official-state-dict-{name}.json").read_text())]
+    return [
+        (key, tuple(shape))
+        for key, shape in json.loads((reference_dir / f"official-state-dict-{name}.json").read_text())
+    ]
 
 
 def test_tiny_official_weights_reproduce_official_outputs(tiny_state_dict, tiny_cases):
@@ -122,8 +125,16 @@ def test_official_weights_for_another_config_are_rejected(tiny_state_dict):
 
 
 def test_unknown_architecture_needs_an_explicit_config(generator):
-    config = UNetConfig(base_channels=32, channel_mult=(1, 2), num_res_blocks=1, attention_ds=(), head_channels=16,
-                        label_channels=5, learn_sigma=False, resblock_updown=False)
+    config = UNetConfig(
+        base_channels=32,
+        channel_mult=(1, 2),
+        num_res_blocks=1,
+        attention_ds=(),
+        head_channels=16,
+        label_channels=5,
+        learn_sigma=False,
+        resblock_updown=False,
+    )
     official = gesco_to_official(GescoUNet(config), generator=generator)
     with pytest.raises(ValueError, match="head_channels"):
         load_official_checkpoint(official)
@@ -136,8 +147,15 @@ def test_cli_writes_a_receiver_folder_that_reproduces_official_outputs(reference
     parser = argparse.ArgumentParser()
     convert_cli.register(parser.add_subparsers())
     args = parser.parse_args(
-        ["convert-official", str(reference_dir / "official-tiny-cityscapes.pt"), str(tmp_path / "tiny"),
-         "--config", "official-tiny", "--image-size", "32x64"]
+        [
+            "convert-official",
+            str(reference_dir / "official-tiny-cityscapes.pt"),
+            str(tmp_path / "tiny"),
+            "--config",
+            "official-tiny",
+            "--image-size",
+            "32x64",
+        ]
     )
     assert args.func(args) == 0
     assert "parameters" in capsys.readouterr().out

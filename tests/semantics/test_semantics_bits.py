@@ -4,8 +4,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gesco.semantics import SemanticMap
 from gesco.baselines.accounting import payload_sizes
+from gesco.semantics import SemanticMap
 from gesco.semantics.bits import decode_map, encode_map
 
 

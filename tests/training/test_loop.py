@@ -44,9 +44,18 @@ def toy_model() -> nn.Module:
 
 
 def toy_settings(output_dir, **changes) -> LoopSettings:
-    settings = LoopSettings(output_dir=output_dir, seed=3, batch_size=4, max_steps=20, checkpoint_every=5,
-                            keep_checkpoints=0, warmup_steps=3, lr_schedule="constant", ema_decay=0.8,
-                            device="cpu")
+    settings = LoopSettings(
+        output_dir=output_dir,
+        seed=3,
+        batch_size=4,
+        max_steps=20,
+        checkpoint_every=5,
+        keep_checkpoints=0,
+        warmup_steps=3,
+        lr_schedule="constant",
+        ema_decay=0.8,
+        device="cpu",
+    )
     return dataclasses.replace(settings, **changes)
 
 
@@ -63,8 +72,7 @@ class Seen:
 def toy_run(settings, *, resume=False, seen=None, nan_at=None, built=None, **hooks):
     """Build the loop (appended to ``built``), take its steps; return (loop, result)."""
     seen = Seen() if seen is None else seen
-    loop = TrainingLoop(settings, toy_model, lambda p: torch.optim.Adam(p, lr=PEAK_LR), resume=resume,
-                        progress=False)
+    loop = TrainingLoop(settings, toy_model, lambda p: torch.optim.Adam(p, lr=PEAK_LR), resume=resume, progress=False)
     if built is not None:
         built.append(loop)
 
@@ -119,16 +127,23 @@ def test_learning_rate_factor_warms_up_from_the_first_step():
     constant = [learning_rate_factor(s, warmup_steps=4, max_steps=10, schedule="constant") for s in range(6)]
     assert constant == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
     cosine = [learning_rate_factor(s, warmup_steps=2, max_steps=6, schedule="cosine") for s in range(7)]
-    assert cosine == pytest.approx([0.5, 1.0, 1.0, (1 + math.cos(math.pi / 4)) / 2, 0.5,
-                                    (1 + math.cos(3 * math.pi / 4)) / 2, 0.0])
+    assert cosine == pytest.approx(
+        [0.5, 1.0, 1.0, (1 + math.cos(math.pi / 4)) / 2, 0.5, (1 + math.cos(3 * math.pi / 4)) / 2, 0.0]
+    )
     assert learning_rate_factor(0, warmup_steps=0, max_steps=5, schedule="cosine") == 1.0
     with pytest.raises(ValueError, match="schedule"):
         learning_rate_factor(0, warmup_steps=0, max_steps=5, schedule="linear")
 
 
 def test_settings_are_checked():
-    for field, value in (("checkpoint_every", 0), ("max_steps", 0), ("lr_schedule", "step"), ("device", "cuda:0"),
-                         ("mixed_precision", "fp8"), ("seed", -1)):
+    for field, value in (
+        ("checkpoint_every", 0),
+        ("max_steps", 0),
+        ("lr_schedule", "step"),
+        ("device", "cuda:0"),
+        ("mixed_precision", "fp8"),
+        ("seed", -1),
+    ):
         with pytest.raises(ValueError, match=field):
             toy_settings("x", **{field: value})
 
@@ -236,16 +251,19 @@ def test_hooks_cannot_shift_the_draws_of_later_steps(tmp_path):
         return {"busy": float(done)}
 
     _, quiet = toy_run(toy_settings(tmp_path / "quiet", max_steps=8, checkpoint_every=2))
-    _, hooked = toy_run(toy_settings(tmp_path / "hooked", max_steps=8, checkpoint_every=2),
-                        on_step_end=busy, on_checkpoint=busy)
+    _, hooked = toy_run(
+        toy_settings(tmp_path / "hooked", max_steps=8, checkpoint_every=2), on_step_end=busy, on_checkpoint=busy
+    )
     assert hooked.losses == quiet.losses
     assert [h["busy"] for h in hooked.history] == [2.0, 4.0, 6.0, 8.0]
 
 
 def test_export_gets_the_ema_and_tensorboard_logs(tmp_path):
     exported = {}
-    _, result = toy_run(toy_settings(tmp_path, max_steps=4, log_every=2),
-                        export=lambda ema, directory: exported.update(ema=ema, directory=directory))
+    _, result = toy_run(
+        toy_settings(tmp_path, max_steps=4, log_every=2),
+        export=lambda ema, directory: exported.update(ema=ema, directory=directory),
+    )
     assert exported["directory"] == tmp_path / "model" and exported["ema"].updates == 4
     assert list((tmp_path / "tensorboard").rglob("events.out.tfevents.*"))
 

@@ -17,7 +17,8 @@ from gesco.training.trainer import export_receiver
 
 REPO = Path(__file__).resolve().parents[2]
 TRAINING_CONFIGS = sorted(REPO.glob("configs/train-*.json")) + sorted(
-    REPO.glob("src/gesco/pretrained/*/training-config.json"))
+    REPO.glob("src/gesco/pretrained/*/training-config.json")
+)
 CONFIG_CLASSES = {cls.__name__: cls for cls in (TrainConfig, SegmenterTrainConfig, DeepJSCCTrainConfig)}
 
 
@@ -45,13 +46,21 @@ def test_every_training_config_file_loads(path):
 def test_shipped_receivers_record_their_preview_sampler():
     for name in ("synthetic-streets-64x128", "synthetic-streets-64x128-sdm"):
         config = TrainConfig.load(REPO / "src" / "gesco" / "pretrained" / name / "training-config.json")
-        assert config.sampler == SamplerConfig(sampler="dpmpp-sde", steps=20, guidance=1.5,
-                                               autocast_dtype="float32"), name
+        assert config.sampler == SamplerConfig(sampler="dpmpp-sde", steps=20, guidance=1.5, autocast_dtype="float32"), (
+            name
+        )
 
 
 def test_export_receiver_keeps_the_configs_sampler(tmp_path):
-    unet = UNetConfig(base_channels=32, channel_mult=(1, 2), num_res_blocks=1, attention_ds=(2,), head_channels=32,
-                      label_channels=36, spade_hidden_channels=16)
+    unet = UNetConfig(
+        base_channels=32,
+        channel_mult=(1, 2),
+        num_res_blocks=1,
+        attention_ds=(2,),
+        head_channels=32,
+        label_channels=36,
+        spade_hidden_channels=16,
+    )
     sampler = SamplerConfig(sampler="ddim", steps=7, guidance=2.5)
     config = TrainConfig(model=unet, sampler=sampler)
     torch.manual_seed(0)

@@ -14,8 +14,15 @@ from gesco.training.checkpoint import list_checkpoints, load_checkpoint
 from gesco.training.config import DataConfig, TrainConfig
 from gesco.training.trainer import NonFiniteLossError, train
 
-TINY_UNET = UNetConfig(base_channels=32, channel_mult=(1, 2), num_res_blocks=1, attention_ds=(2,), head_channels=32,
-                       label_channels=36, spade_hidden_channels=16)
+TINY_UNET = UNetConfig(
+    base_channels=32,
+    channel_mult=(1, 2),
+    num_res_blocks=1,
+    attention_ds=(2,),
+    head_channels=32,
+    label_channels=36,
+    spade_hidden_channels=16,
+)
 
 
 def tiny_config(output_dir, **changes) -> TrainConfig:
@@ -57,8 +64,9 @@ def test_an_existing_run_needs_resume(tmp_path):
 
 
 def test_training_lowers_the_loss(tmp_path):
-    result = train(tiny_config(tmp_path, max_steps=60, checkpoint_every=60, learning_rate=2e-3, batch_size=4),
-                   progress=False)
+    result = train(
+        tiny_config(tmp_path, max_steps=60, checkpoint_every=60, learning_rate=2e-3, batch_size=4), progress=False
+    )
     first, last = sum(result.losses[:10]) / 10, sum(result.losses[-10:]) / 10
     assert last < 0.7 * first, (first, last)
 
@@ -92,8 +100,10 @@ def test_model_must_fit_the_class_table(tmp_path):
 
 def test_tensorboard_and_sample_grid(tmp_path):
     sampler = SamplerConfig(sampler="dpmpp", steps=2, guidance=1.5)
-    train(tiny_config(tmp_path, max_steps=2, checkpoint_every=2, log_every=1, sample_every=2, sampler=sampler),
-          progress=False)
+    train(
+        tiny_config(tmp_path, max_steps=2, checkpoint_every=2, log_every=1, sample_every=2, sampler=sampler),
+        progress=False,
+    )
     assert (tmp_path / "samples" / "step-00000002.png").is_file()
     events = list((tmp_path / "tensorboard").rglob("events.out.tfevents.*"))
     assert events and sum(e.stat().st_size for e in events) > 0
@@ -107,9 +117,24 @@ def test_two_processes_with_torchrun(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     # --standalone: the rendezvous takes a free port, so a concurrent job on a fixed port cannot join
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "gesco.cli.main", "train", "--config", str(config_path), "--no-progress"],
-        capture_output=True, text=True, env=env, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "gesco.cli.main",
+            "train",
+            "--config",
+            str(config_path),
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     # both ranks joined one process group (and each reports the same finished run)

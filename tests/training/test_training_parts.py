@@ -61,8 +61,15 @@ def state(step, model):
     model(torch.ones(1, 2)).sum().backward()
     optimizer.step()
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
-    return TrainingState(step, model.state_dict(), model.state_dict(), step, optimizer.state_dict(),
-                         scheduler.state_dict(), torch.get_rng_state())
+    return TrainingState(
+        step,
+        model.state_dict(),
+        model.state_dict(),
+        step,
+        optimizer.state_dict(),
+        scheduler.state_dict(),
+        torch.get_rng_state(),
+    )
 
 
 def test_checkpoints_round_trip_and_keep_the_last_n(tmp_path):

@@ -24,9 +24,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
-
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -90,8 +89,9 @@ class PayloadSizes:
         return {name: value / self.pixels for name, value in sizes.items()}
 
 
-def payload_sizes(semantic_map: SemanticMap, images: np.ndarray | None = None, *,
-                  jpeg_quality: int = 75) -> list[PayloadSizes]:
+def payload_sizes(
+    semantic_map: SemanticMap, images: np.ndarray | None = None, *, jpeg_quality: int = 75
+) -> list[PayloadSizes]:
     """The payload sizes of every map of a batch; ``images`` uint8 (B, H, W, 3) adds PNG and JPEG sizes."""
     if images is not None and len(images) != semantic_map.batch_size:
         raise ValueError(f"{len(images)} images for {semantic_map.batch_size} maps")
@@ -103,15 +103,19 @@ def payload_sizes(semantic_map: SemanticMap, images: np.ndarray | None = None, *
     for b in range(semantic_map.batch_size):
         real_values = (int(present[b].sum()) + int(table.has_edge)) * height * width
         code = encode_map(semantic_map.labels[b].cpu(), None if edges is None else edges[b].cpu())
-        sizes.append(PayloadSizes(
-            pixels=height * width,
-            analog_real_values=real_values,
-            analog_complex_channel_uses=complex_channel_uses(real_values),
-            side_info_bits=table.num_classes,
-            lossless_map_bits=8 * len(code),
-            png_image_bits=None if images is None else 8 * len(image_bytes(images[b], "PNG")),
-            jpeg_image_bits=None if images is None else 8 * len(image_bytes(images[b], "JPEG", quality=jpeg_quality)),
-        ))
+        sizes.append(
+            PayloadSizes(
+                pixels=height * width,
+                analog_real_values=real_values,
+                analog_complex_channel_uses=complex_channel_uses(real_values),
+                side_info_bits=table.num_classes,
+                lossless_map_bits=8 * len(code),
+                png_image_bits=None if images is None else 8 * len(image_bytes(images[b], "PNG")),
+                jpeg_image_bits=None
+                if images is None
+                else 8 * len(image_bytes(images[b], "JPEG", quality=jpeg_quality)),
+            )
+        )
     return sizes
 
 

@@ -54,8 +54,10 @@ class DeepJSCCConfig(Config):
         if height % DOWNSAMPLING or width % DOWNSAMPLING or height < DOWNSAMPLING or width < DOWNSAMPLING:
             raise ValueError(f"image_size={self.image_size} must be positive multiples of {DOWNSAMPLING}")
         if self.latent_channels < 2 or self.latent_channels % 2:
-            raise ValueError(f"latent_channels={self.latent_channels} must be a positive even number "
-                             "(two real values make one complex channel use)")
+            raise ValueError(
+                f"latent_channels={self.latent_channels} must be a positive even number "
+                "(two real values make one complex channel use)"
+            )
         if len(self.hidden_channels) != 4 or min(self.hidden_channels) < 1:
             raise ValueError(f"hidden_channels={self.hidden_channels} must be four positive channel counts")
         if not self.train_snrs_db or not all(math.isfinite(s) for s in self.train_snrs_db):
@@ -81,8 +83,10 @@ def latent_channels_for(channel_uses_per_pixel: float) -> int:
     """The largest even latent width whose channel uses per pixel stay within ``channel_uses_per_pixel``."""
     channels = 2 * math.floor(channel_uses_per_pixel * DOWNSAMPLING**2)
     if channels < 2:
-        raise ValueError(f"{channel_uses_per_pixel} channel uses per pixel is below Deep JSCC's minimum "
-                         f"of {2 / DOWNSAMPLING**2} (one complex symbol per {DOWNSAMPLING}x{DOWNSAMPLING} pixels)")
+        raise ValueError(
+            f"{channel_uses_per_pixel} channel uses per pixel is below Deep JSCC's minimum "
+            f"of {2 / DOWNSAMPLING**2} (one complex symbol per {DOWNSAMPLING}x{DOWNSAMPLING} pixels)"
+        )
     return channels
 
 
@@ -120,11 +124,24 @@ class DeepJSCC(WeightsFolder, nn.Module):
         super().__init__()
         self.config = config = config or DeepJSCCConfig()
         h1, h2, h3, h4 = config.hidden_channels
-        self.encoder = nn.Sequential(_conv(3 + 1, h1, 2), _conv(h1, h2, 2), _conv(h2, h3, 1), _conv(h3, h4, 1),
-                                     nn.Conv2d(h4, config.latent_channels, 5, padding=2))
+        self.encoder = nn.Sequential(
+            _conv(3 + 1, h1, 2),
+            _conv(h1, h2, 2),
+            _conv(h2, h3, 1),
+            _conv(h3, h4, 1),
+            nn.Conv2d(h4, config.latent_channels, 5, padding=2),
+        )
         self.decoder = nn.Sequential(
-            _deconv(config.latent_channels + 1, h4, 1), nn.PReLU(h4), _deconv(h4, h3, 1), nn.PReLU(h3),
-            _deconv(h3, h2, 1), nn.PReLU(h2), _deconv(h2, h1, 2), nn.PReLU(h1), _deconv(h1, 3, 2), nn.Sigmoid(),
+            _deconv(config.latent_channels + 1, h4, 1),
+            nn.PReLU(h4),
+            _deconv(h4, h3, 1),
+            nn.PReLU(h3),
+            _deconv(h3, h2, 1),
+            nn.PReLU(h2),
+            _deconv(h2, h1, 2),
+            nn.PReLU(h1),
+            _deconv(h1, 3, 2),
+            nn.Sigmoid(),
         )
 
     def _check_images(self, images: torch.Tensor) -> None:
@@ -153,20 +170,28 @@ class DeepJSCC(WeightsFolder, nn.Module):
         """Images in [-1, 1] (B, 3, H, W) from received (equalised) complex symbols (B, channel_uses)."""
         config = self.config
         if not symbols.is_complex() or symbols.dim() != 2 or symbols.shape[1] != config.channel_uses:
-            raise ValueError(f"symbols must be complex (B, {config.channel_uses}), got {symbols.dtype} "
-                             f"{tuple(symbols.shape)}")
+            raise ValueError(
+                f"symbols must be complex (B, {config.channel_uses}), got {symbols.dtype} {tuple(symbols.shape)}"
+            )
         if not torch.isfinite(torch.view_as_real(symbols)).all():
             raise ValueError("the received symbols hold NaN or Inf values")
         height, width = config.image_size
         latent = torch.view_as_real(symbols).reshape(
-            symbols.shape[0], config.latent_channels, height // DOWNSAMPLING, width // DOWNSAMPLING)
+            symbols.shape[0], config.latent_channels, height // DOWNSAMPLING, width // DOWNSAMPLING
+        )
         weight_dtype = next(self.decoder.parameters()).dtype
         latent = latent.to(weight_dtype)
         snr = self._snr_tensor(snr_db, symbols.shape[0]).to(latent.device)
         return self.decoder(torch.cat([latent, _snr_plane(snr, latent)], dim=1)) * 2 - 1
 
-    def forward(self, images: torch.Tensor, *, snr_db: float | torch.Tensor, channel: SymbolChannel | None = None,
-                generator: torch.Generator | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        images: torch.Tensor,
+        *,
+        snr_db: float | torch.Tensor,
+        channel: SymbolChannel | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         """Send ``images`` through ``channel`` (AWGN by default) at Es/N0 ``snr_db``: one SNR, or one per image."""
         channel = channel or SymbolChannel()
         snr = self._snr_tensor(snr_db, images.shape[0])
@@ -174,6 +199,10 @@ class DeepJSCC(WeightsFolder, nn.Module):
         if bool((snr == snr[0]).all()):
             received = channel(symbols, n0=esn0_db_to_n0(float(snr[0])), generator=generator).symbols
         else:
-            received = torch.cat([channel(symbols[i : i + 1], n0=esn0_db_to_n0(float(s)), generator=generator).symbols
-                                  for i, s in enumerate(snr.tolist())])
+            received = torch.cat(
+                [
+                    channel(symbols[i : i + 1], n0=esn0_db_to_n0(float(s)), generator=generator).symbols
+                    for i, s in enumerate(snr.tolist())
+                ]
+            )
         return self.decode(received, snr_db=snr)

@@ -36,7 +36,8 @@ class DeepJSCCTrainConfig(Config):
     output_dir: str = "runs/deep-jscc"
     data: DataConfig = field(default_factory=lambda: DataConfig(kind="synthetic", num_scenes=100_000))
     validation: DataConfig = field(
-        default_factory=lambda: DataConfig(kind="synthetic", num_scenes=64, seed_offset=VALIDATION_SEED_OFFSET))
+        default_factory=lambda: DataConfig(kind="synthetic", num_scenes=64, seed_offset=VALIDATION_SEED_OFFSET)
+    )
     model: DeepJSCCConfig = field(default_factory=DeepJSCCConfig)
     batch_size: int = 16
     max_steps: int = 3000
@@ -57,8 +58,10 @@ class DeepJSCCTrainConfig(Config):
         if tuple(self.data.size) != tuple(self.model.image_size):
             raise ValueError(f"data.size {self.data.size} differs from model.image_size {self.model.image_size}")
         if self.data.kind == "synthetic" and self.data.seed_offset + self.data.num_scenes > EVALUATION_SEED_OFFSET:
-            raise ValueError(f"training scenes reach the evaluation seeds (from {EVALUATION_SEED_OFFSET} on); "
-                             f"keep data.seed_offset + data.num_scenes <= {EVALUATION_SEED_OFFSET}")
+            raise ValueError(
+                f"training scenes reach the evaluation seeds (from {EVALUATION_SEED_OFFSET} on); "
+                f"keep data.seed_offset + data.num_scenes <= {EVALUATION_SEED_OFFSET}"
+            )
 
 
 @dataclass(frozen=True)
@@ -97,19 +100,31 @@ def _ema_model(config: DeepJSCCConfig, ema: EMA) -> DeepJSCC:
 def loop_settings(config: DeepJSCCTrainConfig) -> LoopSettings:
     """The shared loop's part of a Deep JSCC run (on the CPU: the symbol channel draws its noise there)."""
     return LoopSettings(
-        output_dir=config.output_dir, seed=config.seed, batch_size=config.batch_size, max_steps=config.max_steps,
-        checkpoint_every=config.checkpoint_every, keep_checkpoints=config.keep_checkpoints,
-        warmup_steps=config.warmup_steps, lr_schedule=config.lr_schedule, ema_decay=config.ema_decay,
-        device="cpu", num_workers=config.data.num_workers, name="train-deep-jscc",
+        output_dir=config.output_dir,
+        seed=config.seed,
+        batch_size=config.batch_size,
+        max_steps=config.max_steps,
+        checkpoint_every=config.checkpoint_every,
+        keep_checkpoints=config.keep_checkpoints,
+        warmup_steps=config.warmup_steps,
+        lr_schedule=config.lr_schedule,
+        ema_decay=config.ema_decay,
+        device="cpu",
+        num_workers=config.data.num_workers,
+        name="train-deep-jscc",
     )
 
 
-def train_deep_jscc(config: DeepJSCCTrainConfig, *, resume: bool = False,
-                    progress: bool = True) -> DeepJSCCTrainResult:
+def train_deep_jscc(config: DeepJSCCTrainConfig, *, resume: bool = False, progress: bool = True) -> DeepJSCCTrainResult:
     """Run (or continue, with ``resume``) the Deep JSCC training of ``config``; export ``output_dir/model``."""
-    loop = TrainingLoop(loop_settings(config), lambda: DeepJSCC(config.model),
-                        lambda parameters: torch.optim.Adam(parameters, lr=config.learning_rate),
-                        config=config, resume=resume, progress=progress)
+    loop = TrainingLoop(
+        loop_settings(config),
+        lambda: DeepJSCC(config.model),
+        lambda parameters: torch.optim.Adam(parameters, lr=config.learning_rate),
+        config=config,
+        resume=resume,
+        progress=progress,
+    )
     dataset, validation = _dataset(config.data), _dataset(config.validation)
     snrs = torch.tensor(config.model.train_snrs_db)
     channel = SymbolChannel()
@@ -130,7 +145,17 @@ def train_deep_jscc(config: DeepJSCCTrainConfig, *, resume: bool = False,
         scores = validation_psnr(_ema_model(config.model, loop.ema), validation)
         return {"validation_psnr_db": scores}
 
-    result = loop.run(dataset, step, collate_fn=collate, on_checkpoint=validate,
-                      export=lambda ema, directory: _ema_model(config.model, ema).save_pretrained(directory))
-    return DeepJSCCTrainResult(step=result.step, losses=result.losses, validation_psnr=scores,
-                               output_dir=result.output_dir, seconds=result.seconds)
+    result = loop.run(
+        dataset,
+        step,
+        collate_fn=collate,
+        on_checkpoint=validate,
+        export=lambda ema, directory: _ema_model(config.model, ema).save_pretrained(directory),
+    )
+    return DeepJSCCTrainResult(
+        step=result.step,
+        losses=result.losses,
+        validation_psnr=scores,
+        output_dir=result.output_dir,
+        seconds=result.seconds,
+    )

@@ -10,7 +10,6 @@
 
 from gesco.channel.awgn import AWGNChannel
 from gesco.channel.base import Channel, Generators, Received
-from gesco.constants import DEFAULT_COHERENCE_SYMBOLS
 from gesco.channel.fading import RayleighBlockFading
 from gesco.channel.quality import (
     NOISE_AWARE_TRAINING_SIGMAS,
@@ -24,6 +23,7 @@ from gesco.channel.quality import (
 )
 from gesco.channel.registry import CHANNELS, build_channel
 from gesco.channel.unit_power import UnitPowerAnalogChannel
+from gesco.constants import DEFAULT_COHERENCE_SYMBOLS
 
 __all__ = [
     "CHANNELS",

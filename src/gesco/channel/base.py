@@ -64,7 +64,9 @@ def map_generators(generator: Generators, batch_size: int) -> list[torch.Generat
         return [generator] * batch_size
     generators = list(generator)
     if len(generators) != batch_size or not all(isinstance(g, torch.Generator) for g in generators):
-        raise ValueError(f"give one torch.Generator, or a list of one per map ({batch_size}); got {len(generators)} items")
+        raise ValueError(
+            f"give one torch.Generator, or a list of one per map ({batch_size}); got {len(generators)} items"
+        )
     return generators
 
 

@@ -14,9 +14,9 @@ import torch
 from gesco.channel.awgn import MAP_SCALE_QUALITIES
 from gesco.channel.base import Channel, Received, analog_channel_uses
 from gesco.channel.digital.symbol_channel import SymbolChannel
-from gesco.constants import DEFAULT_COHERENCE_SYMBOLS
 from gesco.channel.quality import ChannelQuality
 from gesco.channel.symbols import reals_to_symbols, symbols_to_reals
+from gesco.constants import DEFAULT_COHERENCE_SYMBOLS
 from gesco.semantics.payload import Payload
 
 
@@ -30,8 +30,13 @@ class AnalogSymbolChannel(Channel):
         equalize: zero-forcing with perfect CSI (without it the receiver reads h s + n as it is).
     """
 
-    def __init__(self, *, fading: str = "rayleigh", coherence_symbols: int | None = DEFAULT_COHERENCE_SYMBOLS,
-                 equalize: bool = True):
+    def __init__(
+        self,
+        *,
+        fading: str = "rayleigh",
+        coherence_symbols: int | None = DEFAULT_COHERENCE_SYMBOLS,
+        equalize: bool = True,
+    ):
         super().__init__()
         self.symbol_channel = SymbolChannel(fading=fading, coherence_symbols=coherence_symbols, equalize=equalize)
 
@@ -82,5 +87,3 @@ class RayleighBlockFading(AnalogSymbolChannel):
 
     def map_sigma(self, kind: str, value: float, sent: torch.Tensor) -> float:
         return float(ChannelQuality(kind, value).sigmas(1)[0])
-
-

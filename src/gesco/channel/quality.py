@@ -31,9 +31,7 @@ from types import MappingProxyType
 import torch
 
 #: The official PSNR label (dB) -> noise standard deviation table.
-PAPER_PSNR_SIGMA = MappingProxyType(
-    {100: 0.0, 30: 0.05, 25: 0.08, 20: 0.13, 15: 0.22, 10: 0.36, 5: 0.6, 1: 0.9}
-)
+PAPER_PSNR_SIGMA = MappingProxyType({100: 0.0, 30: 0.05, 25: 0.08, 20: 0.13, 15: 0.22, 10: 0.36, 5: 0.6, 1: 0.9})
 
 #: Noise-aware training (the released code): sigma drawn uniformly per mini-batch from this list (zeros
 #: repeated, so a third of the batches are clean).
@@ -123,12 +121,15 @@ class ChannelQuality:
     def __init__(self, kind: str, value: float | Sequence[float]):
         if kind not in QUALITY_KINDS:
             raise ValueError(f"unknown channel quality kind {kind!r}; choose one of {list(QUALITY_KINDS)}")
-        values = tuple(value) if isinstance(value, (Sequence, torch.Tensor)) and not isinstance(value, str) else (value,)
+        values = (
+            tuple(value) if isinstance(value, (Sequence, torch.Tensor)) and not isinstance(value, str) else (value,)
+        )
         if not values:
             raise ValueError("a channel quality needs at least one value")
         object.__setattr__(self, "kind", kind)
-        object.__setattr__(self, "values", tuple(_check_value(kind, float(v) if isinstance(v, torch.Tensor) else v)
-                                                 for v in values))
+        object.__setattr__(
+            self, "values", tuple(_check_value(kind, float(v) if isinstance(v, torch.Tensor) else v) for v in values)
+        )
 
     @classmethod
     def psnr_label(cls, value: float | Sequence[float]) -> ChannelQuality:
@@ -151,8 +152,9 @@ class ChannelQuality:
         if len(self.values) == 1:
             return self.values * batch_size
         if len(self.values) != batch_size:
-            raise ValueError(f"{len(self.values)} quality values for a batch of {batch_size} maps; "
-                             "give one value, or one per map")
+            raise ValueError(
+                f"{len(self.values)} quality values for a batch of {batch_size} maps; give one value, or one per map"
+            )
         return self.values
 
     def sigmas(self, batch_size: int) -> torch.Tensor:

@@ -14,12 +14,14 @@ from typing import Any
 from gesco.channel.base import Channel
 
 #: name -> "module:Class" of every channel that implements ``gesco.channel.base.Channel``.
-CHANNELS = MappingProxyType({
-    "awgn": "gesco.channel.awgn:AWGNChannel",
-    "rayleigh": "gesco.channel.fading:RayleighBlockFading",
-    "unit-power": "gesco.channel.unit_power:UnitPowerAnalogChannel",
-    "digital": "gesco.channel.digital.map_channel:DigitalGesco",
-})
+CHANNELS = MappingProxyType(
+    {
+        "awgn": "gesco.channel.awgn:AWGNChannel",
+        "rayleigh": "gesco.channel.fading:RayleighBlockFading",
+        "unit-power": "gesco.channel.unit_power:UnitPowerAnalogChannel",
+        "digital": "gesco.channel.digital.map_channel:DigitalGesco",
+    }
+)
 
 
 def channel_class(name: str) -> type[Channel]:
@@ -34,8 +36,11 @@ def build_channel(name: str, **options: Any) -> Channel:
     """The channel ``name`` built with ``options``; an option left None takes the channel's documented default,
     and an option the channel does not take is an error naming the ones it does."""
     cls = channel_class(name)
-    accepted = [name for name, p in inspect.signature(cls.__init__).parameters.items()
-                if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    accepted = [
+        name
+        for name, p in inspect.signature(cls.__init__).parameters.items()
+        if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
     given = {k: v for k, v in options.items() if v is not None}
     unknown = sorted(set(given) - set(accepted))
     if unknown:

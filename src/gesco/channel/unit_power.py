@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import torch
 
-from gesco.constants import DEFAULT_COHERENCE_SYMBOLS
 from gesco.channel.fading import AnalogSymbolChannel
 from gesco.channel.quality import esn0_db_to_sigma
 from gesco.channel.symbols import reals_to_symbols
+from gesco.constants import DEFAULT_COHERENCE_SYMBOLS
 
 #: Side information per map: the amplitude a, as a float32.
 SCALE_BITS = 32

@@ -22,19 +22,40 @@ def add_link_options(parser: argparse.ArgumentParser) -> None:
     """Channel, quality, map denoiser, sampler, precision and seed options of every command that runs the link."""
     quality = parser.add_mutually_exclusive_group(required=True)
     quality.add_argument("--psnr", type=float, help="the paper's PSNR label: 100 30 25 20 15 10 5 1 (analog channels)")
-    quality.add_argument("--peak-snr-db", type=float, help="SNR in dB referred to the map's peak value 1 (analog "
-                         "channels: awgn, rayleigh)")
-    quality.add_argument("--esn0-db", type=float, help="Es/N0 in dB of unit-power channel symbols (unit-power, digital)")
-    parser.add_argument("--channel", choices=CHANNEL_NAMES, default="awgn",
-                        help="awgn: the paper's noise on the map values; rayleigh: those values under block fading "
-                             "(perfect-CSI zero forcing); unit-power: the map as unit-power symbols at an Es/N0; "
-                             "digital: the map coded losslessly over 5G LDPC + QPSK (needs gesco[digital])")
-    parser.add_argument("--fading", choices=("awgn", "rayleigh"), default=None,
-                        help="medium of the unit-power and digital channels (default awgn)")
-    parser.add_argument("--coherence-symbols", type=int, default=None,
-                        help=f"complex symbols per fading coefficient (default {DEFAULT_COHERENCE_SYMBOLS})")
-    parser.add_argument("--map-denoiser", choices=MAP_DENOISER_NAMES, default=None,
-                        help="fds (the paper's fast denoising) or none; default: the model's own (receiver.json)")
+    quality.add_argument(
+        "--peak-snr-db",
+        type=float,
+        help="SNR in dB referred to the map's peak value 1 (analog channels: awgn, rayleigh)",
+    )
+    quality.add_argument(
+        "--esn0-db", type=float, help="Es/N0 in dB of unit-power channel symbols (unit-power, digital)"
+    )
+    parser.add_argument(
+        "--channel",
+        choices=CHANNEL_NAMES,
+        default="awgn",
+        help="awgn: the paper's noise on the map values; rayleigh: those values under block fading "
+        "(perfect-CSI zero forcing); unit-power: the map as unit-power symbols at an Es/N0; "
+        "digital: the map coded losslessly over 5G LDPC + QPSK (needs gesco[digital])",
+    )
+    parser.add_argument(
+        "--fading",
+        choices=("awgn", "rayleigh"),
+        default=None,
+        help="medium of the unit-power and digital channels (default awgn)",
+    )
+    parser.add_argument(
+        "--coherence-symbols",
+        type=int,
+        default=None,
+        help=f"complex symbols per fading coefficient (default {DEFAULT_COHERENCE_SYMBOLS})",
+    )
+    parser.add_argument(
+        "--map-denoiser",
+        choices=MAP_DENOISER_NAMES,
+        default=None,
+        help="fds (the paper's fast denoising) or none; default: the model's own (receiver.json)",
+    )
     add_sampler_options(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of the channel noise and the sampler")
 
@@ -58,8 +79,9 @@ def build_link_channel(args: argparse.Namespace) -> Channel:
     if args.channel == "digital":
         from gesco.channel.digital.config import DigitalConfig
 
-        digital = DigitalConfig(fading=args.fading or "awgn",
-                                coherence_symbols=args.coherence_symbols or DEFAULT_COHERENCE_SYMBOLS)
+        digital = DigitalConfig(
+            fading=args.fading or "awgn", coherence_symbols=args.coherence_symbols or DEFAULT_COHERENCE_SYMBOLS
+        )
         return build_channel("digital", link=digital)
     return build_channel(args.channel, fading=args.fading, coherence_symbols=args.coherence_symbols)
 

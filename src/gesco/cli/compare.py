@@ -36,8 +36,12 @@ DEFAULT_SNRS = (-5.0, 0.0, 5.0, 10.0, 15.0, 20.0)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("compare", help="GESCO vs JPEG+LDPC and Deep JSCC at equal channel uses over SNR",
-                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = subparsers.add_parser(
+        "compare",
+        help="GESCO vs JPEG+LDPC and Deep JSCC at equal channel uses over SNR",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--channel", choices=("awgn", "rayleigh"), default="awgn")
     parser.add_argument("--snr", type=float, nargs="+", default=list(DEFAULT_SNRS), help="Es/N0 values in dB")
     parser.add_argument("--n", type=int, default=200, help="images (default 200)")
@@ -48,8 +52,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--modulation", choices=("qpsk", "16qam", "64qam"), default="qpsk")
     parser.add_argument("--code-rate", type=float, default=0.5, help="LDPC rate of the classical link (default 1/2)")
     parser.add_argument("--block-bits", type=int, default=1024, help="LDPC information bits per block, CRC included")
-    parser.add_argument("--coherence-symbols", type=int, default=DEFAULT_COHERENCE_SYMBOLS,
-                        help=f"Rayleigh: symbols per fading coefficient (default {DEFAULT_COHERENCE_SYMBOLS})")
+    parser.add_argument(
+        "--coherence-symbols",
+        type=int,
+        default=DEFAULT_COHERENCE_SYMBOLS,
+        help=f"Rayleigh: symbols per fading coefficient (default {DEFAULT_COHERENCE_SYMBOLS})",
+    )
     add_sampler_options(parser)
     add_scoring_options(parser, default_segmenter=SEGMENTER)
     parser.add_argument("--batch-size", type=int, default=16)
@@ -82,15 +90,34 @@ def run(args: argparse.Namespace) -> int:
     if count < args.n:
         notes["n"] = f"the data set holds {len(dataset)} items, fewer than --n {args.n}"
     torch.manual_seed(args.seed)
-    comparison = Comparison(receiver, deep_jscc, dataset, count=count, channel=args.channel, digital=digital,
-                            sampler=sampler, seed=args.seed, batch_size=args.batch_size,
-                            coherence_symbols=args.coherence_symbols, progress=not args.no_progress)
+    comparison = Comparison(
+        receiver,
+        deep_jscc,
+        dataset,
+        count=count,
+        channel=args.channel,
+        digital=digital,
+        sampler=sampler,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        coherence_symbols=args.coherence_symbols,
+        progress=not args.no_progress,
+    )
     scoring = build_scoring(args, dataset, count, receiver.table, feature_dir=args.out / "features", device="cpu")
     notes.update(scoring.notes)
-    settings = {"model": str(args.model), "deep_jscc": str(args.deep_jscc), "data": str(args.data), "n": count,
-                "channel": args.channel, "snr_db": args.snr, "digital_link": digital.to_dict(),
-                "coherence_symbols": args.coherence_symbols if args.channel == "rayleigh" else None,
-                "sampler": sampler.to_dict(), "segmenter": args.segmenter, "seed": args.seed}
+    settings = {
+        "model": str(args.model),
+        "deep_jscc": str(args.deep_jscc),
+        "data": str(args.data),
+        "n": count,
+        "channel": args.channel,
+        "snr_db": args.snr,
+        "digital_link": digital.to_dict(),
+        "coherence_symbols": args.coherence_symbols if args.channel == "rayleigh" else None,
+        "sampler": sampler.to_dict(),
+        "segmenter": args.segmenter,
+        "seed": args.seed,
+    }
     if args.data == "synthetic":
         settings["data_first_seed"] = dataset.seed_offset
     result = comparison.run(args.methods, args.snr, args.out, scoring.scorer, settings=settings, notes=notes)

@@ -35,17 +35,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="UNet preset name (cityscapes, coco-stuff, ade20k, small64, official-tiny) or a UNetConfig JSON; "
         "default: read the architecture off the weights",
     )
-    parser.add_argument("--image-size", type=parse_size, default=None,
-                        help="HEIGHTxWIDTH the model was trained at; required unless --config names a paper preset "
-                             "(each side a multiple of the UNet's downsampling, 32 for the paper's models)")
+    parser.add_argument(
+        "--image-size",
+        type=parse_size,
+        default=None,
+        help="HEIGHTxWIDTH the model was trained at; required unless --config names a paper preset "
+        "(each side a multiple of the UNet's downsampling, 32 for the paper's models)",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from gesco.receiver.convert_official import convert_official_checkpoint
 
-    converted = convert_official_checkpoint(args.checkpoint, args.output_dir, config=args.config,
-                                            image_size=args.image_size)
+    converted = convert_official_checkpoint(
+        args.checkpoint, args.output_dir, config=args.config, image_size=args.image_size
+    )
     height, width = converted.receiver.config.image_size
     print(
         f"wrote {converted.path} ({converted.parameters:,} parameters, {height}x{width} images); dropped "

@@ -20,8 +20,12 @@ from gesco.constants import DATA_LAYOUTS, EVALUATION_SEED_OFFSET
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("data", help="make and inspect data sets", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = subparsers.add_parser(
+        "data",
+        help="make and inspect data sets",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="data_command", metavar="DATA_COMMAND", required=True)
 
     synth = commands.add_parser("synth", help="write synthetic street scenes in a data set layout")
@@ -30,17 +34,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument("--n", type=int, required=True, help="number of scenes")
     synth.add_argument("--size", type=parse_size, default=(64, 128), help="HEIGHTxWIDTH (default 64x128)")
     synth.add_argument("--seed", type=int, default=0, help="seed of the first scene (default 0)")
-    synth.add_argument("--split", choices=("train", "val"), default=None,
-                       help="split to write (default train; the folder layout has no splits)")
-    synth.add_argument("--ade20k-layout", choices=("challenge", "beside"), default="challenge",
-                       help="ADE20K variant: ADEChallengeData2016 folders, or *_seg.png beside each .jpg")
+    synth.add_argument(
+        "--split",
+        choices=("train", "val"),
+        default=None,
+        help="split to write (default train; the folder layout has no splits)",
+    )
+    synth.add_argument(
+        "--ade20k-layout",
+        choices=("challenge", "beside"),
+        default="challenge",
+        help="ADE20K variant: ADEChallengeData2016 folders, or *_seg.png beside each .jpg",
+    )
 
     preview = commands.add_parser("preview", help="figure: scenes, maps, received maps and FDS at several PSNRs")
     preview.add_argument("--out", type=Path, default=Path("preview.png"), help="PNG to write (default preview.png)")
     preview.add_argument("--scenes", type=int, default=3, help="rows of the figure (default 3)")
     preview.add_argument("--psnr", type=float, nargs="+", default=[100, 10, 5, 1], help="paper PSNR labels")
-    preview.add_argument("--seed", type=int, default=EVALUATION_SEED_OFFSET,
-                         help=f"seed of the first scene and of the noise (default {EVALUATION_SEED_OFFSET})")
+    preview.add_argument(
+        "--seed",
+        type=int,
+        default=EVALUATION_SEED_OFFSET,
+        help=f"seed of the first scene and of the noise (default {EVALUATION_SEED_OFFSET})",
+    )
     preview.add_argument("--size", type=parse_size, default=(64, 128), help="HEIGHTxWIDTH (default 64x128)")
     parser.set_defaults(func=run)
 
@@ -82,8 +98,10 @@ def _run_synth(args: argparse.Namespace) -> int:
     }
     written = writers[args.layout]()
     where = args.out if args.layout == "folder" else f"{args.out} (split {split})"
-    print(f"wrote {len(written)} scenes (seeds {args.seed}..{args.seed + args.n - 1}, "
-          f"{args.size[0]}x{args.size[1]}) in the {args.layout} layout to {where}")
+    print(
+        f"wrote {len(written)} scenes (seeds {args.seed}..{args.seed + args.n - 1}, "
+        f"{args.size[0]}x{args.size[1]}) in the {args.layout} layout to {where}"
+    )
     return 0
 
 

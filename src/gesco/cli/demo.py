@@ -20,15 +20,27 @@ from gesco.pretrained import GESCO_RECEIVER, SDM_RECEIVER, SEGMENTER
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("demo", help="the whole link on held-out synthetic scenes with the shipped models",
-                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = subparsers.add_parser(
+        "demo",
+        help="the whole link on held-out synthetic scenes with the shipped models",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--out", type=Path, default=Path("gesco-demo"), help="output folder (default ./gesco-demo)")
-    parser.add_argument("--scene-seed", type=int, default=EVALUATION_SEED_OFFSET,
-                        help=f"seed of the first synthetic scene (default {EVALUATION_SEED_OFFSET}, held out of "
-                             "training)")
+    parser.add_argument(
+        "--scene-seed",
+        type=int,
+        default=EVALUATION_SEED_OFFSET,
+        help=f"seed of the first synthetic scene (default {EVALUATION_SEED_OFFSET}, held out of training)",
+    )
     parser.add_argument("--scenes", type=int, default=2, help="number of scenes (default 2)")
-    parser.add_argument("--psnr", type=float, nargs="+", default=list(DEMO_PSNRS),
-                        help=f"paper PSNR labels (default {' '.join(f'{p:g}' for p in DEMO_PSNRS)})")
+    parser.add_argument(
+        "--psnr",
+        type=float,
+        nargs="+",
+        default=list(DEMO_PSNRS),
+        help=f"paper PSNR labels (default {' '.join(f'{p:g}' for p in DEMO_PSNRS)})",
+    )
     add_sampler_options(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of the channel noise, x_T and the sampler noise")
     parser.add_argument("--model", default=GESCO_RECEIVER, help="GESCO receiver: folder or shipped name")
@@ -49,9 +61,18 @@ def run(args: argparse.Namespace) -> int:
     sdm = DiffusionReceiver.from_pretrained(resolve(args.sdm_model))
     segmenter = GescoSegmenter.from_pretrained(resolve(args.segmenter))
     sampler = sampler_of(args, gesco.config.sampler, "cpu")
-    result = run_demo(args.out, gesco=gesco, sdm=sdm, segmenter=segmenter, scenes=args.scenes,
-                      first_seed=args.scene_seed, psnrs=args.psnr, sampler=sampler, seed=args.seed,
-                      progress=not args.no_progress)
+    result = run_demo(
+        args.out,
+        gesco=gesco,
+        sdm=sdm,
+        segmenter=segmenter,
+        scenes=args.scenes,
+        first_seed=args.scene_seed,
+        psnrs=args.psnr,
+        sampler=sampler,
+        seed=args.seed,
+        progress=not args.no_progress,
+    )
     table = demo_table(result)
     atomic_write_text(args.out / "table.md", table)
     atomic_write_text(args.out / "results.json", json.dumps(demo_record(result), indent=2) + "\n")

@@ -32,18 +32,28 @@ from gesco.cli.options import (
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("evaluate", help="regenerate a set at each PSNR and report mIoU / FID / KID / ...",
-                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="regenerate a set at each PSNR and report mIoU / FID / KID / ...",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--model", required=True, help="the GESCO receiver folder, or a shipped model's name")
-    parser.add_argument("--sdm-model",
-                        help="receiver trained without noisy maps (SDM ablation): folder or shipped name")
+    parser.add_argument(
+        "--sdm-model", help="receiver trained without noisy maps (SDM ablation): folder or shipped name"
+    )
     add_data_options(parser, required=True)
     parser.add_argument("--n", type=int, default=500, help="images in the evaluation set (default 500)")
     parser.add_argument("--psnr", type=float, nargs="+", default=[100, 30, 20, 10, 5, 1], help="paper PSNR labels")
     add_sampler_options(parser)
     parser.add_argument("--guidance-sweep", type=float, nargs="+", default=[], help="extra GESCO rows at these scales")
-    parser.add_argument("--sampler-sweep", type=parse_sampler_steps, nargs="+", default=[],
-                        help="extra GESCO rows with these samplers, e.g. dpmpp:10 ddim:50")
+    parser.add_argument(
+        "--sampler-sweep",
+        type=parse_sampler_steps,
+        nargs="+",
+        default=[],
+        help="extra GESCO rows with these samplers, e.g. dpmpp:10 ddim:50",
+    )
     parser.add_argument("--methods", nargs="+", help="generate only these methods (default: all that apply)")
     add_scoring_options(parser, default_segmenter=None)
     parser.add_argument("--batch-size", type=int, default=8)
@@ -79,8 +89,9 @@ def run(args: argparse.Namespace) -> int:
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     device = accelerator.device
     sampler = sampler_of(args, receivers[GESCO].config.sampler, device)
-    methods = build_methods(sampler, with_sdm=SDM in receivers, guidance_sweep=args.guidance_sweep,
-                            sampler_sweep=args.sampler_sweep)
+    methods = build_methods(
+        sampler, with_sdm=SDM in receivers, guidance_sweep=args.guidance_sweep, sampler_sweep=args.sampler_sweep
+    )
     if args.methods is not None:
         unknown = sorted(set(args.methods) - {m.name for m in methods})
         if unknown:
@@ -99,22 +110,43 @@ def run(args: argparse.Namespace) -> int:
     scoring = build_scoring(args, dataset, count, table, feature_dir=args.out / "features", device=device)
     notes.update(scoring.notes)
     scorer = scoring.scorer
-    settings = {"model": str(args.model), "sdm_model": str(args.sdm_model) if args.sdm_model else None,
-                "data": str(args.data), "n": count, "psnr_labels": [psnr_label(p) for p in args.psnr],
-                "seed": args.seed,
-                "seed_rule": "channel noise and x_T of image i at PSNR p from SeedSequence([seed, i, p, stream])",
-                "sampler": sampler.to_dict(), "segmenter": str(args.segmenter) if args.segmenter else None,
-                "inception": None if scorer.inception is None else str(scorer.inception.path),
-                "lpips": [str(p) for p in args.lpips] if args.lpips else None,
-                "image_size": list(size), "processes": accelerator.num_processes}
+    settings = {
+        "model": str(args.model),
+        "sdm_model": str(args.sdm_model) if args.sdm_model else None,
+        "data": str(args.data),
+        "n": count,
+        "psnr_labels": [psnr_label(p) for p in args.psnr],
+        "seed": args.seed,
+        "seed_rule": "channel noise and x_T of image i at PSNR p from SeedSequence([seed, i, p, stream])",
+        "sampler": sampler.to_dict(),
+        "segmenter": str(args.segmenter) if args.segmenter else None,
+        "inception": None if scorer.inception is None else str(scorer.inception.path),
+        "lpips": [str(p) for p in args.lpips] if args.lpips else None,
+        "image_size": list(size),
+        "processes": accelerator.num_processes,
+    }
     if args.data == "synthetic":
         settings["data_first_seed"] = dataset.seed_offset
-    result = run_sweep(receivers, methods, dataset, count=count, psnrs=args.psnr, out=args.out, scorer=scorer,
-                       seed=args.seed, batch_size=args.batch_size, notes=notes, settings=settings,
-                       accelerator=accelerator, progress=not args.no_progress)
+    result = run_sweep(
+        receivers,
+        methods,
+        dataset,
+        count=count,
+        psnrs=args.psnr,
+        out=args.out,
+        scorer=scorer,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        notes=notes,
+        settings=settings,
+        accelerator=accelerator,
+        progress=not args.no_progress,
+    )
     if result is None:
         return 0
     files = write_report(result, args.out, dataset=dataset, table=table, samples=args.samples)
-    print(f"wrote {files.markdown}, {files.json.name}, {files.csv.name}, {len(files.plots)} plots and "
-          f"{len(files.figures)} sample figures to {args.out}")
+    print(
+        f"wrote {files.markdown}, {files.json.name}, {files.csv.name}, {len(files.plots)} plots and "
+        f"{len(files.figures)} sample figures to {args.out}"
+    )
     return 0

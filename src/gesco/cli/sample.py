@@ -18,8 +18,12 @@ CITYSCAPES_LABELS, CITYSCAPES_INSTANCES = "_gtFine_labelIds.png", "_gtFine_insta
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("sample", help="regenerate images from label maps sent through the channel",
-                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = subparsers.add_parser(
+        "sample",
+        help="regenerate images from label maps sent through the channel",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--model", required=True, help="receiver folder, or a shipped model's name")
     parser.add_argument("--labels", type=Path, required=True, help="folder of label-map PNGs")
     parser.add_argument("--instances", type=Path, help="folder of instance-map PNGs, paired by sorted order")
@@ -47,7 +51,9 @@ def find_label_files(labels: Path, instances: Path | None) -> list[tuple[Path, P
         return [(p, None) for p in pngs]
     instance_files = sorted(instances.rglob("*.png"))
     if len(instance_files) != len(pngs):
-        raise ValueError(f"{len(pngs)} label maps under {labels} but {len(instance_files)} instance maps under {instances}")
+        raise ValueError(
+            f"{len(pngs)} label maps under {labels} but {len(instance_files)} instance maps under {instances}"
+        )
     return list(zip(pngs, instance_files, strict=True))
 
 
@@ -87,17 +93,29 @@ def run(args: argparse.Namespace) -> int:
         labels = torch.from_numpy(np.stack([read_label_map(p, table) for p, _ in chunk]))
         with_instances = all(i is not None for _, i in chunk)
         instances = torch.from_numpy(np.stack([read_id_map(i) for _, i in chunk])) if with_instances else None
-        out = link(SemanticMap(labels, table, instances, receiver.config.edge_rule), quality, generator=generator,
-                   sampler=sampler)
+        out = link(
+            SemanticMap(labels, table, instances, receiver.config.edge_rule),
+            quality,
+            generator=generator,
+            sampler=sampler,
+        )
         sigmas += out.received.sigma.tolist()
         for (path, _), image in zip(chunk, image_to_rgb(out.images), strict=True):
             name = path.name.removesuffix(CITYSCAPES_LABELS).removesuffix(".png")
             written.append(write_png(args.out / f"{name}.png", image))
     seconds = time.perf_counter() - started
-    record = {"quality": {"kind": quality.kind, "value": quality.values[0]}, "mean_sigma": float(np.mean(sigmas)),
-              "channel": args.channel, "map_denoiser": map_denoiser, "sampler": sampler.to_dict(),
-              "images": len(written), "seconds": round(seconds, 3),
-              "seconds_per_image": round(seconds / len(written), 3), "model": str(args.model), "seed": args.seed}
+    record = {
+        "quality": {"kind": quality.kind, "value": quality.values[0]},
+        "mean_sigma": float(np.mean(sigmas)),
+        "channel": args.channel,
+        "map_denoiser": map_denoiser,
+        "sampler": sampler.to_dict(),
+        "images": len(written),
+        "seconds": round(seconds, 3),
+        "seconds_per_image": round(seconds / len(written), 3),
+        "model": str(args.model),
+        "seed": args.seed,
+    }
     atomic_write_text(args.out / "record.json", json.dumps(record, indent=2, allow_nan=False) + "\n")
     print(f"wrote {len(written)} images to {args.out} ({seconds / len(written):.2f} s per image)")
     return 0

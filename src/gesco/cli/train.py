@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "train",
         help="train a GESCO receiver (noise-aware diffusion model) with accelerate",
         description="Runs on this CPU as it is, and on GPUs / nodes under `accelerate launch` or `torchrun`. "
-                    "The options after --config override the config's fields.",
+        "The options after --config override the config's fields.",
     )
     parser.add_argument("--config", required=True, type=Path, help="training config JSON (see configs/)")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint of output_dir")
@@ -46,11 +46,17 @@ def overridden_config(args: argparse.Namespace):
     config = TrainConfig.load(args.config)
     if args.data_root is not None:
         if config.data.kind == "synthetic":
-            raise ValueError("--data-root names a data set folder, but the config's data.kind is 'synthetic' "
-                             "(generated scenes); drop --data-root or use a config that reads a data set")
+            raise ValueError(
+                "--data-root names a data set folder, but the config's data.kind is 'synthetic' "
+                "(generated scenes); drop --data-root or use a config that reads a data set"
+            )
         config = config.replace(data=config.data.replace(root=args.data_root))
-    overrides = {"output_dir": args.output_dir, "batch_size": args.batch_size, "max_steps": args.max_steps,
-                 "checkpoint_every": args.checkpoint_every}
+    overrides = {
+        "output_dir": args.output_dir,
+        "batch_size": args.batch_size,
+        "max_steps": args.max_steps,
+        "checkpoint_every": args.checkpoint_every,
+    }
     return config.replace(**{name: value for name, value in overrides.items() if value is not None})
 
 
@@ -59,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
 
     result = train(overridden_config(args), resume=args.resume, progress=not args.no_progress)
     last = f"{result.losses[-1]:.4f}" if result.losses else "n/a"
-    print(f"trained to step {result.step} on {result.processes} process(es) in {result.seconds:.0f} s "
-          f"(last loss {last}); output in {result.output_dir}")
+    print(
+        f"trained to step {result.step} on {result.processes} process(es) in {result.seconds:.0f} s "
+        f"(last loss {last}); output in {result.output_dir}"
+    )
     return 0

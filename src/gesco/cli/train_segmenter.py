@@ -23,8 +23,12 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("train-segmenter", help="train the compact segmenter used for mIoU",
-                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = subparsers.add_parser(
+        "train-segmenter",
+        help="train the compact segmenter used for mIoU",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--data", choices=DATA_KINDS, default="synthetic", help="training data (default synthetic)")
     parser.add_argument("--root", type=Path, help="data set root (all but synthetic)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
@@ -34,15 +38,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--size", type=_size, default=(64, 128), help="HEIGHTxWIDTH (default 64x128)")
     parser.add_argument("--scenes", type=positive_int, default=20000, help="synthetic training scenes (default 20000)")
     parser.add_argument("--seed-offset", type=int, default=0, help="first synthetic training seed (default 0)")
-    parser.add_argument("--val-scenes", type=positive_int, default=200,
-                        help="synthetic validation scenes (default 200)")
-    parser.add_argument("--classes", type=int, nargs="+", help="class-table channels to predict "
-                        "(default: the synthetic scenes' 11 classes, or the table's evaluation classes)")
+    parser.add_argument(
+        "--val-scenes", type=positive_int, default=200, help="synthetic validation scenes (default 200)"
+    )
+    parser.add_argument(
+        "--classes",
+        type=int,
+        nargs="+",
+        help="class-table channels to predict "
+        "(default: the synthetic scenes' 11 classes, or the table's evaluation classes)",
+    )
     parser.add_argument("--widths", type=int, nargs="+", help="UNet channels per level (default 16 32 64 96)")
     parser.add_argument("--checkpoint-every", type=positive_int, default=500)
     parser.add_argument("--workers", type=int, default=0, help="data loader worker processes")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
-                        help="cpu (default), or cuda: the GPU of each process")
+    parser.add_argument(
+        "--device", choices=("cpu", "cuda"), default="cpu", help="cpu (default), or cuda: the GPU of each process"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", action="store_true", help="continue from OUT's newest checkpoint and config")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -66,17 +77,40 @@ def build_config(args: argparse.Namespace):
         class_ids = tuple(args.classes)
     else:
         class_ids = SYNTHETIC_CLASS_IDS if args.data == "synthetic" else default_class_ids(class_table(table_name))
-    model = SegmenterConfig(class_table=table_name, class_ids=class_ids,
-                            **({"widths": tuple(args.widths)} if args.widths else {}))
+    model = SegmenterConfig(
+        class_table=table_name, class_ids=class_ids, **({"widths": tuple(args.widths)} if args.widths else {})
+    )
     root = None if args.root is None else str(args.root)
-    data = DataConfig(kind=args.data, root=root, split="train", size=args.size, num_scenes=args.scenes,
-                      seed_offset=args.seed_offset, num_workers=args.workers)
-    validation = DataConfig(kind=args.data, root=root, split="val", size=args.size, num_scenes=args.val_scenes,
-                            seed_offset=VALIDATION_SEED_OFFSET)
+    data = DataConfig(
+        kind=args.data,
+        root=root,
+        split="train",
+        size=args.size,
+        num_scenes=args.scenes,
+        seed_offset=args.seed_offset,
+        num_workers=args.workers,
+    )
+    validation = DataConfig(
+        kind=args.data,
+        root=root,
+        split="val",
+        size=args.size,
+        num_scenes=args.val_scenes,
+        seed_offset=VALIDATION_SEED_OFFSET,
+    )
     changes = {"max_steps": args.steps} if args.steps else {}
-    return SegmenterTrainConfig(output_dir=str(args.out), data=data, validation=validation, model=model,
-                                batch_size=args.batch_size, learning_rate=args.lr,
-                                checkpoint_every=args.checkpoint_every, device=args.device, seed=args.seed, **changes)
+    return SegmenterTrainConfig(
+        output_dir=str(args.out),
+        data=data,
+        validation=validation,
+        model=model,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        checkpoint_every=args.checkpoint_every,
+        device=args.device,
+        seed=args.seed,
+        **changes,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -87,7 +121,9 @@ def run(args: argparse.Namespace) -> int:
     summary = f"trained the segmenter to step {result.step} in {result.seconds:.0f} s"
     if result.validation is not None:
         worst = min(result.validation.per_class_iou.items(), key=lambda item: item[1])
-        summary += (f"; validation mIoU {result.validation.miou:.3f}, pixel accuracy "
-                    f"{result.validation.pixel_accuracy:.3f}, lowest class IoU {worst[0]} {worst[1]:.3f}")
+        summary += (
+            f"; validation mIoU {result.validation.miou:.3f}, pixel accuracy "
+            f"{result.validation.pixel_accuracy:.3f}, lowest class IoU {worst[0]} {worst[1]:.3f}"
+        )
     print(f"{summary}; segmenter in {result.output_dir / 'model'}")
     return 0

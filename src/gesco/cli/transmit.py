@@ -22,8 +22,12 @@ if TYPE_CHECKING:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("transmit", help="send one semantic map through the link and regenerate the image",
-                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = subparsers.add_parser(
+        "transmit",
+        help="send one semantic map through the link and regenerate the image",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--model", required=True, help="receiver folder (from gesco train), or a shipped model's name")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--labels", type=Path, help="label map PNG, as stored by the model's data set")
@@ -55,9 +59,12 @@ def _load_input(args: argparse.Namespace, receiver: DiffusionReceiver) -> tuple[
         labels = read_label_map(args.labels, table)
         instances = None if args.instances is None else read_id_map(args.instances)
         image = None if args.image is None else np.asarray(read_image(args.image))
-    semantic_map = SemanticMap(torch.from_numpy(labels), table,
-                               None if instances is None else torch.from_numpy(instances),
-                               receiver.config.edge_rule)
+    semantic_map = SemanticMap(
+        torch.from_numpy(labels),
+        table,
+        None if instances is None else torch.from_numpy(instances),
+        receiver.config.edge_rule,
+    )
     if image is not None and image.shape[:2] != tuple(semantic_map.size):
         raise ValueError(f"image size {image.shape[:2]} differs from the label map size {semantic_map.size}")
     return semantic_map, image
@@ -87,8 +94,9 @@ def run(args: argparse.Namespace) -> int:
     link = Link(channel=build_link_channel(args), receiver=Receiver(receiver, map_denoiser=map_denoiser))
 
     started = time.perf_counter()
-    out = link(semantic_map, quality, generator=torch.Generator().manual_seed(args.seed), sampler=sampler,
-               progress=True)
+    out = link(
+        semantic_map, quality, generator=torch.Generator().manual_seed(args.seed), sampler=sampler, progress=True
+    )
     seconds = time.perf_counter() - started
 
     table = receiver.table
@@ -103,9 +111,13 @@ def run(args: argparse.Namespace) -> int:
     for name, picture in pictures.items():
         write_png(args.out / f"{name}.png", picture)
     sigma = float(out.received.sigma[0])
-    save_grid(args.out / "figure.png", [list(pictures.values())], list(pictures),
-              title=f"gesco transmit: {args.channel}, {quality.describe()} (sigma {sigma:.3f}), map denoiser "
-                    f"{map_denoiser}, {sampler.sampler} {sampler.steps} steps, guidance {sampler.guidance:g}")
+    save_grid(
+        args.out / "figure.png",
+        [list(pictures.values())],
+        list(pictures),
+        title=f"gesco transmit: {args.channel}, {quality.describe()} (sigma {sigma:.3f}), map denoiser "
+        f"{map_denoiser}, {sampler.sampler} {sampler.steps} steps, guidance {sampler.guidance:g}",
+    )
     (sizes,) = payload_sizes(semantic_map, None if image is None else image[None])
     record = {
         "quality": {"kind": quality.kind, "value": quality.values[0]},
@@ -121,7 +133,9 @@ def run(args: argparse.Namespace) -> int:
         "seed": args.seed,
     }
     atomic_write_text(args.out / "record.json", json.dumps(record, indent=2, allow_nan=False) + "\n")
-    print(f"wrote {args.out}/figure.png and record.json: sigma {sigma:.3f}, "
-          f"{int(out.received.complex_channel_uses[0]) / sizes.pixels:.2f} complex channel uses per pixel, "
-          f"sampled in {seconds:.1f} s")
+    print(
+        f"wrote {args.out}/figure.png and record.json: sigma {sigma:.3f}, "
+        f"{int(out.received.complex_channel_uses[0]) / sizes.pixels:.2f} complex channel uses per pixel, "
+        f"sampled in {seconds:.1f} s"
+    )
     return 0

@@ -72,7 +72,7 @@ def _split_folder(split: str) -> str:
 
 
 def detect_layout(root: Path, split: str) -> str:
-    """"challenge" if ``root`` has ``images/`` and ``annotations/`` for the split, else "beside"."""
+    """ "challenge" if ``root`` has ``images/`` and ``annotations/`` for the split, else "beside"."""
     folder = _split_folder(split)
     if (root / "images" / folder).is_dir() and (root / "annotations" / folder).is_dir():
         return "challenge"

@@ -46,12 +46,18 @@ def detect_layout(root: str | Path) -> str:
         return "cityscapes"
     if (root / "images").is_dir() and (root / "labels").is_dir():
         return "folder"
-    raise ValueError(f"cannot tell the layout of {root}: give the layout, one of {list(DATA_LAYOUTS)} "
-                     "(CLI: --layout)")
+    raise ValueError(f"cannot tell the layout of {root}: give the layout, one of {list(DATA_LAYOUTS)} (CLI: --layout)")
 
 
-def build_evaluation_dataset(data: str | Path, size: tuple[int, int], *, count: int, layout: str = "auto",
-                             split: str = "val", first_seed: int | None = None) -> Dataset:
+def build_evaluation_dataset(
+    data: str | Path,
+    size: tuple[int, int],
+    *,
+    count: int,
+    layout: str = "auto",
+    split: str = "val",
+    first_seed: int | None = None,
+) -> Dataset:
     """The evaluation set at a receiver's image size.
 
     Args:
@@ -87,5 +93,7 @@ def build_evaluation_dataset(data: str | Path, size: tuple[int, int], *, count: 
         return CocoStuffDataset(root, split, size=size)
     if layout == "ade20k":
         return ADE20KDataset(root, split, size=size)
-    raise ValueError("a plain folder has no class table for the evaluation: write it in a data set layout "
-                     f"(gesco data synth --layout cityscapes) or use the layout {'/'.join(EVALUATION_LAYOUTS)}")
+    raise ValueError(
+        "a plain folder has no class table for the evaluation: write it in a data set layout "
+        f"(gesco data synth --layout cityscapes) or use the layout {'/'.join(EVALUATION_LAYOUTS)}"
+    )

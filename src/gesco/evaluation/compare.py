@@ -42,10 +42,10 @@ from tqdm.auto import tqdm
 
 from gesco.baselines.deep_jscc import DeepJSCC
 from gesco.channel.digital.config import MIN_CODE_RATE, DigitalConfig
-from gesco.constants import COMPARE_METHODS, DEFAULT_COHERENCE_SYMBOLS
 from gesco.channel.digital.symbol_channel import SymbolChannel
 from gesco.channel.quality import ChannelQuality
 from gesco.channel.unit_power import UnitPowerAnalogChannel
+from gesco.constants import COMPARE_METHODS, DEFAULT_COHERENCE_SYMBOLS
 from gesco.datasets.base import collate
 from gesco.evaluation.figures import image_to_rgb
 from gesco.evaluation.scoring import SetScorer, SetScores, image_path
@@ -131,22 +131,37 @@ class Comparison:
         sampler: how the receiver samples.
     """
 
-    def __init__(self, receiver: DiffusionReceiver, deep_jscc: DeepJSCC, dataset: Dataset, *, count: int,
-                 channel: str, digital: DigitalConfig, sampler: SamplerConfig, seed: int = 0, batch_size: int = 16,
-                 coherence_symbols: int | None = DEFAULT_COHERENCE_SYMBOLS, progress: bool = True):
+    def __init__(
+        self,
+        receiver: DiffusionReceiver,
+        deep_jscc: DeepJSCC,
+        dataset: Dataset,
+        *,
+        count: int,
+        channel: str,
+        digital: DigitalConfig,
+        sampler: SamplerConfig,
+        seed: int = 0,
+        batch_size: int = 16,
+        coherence_symbols: int | None = DEFAULT_COHERENCE_SYMBOLS,
+        progress: bool = True,
+    ):
         if channel not in ("awgn", "rayleigh"):
             raise ValueError(f"channel must be 'awgn' or 'rayleigh', got {channel!r}")
         size = tuple(receiver.config.image_size)
         if tuple(deep_jscc.config.image_size) != size:
-            raise ValueError(f"the Deep JSCC model codes {deep_jscc.config.image_size} images, the receiver "
-                             f"makes {size}")
+            raise ValueError(
+                f"the Deep JSCC model codes {deep_jscc.config.image_size} images, the receiver makes {size}"
+            )
         self.receiver, self.deep_jscc, self.dataset, self.count = receiver, deep_jscc, dataset, count
         self.channel, self.sampler, self.seed, self.batch_size = channel, sampler, seed, batch_size
         self.progress = progress
         self.digital = digital.replace(fading=channel, coherence_symbols=coherence_symbols)
         self.symbol_channel = SymbolChannel(fading=channel, coherence_symbols=coherence_symbols)
-        self.analog_link = Link(channel=UnitPowerAnalogChannel(fading=channel, coherence_symbols=coherence_symbols),
-                                receiver=Receiver(None, map_denoiser="fds"))
+        self.analog_link = Link(
+            channel=UnitPowerAnalogChannel(fading=channel, coherence_symbols=coherence_symbols),
+            receiver=Receiver(None, map_denoiser="fds"),
+        )
         self.pixels = size[0] * size[1]
         self.budget = deep_jscc.config.channel_uses
         self._links: dict[DigitalConfig, object] = {}
@@ -180,8 +195,9 @@ class Comparison:
 
         item = self.dataset[index]
         picture = image_to_rgb(item.image[None])[0]
-        out = JpegOverDigital(self._link(self.digital))(picture, channel_uses=self.budget, snr_db=snr,
-                                                         generator=self._generator(index, snr))
+        out = JpegOverDigital(self._link(self.digital))(
+            picture, channel_uses=self.budget, snr_db=snr, generator=self._generator(index, snr)
+        )
         return out.image, out.channel_uses, float(out.decoded)
 
     @torch.no_grad()
@@ -202,17 +218,18 @@ class Comparison:
         blocks = len(map_blocks(payload, 0, self.digital, band_rows=DEFAULT_BAND_ROWS))
         config = most_robust_config(self.digital, blocks, self.budget)
         if config is None:
-            raise ValueError(f"the map of item {index} needs {blocks} blocks, more than the budget of {self.budget} "
-                             f"channel uses holds at code rate {CODE_RATE_LADDER[-1]:.2f}; use a larger Deep JSCC "
-                             "budget or a higher-order modulation")
+            raise ValueError(
+                f"the map of item {index} needs {blocks} blocks, more than the budget of {self.budget} "
+                f"channel uses holds at code rate {CODE_RATE_LADDER[-1]:.2f}; use a larger Deep JSCC "
+                "budget or a higher-order modulation"
+            )
         link = Link(channel=DigitalGesco(self._link(config)), receiver=Receiver(None, map_denoiser="none"))
         out = self._send(link, index, snr)
         return out.condition[0], int(out.received.complex_channel_uses[0]), float(out.received.known.float().mean())
 
     # --- generation ---
 
-    def _regenerate(self, conditions: dict[int, torch.Tensor], snr: float, folder: Path,
-                    made: dict[str, Path]) -> None:
+    def _regenerate(self, conditions: dict[int, torch.Tensor], snr: float, folder: Path, made: dict[str, Path]) -> None:
         """Sample the receiver on ``conditions`` (index -> (C, H, W)); a condition already sampled (same bytes)
         is copied from its first image instead."""
         names = {i: self.dataset[i].name for i in conditions}
@@ -227,12 +244,17 @@ class Comparison:
         device = next(self.receiver.unet.parameters()).device
         shape = (3, *self.receiver.config.image_size)
         chunks = [pending[i : i + self.batch_size] for i in range(0, len(pending), self.batch_size)]
-        for chunk in tqdm(chunks, disable=not self.progress, desc=f"{folder.parent.name} {folder.name}",
-                          unit="batch", leave=False):
+        for chunk in tqdm(
+            chunks, disable=not self.progress, desc=f"{folder.parent.name} {folder.name}", unit="batch", leave=False
+        ):
             condition = torch.stack([conditions[i] for i in chunk]).to(device)
             start = starting_noise(self.seed, chunk, None, shape).to(device)
-            images = self.receiver(condition, generator=seeded_generator(self.seed, chunk[0], snr, STEP_STREAM),
-                                   x_T=start, sampler=self.sampler)
+            images = self.receiver(
+                condition,
+                generator=seeded_generator(self.seed, chunk[0], snr, STEP_STREAM),
+                x_T=start,
+                sampler=self.sampler,
+            )
             for index, picture in zip(chunk, image_to_rgb(images), strict=True):
                 _save_png(image_path(folder, names[index]), picture)
         for source, target in copies:
@@ -241,11 +263,20 @@ class Comparison:
     def generate(self, method: str, snr: float, out: Path, made: dict[str, Path]) -> list[dict]:
         """Write the images of ``method`` at ``snr`` into its set folder; return the per-image records."""
         folder = set_folder(out, method, snr)
-        produce = {CLASSICAL: self._classical, DEEP_JSCC: self._deep_jscc, GESCO_ANALOG: self._gesco_analog,
-                   GESCO_DIGITAL: self._gesco_digital}[method]
+        produce = {
+            CLASSICAL: self._classical,
+            DEEP_JSCC: self._deep_jscc,
+            GESCO_ANALOG: self._gesco_analog,
+            GESCO_DIGITAL: self._gesco_digital,
+        }[method]
         records, conditions = [], {}
-        for index in tqdm(range(self.count), disable=not self.progress, desc=f"{method} snr{snr_label(snr)}",
-                          unit="image", leave=False):
+        for index in tqdm(
+            range(self.count),
+            disable=not self.progress,
+            desc=f"{method} snr{snr_label(snr)}",
+            unit="image",
+            leave=False,
+        ):
             output, uses, delivered = produce(index, snr)
             records.append({"name": self.dataset[index].name, "complex_channel_uses": uses, "delivered": delivered})
             if isinstance(output, np.ndarray):
@@ -257,8 +288,16 @@ class Comparison:
         atomic_write_text(folder / RECORDS, json.dumps(records, indent=1) + "\n")
         return records
 
-    def run(self, methods: Sequence[str], snrs: Sequence[float], out: Path, scorer: SetScorer, *,
-            settings: dict | None = None, notes: dict[str, str] | None = None) -> CompareResult:
+    def run(
+        self,
+        methods: Sequence[str],
+        snrs: Sequence[float],
+        out: Path,
+        scorer: SetScorer,
+        *,
+        settings: dict | None = None,
+        notes: dict[str, str] | None = None,
+    ) -> CompareResult:
         """Generate every set that has no records yet, then score them all."""
         unknown = sorted(set(methods) - set(METHOD_LABELS))
         if unknown:
@@ -279,15 +318,29 @@ class Comparison:
                 scores = scorer.score_images(folder, f"{self.channel}/{method}/snr{snr_label(snr)}")
                 delivered = [r["delivered"] for r in records if r["delivered"] is not None]
                 uses = [r["complex_channel_uses"] for r in records]
-                cells.append(CompareCell(
-                    method, snr_label(snr), scores, complex_channel_uses_per_pixel=float(np.mean(uses)) / self.pixels,
-                    delivered=float(np.mean(delivered)) if delivered else None,
-                    over_budget=max(uses) > self.budget))
+                cells.append(
+                    CompareCell(
+                        method,
+                        snr_label(snr),
+                        scores,
+                        complex_channel_uses_per_pixel=float(np.mean(uses)) / self.pixels,
+                        delivered=float(np.mean(delivered)) if delivered else None,
+                        over_budget=max(uses) > self.budget,
+                    )
+                )
         return CompareResult(
-            methods=list(methods), snrs=[float(s) for s in snrs], channel=self.channel, count=self.count,
-            budget_per_pixel=self.budget_per_pixel, cells=cells, real=scorer.score_real(),
-            class_names=scorer.classes.names, settings=dict(settings or {}), notes=dict(notes or {}),
-            generation_seconds=seconds)
+            methods=list(methods),
+            snrs=[float(s) for s in snrs],
+            channel=self.channel,
+            count=self.count,
+            budget_per_pixel=self.budget_per_pixel,
+            cells=cells,
+            real=scorer.score_real(),
+            class_names=scorer.classes.names,
+            settings=dict(settings or {}),
+            notes=dict(notes or {}),
+            generation_seconds=seconds,
+        )
 
 
 def _save_png(path: Path, picture: np.ndarray) -> None:
@@ -300,7 +353,9 @@ def example_rows(result: CompareResult, dataset: Dataset, out: Path, index: int)
     truth = image_to_rgb(collate([item]).image)[0]
     rows = []
     for snr in result.snrs:
-        pictures = [np.asarray(Image.open(image_path(set_folder(out, m, snr), item.name)).convert("RGB"))
-                    for m in result.methods]
+        pictures = [
+            np.asarray(Image.open(image_path(set_folder(out, m, snr), item.name)).convert("RGB"))
+            for m in result.methods
+        ]
         rows.append([truth, *pictures])
     return rows

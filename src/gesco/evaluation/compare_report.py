@@ -68,8 +68,11 @@ def crossovers(result: CompareResult, metric: MetricColumn, *, baseline: str = C
     for method in (GESCO_ANALOG, GESCO_DIGITAL):
         if method not in curves:
             continue
-        points = [(s, a, b) for s, a, b in zip(result.snrs, curves[method], curves[baseline], strict=True)
-                  if a is not None and b is not None]
+        points = [
+            (s, a, b)
+            for s, a, b in zip(result.snrs, curves[method], curves[baseline], strict=True)
+            if a is not None and b is not None
+        ]
         for (s0, a0, b0), (s1, a1, b1) in zip(points, points[1:], strict=False):
             d0, d1 = sign * (a0 - b0), sign * (a1 - b1)
             if d0 == 0 or d0 * d1 >= 0:
@@ -87,10 +90,17 @@ def results_json(result: CompareResult) -> dict:
         "snr_db": result.snrs,
         "budget_complex_channel_uses_per_pixel": result.budget_per_pixel,
         "methods": [{"name": m, "label": METHOD_LABELS[m]} for m in result.methods],
-        "results": [{"method": c.method, "snr_db": float(c.snr), "complex_channel_uses_per_pixel": c.complex_channel_uses_per_pixel,
-                     "over_budget": c.over_budget,
-                     "delivered": c.delivered, **{m.key: _value(m, c.scores) for m in COMPARE_METRICS}}
-                    for c in result.cells],
+        "results": [
+            {
+                "method": c.method,
+                "snr_db": float(c.snr),
+                "complex_channel_uses_per_pixel": c.complex_channel_uses_per_pixel,
+                "over_budget": c.over_budget,
+                "delivered": c.delivered,
+                **{m.key: _value(m, c.scores) for m in COMPARE_METRICS},
+            }
+            for c in result.cells
+        ],
         "real_images_miou": result.real.segmentation.miou if result.real.segmentation else None,
         "crossovers": [vars(x) for m in COMPARE_METRICS for x in crossovers(result, m)],
         "notes": result.notes,
@@ -109,37 +119,72 @@ def markdown_report(result: CompareResult) -> str:
     lines = [f"# gesco compare: {result.channel.upper()}, {result.count} images", ""]
     lines += [f"- {k}: {v}" for k, v in result.settings.items() if v is not None and not isinstance(v, dict)]
     lines += [f"- channel-use budget: {result.budget_per_pixel:.3f} complex channel uses per pixel", ""]
-    lines += ["## Channel uses per pixel (mean over the images)", "", "| Method | " + " | ".join(snrs) + " |",
-              "|" + "---|" * (len(snrs) + 1)]
+    lines += [
+        "## Channel uses per pixel (mean over the images)",
+        "",
+        "| Method | " + " | ".join(snrs) + " |",
+        "|" + "---|" * (len(snrs) + 1),
+    ]
     for method in result.methods:
-        lines.append(f"| {METHOD_LABELS[method]} | " + " | ".join(
-            f"{cells[method, s].complex_channel_uses_per_pixel:.3f}" + (" ⚠ over budget" if cells[method, s].over_budget else "")
-            for s in snrs) + " |")
+        lines.append(
+            f"| {METHOD_LABELS[method]} | "
+            + " | ".join(
+                f"{cells[method, s].complex_channel_uses_per_pixel:.3f}"
+                + (" ⚠ over budget" if cells[method, s].over_budget else "")
+                for s in snrs
+            )
+            + " |"
+        )
     over = [m for m in result.methods if any(cells[m, s].over_budget for s in snrs)]
     if over:
-        lines += ["", f"⚠ Over the budget of {result.budget_per_pixel:.3f} channel uses per pixel for some images: "
-                  + ", ".join(METHOD_LABELS[m] for m in over) + ". Their scores are not at equal bandwidth."]
+        lines += [
+            "",
+            f"⚠ Over the budget of {result.budget_per_pixel:.3f} channel uses per pixel for some images: "
+            + ", ".join(METHOD_LABELS[m] for m in over)
+            + ". Their scores are not at equal bandwidth.",
+        ]
     for metric in metrics:
         arrow = "↑" if metric.higher_is_better else "↓"
-        lines += ["", f"## {metric.title} {arrow} against Es/N0 (dB)", "", "| Method | " + " | ".join(snrs) + " |",
-                  "|" + "---|" * (len(snrs) + 1)]
+        lines += [
+            "",
+            f"## {metric.title} {arrow} against Es/N0 (dB)",
+            "",
+            "| Method | " + " | ".join(snrs) + " |",
+            "|" + "---|" * (len(snrs) + 1),
+        ]
         for method in result.methods:
-            lines.append(f"| {METHOD_LABELS[method]} | " + " | ".join(
-                format_value(_value(metric, cells[method, s].scores), metric.key) for s in snrs) + " |")
+            lines.append(
+                f"| {METHOD_LABELS[method]} | "
+                + " | ".join(format_value(_value(metric, cells[method, s].scores), metric.key) for s in snrs)
+                + " |"
+            )
         if metric.key == "miou" and result.real.segmentation is not None:
-            lines.append("| Real images (reference) | " + " | ".join(
-                [format_value(result.real.segmentation.miou, "miou")] * len(snrs)) + " |")
+            lines.append(
+                "| Real images (reference) | "
+                + " | ".join([format_value(result.real.segmentation.miou, "miou")] * len(snrs))
+                + " |"
+            )
     delivered = [m for m in result.methods if any(cells[m, s].delivered is not None for s in snrs)]
     if delivered:
-        lines += ["", "## Delivered (classical: images decoded; GESCO-digital: pixels known)", "",
-                  "| Method | " + " | ".join(snrs) + " |", "|" + "---|" * (len(snrs) + 1)]
+        lines += [
+            "",
+            "## Delivered (classical: images decoded; GESCO-digital: pixels known)",
+            "",
+            "| Method | " + " | ".join(snrs) + " |",
+            "|" + "---|" * (len(snrs) + 1),
+        ]
         for method in delivered:
-            lines.append(f"| {METHOD_LABELS[method]} | " + " | ".join(
-                format_value(cells[method, s].delivered, "delivered") for s in snrs) + " |")
+            lines.append(
+                f"| {METHOD_LABELS[method]} | "
+                + " | ".join(format_value(cells[method, s].delivered, "delivered") for s in snrs)
+                + " |"
+            )
     found = [x for m in metrics for x in crossovers(result, m)]
     lines += ["", "## Crossovers with the classical link", ""]
-    lines += [f"- {x.metric}: {x.method} and {x.baseline} cross at {x.snr_db:.1f} dB; above it {x.better_above} "
-              "is better" for x in found] or ["- none within the measured SNRs"]
+    lines += [
+        f"- {x.metric}: {x.method} and {x.baseline} cross at {x.snr_db:.1f} dB; above it {x.better_above} is better"
+        for x in found
+    ] or ["- none within the measured SNRs"]
     if result.notes:
         lines += ["", "Notes:", ""] + [f"- {k}: {v}" for k, v in result.notes.items()]
     return "\n".join(lines) + "\n"
@@ -155,8 +200,14 @@ def write_plots(result: CompareResult, folder: Path) -> list[Path]:
             ax.axhline(result.real.segmentation.miou, linestyle="--", color="grey", label="real images")
         for crossing in crossovers(result, metric):
             ax.axvline(crossing.snr_db, linestyle=":", color="black", alpha=0.6)
-            ax.annotate(f"{crossing.method} × classical\n{crossing.snr_db:.1f} dB", (crossing.snr_db, 0.02),
-                        xycoords=("data", "axes fraction"), fontsize=6, rotation=90, va="bottom")
+            ax.annotate(
+                f"{crossing.method} × classical\n{crossing.snr_db:.1f} dB",
+                (crossing.snr_db, 0.02),
+                xycoords=("data", "axes fraction"),
+                fontsize=6,
+                rotation=90,
+                va="bottom",
+            )
         ax.set_xlabel(f"Es/N0 (dB), {result.channel.upper()}")
         ax.set_title(f"{result.budget_per_pixel:.2f} channel uses per pixel, {result.count} images", fontsize=9)
         ylabel = f"{metric.title} ({'higher' if metric.higher_is_better else 'lower'} is better)"
@@ -164,24 +215,36 @@ def write_plots(result: CompareResult, folder: Path) -> list[Path]:
     return written
 
 
-def write_compare_report(result: CompareResult, out: str | Path, *, dataset: Dataset,
-                         examples: int = 2) -> list[Path]:
+def write_compare_report(result: CompareResult, out: str | Path, *, dataset: Dataset, examples: int = 2) -> list[Path]:
     """Write every report file of ``result`` into ``out``; return the paths written."""
     out = Path(out)
     data = results_json(result)
     atomic_write_text(out / "results.json", json.dumps(data, indent=2, allow_nan=False) + "\n")
     keys = [m.key for m in COMPARE_METRICS]
     rows = [["method", "snr_db", "complex_channel_uses_per_pixel", "delivered", *keys]]
-    rows += [[r["method"], r["snr_db"], r["complex_channel_uses_per_pixel"], "" if r["delivered"] is None else r["delivered"],
-              *("" if r[k] is None else r[k] for k in keys)] for r in data["results"]]
+    rows += [
+        [
+            r["method"],
+            r["snr_db"],
+            r["complex_channel_uses_per_pixel"],
+            "" if r["delivered"] is None else r["delivered"],
+            *("" if r[k] is None else r[k] for k in keys),
+        ]
+        for r in data["results"]
+    ]
     atomic_write_text(out / "results.csv", csv_text(rows))
     atomic_write_text(out / "report.md", markdown_report(result))
     written = [out / "results.json", out / "results.csv", out / "report.md", *write_plots(result, out / "plots")]
     for index in range(min(examples, result.count)):
         name = dataset[index].name
         titles = ["image", *(METHOD_LABELS[m].split(":")[0].split(" (")[0] for m in result.methods)]
-        written.append(save_grid(out / "figures" / f"examples_{name}.png", example_rows(result, dataset, out, index),
-                                 titles, row_titles=[f"{s:g} dB" for s in result.snrs],
-                                 title=f"{name}, {result.channel.upper()}, {result.budget_per_pixel:.2f} "
-                                       "channel uses per pixel"))
+        written.append(
+            save_grid(
+                out / "figures" / f"examples_{name}.png",
+                example_rows(result, dataset, out, index),
+                titles,
+                row_titles=[f"{s:g} dB" for s in result.snrs],
+                title=f"{name}, {result.channel.upper()}, {result.budget_per_pixel:.2f} channel uses per pixel",
+            )
+        )
     return written

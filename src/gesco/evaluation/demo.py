@@ -118,9 +118,12 @@ def run_demo(
     # All PSNR labels in one batch per receiver: rows are (psnr, scene), psnr-major; map i at label p gets the
     # channel noise and x_T of generators seeded by (seed, i, p), so every receiver sees the same received map.
     clean_maps = SemanticMap(batch.labels, table, batch.instances, gesco.config.edge_rule)
-    repeated = SemanticMap(batch.labels.repeat(len(psnrs), 1, 1), table,
-                           None if batch.instances is None else batch.instances.repeat(len(psnrs), 1, 1),
-                           gesco.config.edge_rule)
+    repeated = SemanticMap(
+        batch.labels.repeat(len(psnrs), 1, 1),
+        table,
+        None if batch.instances is None else batch.instances.repeat(len(psnrs), 1, 1),
+        gesco.config.edge_rule,
+    )
     quality = ChannelQuality.psnr_label([p for p in psnrs for _ in range(scenes)])
 
     def link(receiver: DiffusionReceiver | None, map_denoiser: str):
@@ -139,44 +142,69 @@ def run_demo(
         started = time.perf_counter()
         # The same per-step noise for both receivers too (stochastic samplers), so only the model differs.
         images[name] = link(receiver, receiver.config.map_denoiser)(
-            repeated, quality, generator=channel_noise(), receiver_generator=torch.Generator().manual_seed(seed),
-            x_T=x_T, sampler=sampler, progress=progress).images
+            repeated,
+            quality,
+            generator=channel_noise(),
+            receiver_generator=torch.Generator().manual_seed(seed),
+            x_T=x_T,
+            sampler=sampler,
+            progress=progress,
+        ).images
         seconds[name] = (time.perf_counter() - started) / len(x_T)
 
     labels = batch.labels
     rows = []
     for p, psnr in enumerate(psnrs):
         part = slice(p * scenes, (p + 1) * scenes)
-        rows.append(DemoRow(
-            psnr=psnr,
-            sigma=paper_sigma(psnr),
-            received_map_miou=_miou(filtered[part, : table.num_classes].argmax(dim=1), labels, classes),
-            gesco_miou=_miou(segmenter.predict(images[GESCO_COLUMN][part]), labels, classes),
-            sdm_miou=_miou(segmenter.predict(images[SDM_COLUMN][part]), labels, classes),
-            gesco_ssim=_ssim(images[GESCO_COLUMN][part], batch.image),
-            sdm_ssim=_ssim(images[SDM_COLUMN][part], batch.image),
-        ))
+        rows.append(
+            DemoRow(
+                psnr=psnr,
+                sigma=paper_sigma(psnr),
+                received_map_miou=_miou(filtered[part, : table.num_classes].argmax(dim=1), labels, classes),
+                gesco_miou=_miou(segmenter.predict(images[GESCO_COLUMN][part]), labels, classes),
+                sdm_miou=_miou(segmenter.predict(images[SDM_COLUMN][part]), labels, classes),
+                gesco_ssim=_ssim(images[GESCO_COLUMN][part], batch.image),
+                sdm_ssim=_ssim(images[SDM_COLUMN][part], batch.image),
+            )
+        )
 
     figure_rows, row_titles = [], []
     map_pictures = clean_maps.colorize().permute(0, 2, 3, 1).numpy()
     originals = image_to_rgb(batch.image)
-    pictures = {"received": condition_to_rgb(received, table), "FDS": condition_to_rgb(filtered, table),
-                **{name: image_to_rgb(x) for name, x in images.items()}}
+    pictures = {
+        "received": condition_to_rgb(received, table),
+        "FDS": condition_to_rgb(filtered, table),
+        **{name: image_to_rgb(x) for name, x in images.items()},
+    }
     for i in range(scenes):
         for p, psnr in enumerate(psnrs):
             k = p * scenes + i
             figure_rows.append([originals[i], map_pictures[i], *(pictures[c][k] for c in pictures)])
             row_titles.append(f"seed {first_seed + i}\nPSNR {psnr:g}")
     figure = save_grid(
-        Path(out) / "figure.png", figure_rows,
-        ["image", "semantic map", "received map", "FDS output", f"{GESCO_COLUMN} regeneration",
-         f"{SDM_COLUMN} regeneration"],
+        Path(out) / "figure.png",
+        figure_rows,
+        [
+            "image",
+            "semantic map",
+            "received map",
+            "FDS output",
+            f"{GESCO_COLUMN} regeneration",
+            f"{SDM_COLUMN} regeneration",
+        ],
         row_titles=row_titles,
-        title=f"gesco demo: {sampler.sampler} {sampler.steps} steps, guidance {sampler.guidance:g}")
+        title=f"gesco demo: {sampler.sampler} {sampler.steps} steps, guidance {sampler.guidance:g}",
+    )
     return DemoResult(
-        scenes=scenes, first_seed=first_seed, image_size=(height, width), sampler=sampler,
+        scenes=scenes,
+        first_seed=first_seed,
+        image_size=(height, width),
+        sampler=sampler,
         real_image_miou=_miou(segmenter.predict(batch.image), labels, classes),
-        payload=mean_payload_sizes(payload_sizes(clean_maps, image_to_rgb(batch.image))), rows=rows, seconds_per_image=seconds, figure=figure,
+        payload=mean_payload_sizes(payload_sizes(clean_maps, image_to_rgb(batch.image))),
+        rows=rows,
+        seconds_per_image=seconds,
+        figure=figure,
     )
 
 
@@ -209,8 +237,10 @@ def demo_table(result: DemoResult) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for row in result.rows:
-        lines.append(f"| {row.psnr:g} | {row.sigma:g} | {row.received_map_miou:.3f} | {row.gesco_miou:.3f} "
-                     f"| {row.sdm_miou:.3f} | {row.gesco_ssim:.3f} | {row.sdm_ssim:.3f} |")
+        lines.append(
+            f"| {row.psnr:g} | {row.sigma:g} | {row.received_map_miou:.3f} | {row.gesco_miou:.3f} "
+            f"| {row.sdm_miou:.3f} | {row.gesco_ssim:.3f} | {row.sdm_ssim:.3f} |"
+        )
     lines += ["", "seconds per image: " + ", ".join(f"{name} {s:.2f}" for name, s in result.seconds_per_image.items())]
     return "\n".join(lines) + "\n"
 

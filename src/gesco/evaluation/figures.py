@@ -40,8 +40,7 @@ def save_grid(
     n_rows, n_cols = len(rows), len(column_titles)
     height, width = rows[0][0].shape[:2]
     cell_height = cell_width * height / width
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(cell_width * n_cols, cell_height * n_rows + 0.6),
-                             squeeze=False)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(cell_width * n_cols, cell_height * n_rows + 0.6), squeeze=False)
     for r, row in enumerate(rows):
         for c, picture in enumerate(row):
             ax = axes[r][c]

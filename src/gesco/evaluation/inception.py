@@ -112,11 +112,18 @@ class InceptionFeatures(nn.Module):
         return features.flatten(1).float()
 
 
-def extract_features(extractor: nn.Module, batches: Iterable[torch.Tensor], *, total: int | None = None,
-                     progress: bool = False, description: str = "inception") -> torch.Tensor:
+def extract_features(
+    extractor: nn.Module,
+    batches: Iterable[torch.Tensor],
+    *,
+    total: int | None = None,
+    progress: bool = False,
+    description: str = "inception",
+) -> torch.Tensor:
     """Features of every image of ``batches`` (each float (B, 3, H, W) in [-1, 1]), stacked: (N, D)."""
-    features = [extractor(batch) for batch in tqdm(batches, total=total, disable=not progress, desc=description,
-                                                   unit="batch")]
+    features = [
+        extractor(batch) for batch in tqdm(batches, total=total, disable=not progress, desc=description, unit="batch")
+    ]
     if not features:
         raise ValueError("no images to extract features from")
     return torch.cat(features)

@@ -37,8 +37,9 @@ def write_link_preview(
     rows = []
     for index in range(scenes):
         scene = generator.scene(seed + index)
-        semantic_map = SemanticMap(torch.from_numpy(scene.labels).long(), table,
-                                   torch.from_numpy(scene.instances).long())
+        semantic_map = SemanticMap(
+            torch.from_numpy(scene.labels).long(), table, torch.from_numpy(scene.instances).long()
+        )
         row = [scene.image, semantic_map.colorize().permute(0, 2, 3, 1)[0].numpy()]
         for psnr in psnrs:
             # The same draws for both views: the filtered map is the FDS of the received one shown beside it.
@@ -51,5 +52,10 @@ def write_link_preview(
     titles = ["image", "semantic map"]
     for psnr in psnrs:
         titles += [f"received, PSNR {psnr:g}", f"FDS, PSNR {psnr:g}"]
-    return save_grid(out, rows, titles, row_titles=[f"seed {seed + i}" for i in range(scenes)],
-                     title="gesco: semantic map -> AWGN channel (paper PSNR labels) -> fast denoising (FDS)")
+    return save_grid(
+        out,
+        rows,
+        titles,
+        row_titles=[f"seed {seed + i}" for i in range(scenes)],
+        title="gesco: semantic map -> AWGN channel (paper PSNR labels) -> fast denoising (FDS)",
+    )

@@ -29,9 +29,21 @@ from gesco.receiver.unet.model import check_state_dict
 #: (first, last + 1) indices in torchvision's ``vgg16().features`` of each of the five LPIPS slices.
 VGG_SLICES = ((0, 4), (4, 9), (9, 16), (16, 23), (23, 30))
 VGG_CHANNELS = (64, 128, 256, 512, 512)
-_VGG_CONVS = {0: (3, 64), 2: (64, 64), 5: (64, 128), 7: (128, 128), 10: (128, 256), 12: (256, 256),
-              14: (256, 256), 17: (256, 512), 19: (512, 512), 21: (512, 512), 24: (512, 512), 26: (512, 512),
-              28: (512, 512)}
+_VGG_CONVS = {
+    0: (3, 64),
+    2: (64, 64),
+    5: (64, 128),
+    7: (128, 128),
+    10: (128, 256),
+    12: (256, 256),
+    14: (256, 256),
+    17: (256, 512),
+    19: (512, 512),
+    21: (512, 512),
+    24: (512, 512),
+    26: (512, 512),
+    28: (512, 512),
+}
 _VGG_POOLS = (4, 9, 16, 23)
 #: LPIPS v0.1 input scaling: (x - shift) / scale per RGB channel, x in [-1, 1].
 SHIFT = (-0.030, -0.088, -0.188)
@@ -101,8 +113,9 @@ class LPIPS(nn.Module):
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """a, b: float (B, 3, H, W) in [-1, 1] -> float32 (B,) distances (0 for identical images)."""
         if a.shape != b.shape or a.dim() != 4 or a.shape[1] != 3:
-            raise ValueError(f"LPIPS takes two (B, 3, H, W) batches of equal shape, "
-                             f"got {tuple(a.shape)}, {tuple(b.shape)}")
+            raise ValueError(
+                f"LPIPS takes two (B, 3, H, W) batches of equal shape, got {tuple(a.shape)}, {tuple(b.shape)}"
+            )
         features_a = self.net(self.scaling_layer(a.float()))
         features_b = self.net(self.scaling_layer(b.float()))
         total = torch.zeros(a.shape[0], device=a.device)
@@ -156,8 +169,9 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch.load raises several types for files that are not state dicts
-        raise ValueError(f"cannot read LPIPS weights from {path} "
-                         f"(a torch state dict or safetensors file): {err}") from err
+        raise ValueError(
+            f"cannot read LPIPS weights from {path} (a torch state dict or safetensors file): {err}"
+        ) from err
     if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
         raise ValueError(f"{path} holds a {type(loaded).__name__}, not a state dict of tensors")
     return loaded

@@ -55,8 +55,10 @@ class EvaluationClasses:
             mapping = tuple(train_ids.index(t) if t != NOT_EVALUATED else -1 for t in table.train_ids)
             return cls(names, mapping)
         kept = [c for c in range(table.num_classes) if c != table.ignore_index]
-        return cls(tuple(table.names[c] for c in kept), tuple(kept.index(c) if c in kept else -1
-                                                              for c in range(table.num_classes)))
+        return cls(
+            tuple(table.names[c] for c in kept),
+            tuple(kept.index(c) if c in kept else -1 for c in range(table.num_classes)),
+        )
 
     @property
     def num_classes(self) -> int:
@@ -98,8 +100,9 @@ class SegmentationConfusion:
         self._void, self._ignored = k, k + 1
         lookup = torch.tensor(classes.channel_to_class, dtype=torch.long)
         self._lookup = torch.where(lookup < 0, torch.tensor(k), lookup)
-        self._matrix = MulticlassConfusionMatrix(num_classes=k + 1, ignore_index=self._ignored, validate_args=False,
-                                                 sync_on_compute=False)
+        self._matrix = MulticlassConfusionMatrix(
+            num_classes=k + 1, ignore_index=self._ignored, validate_args=False, sync_on_compute=False
+        )
 
     def _classes(self, channels: torch.Tensor) -> torch.Tensor:
         channels = channels.long().cpu()
@@ -169,17 +172,23 @@ class PairedImageMetrics:
     def update(self, generated: torch.Tensor, reference: torch.Tensor) -> None:
         """generated, reference: float (B, 3, H, W) in [-1, 1]."""
         if generated.shape != reference.shape:
-            raise ValueError(f"generated images {tuple(generated.shape)} and references {tuple(reference.shape)} differ")
+            raise ValueError(
+                f"generated images {tuple(generated.shape)} and references {tuple(reference.shape)} differ"
+            )
         a, b = to_unit_range(generated), to_unit_range(reference)
         if self.ms_ssim and min(a.shape[-2:]) < MS_SSIM_MIN_SIDE:
-            raise ValueError(f"MS-SSIM needs images of at least {MS_SSIM_MIN_SIDE} px a side, got "
-                             f"{tuple(a.shape[-2:])}; pass ms_ssim=False")
+            raise ValueError(
+                f"MS-SSIM needs images of at least {MS_SSIM_MIN_SIDE} px a side, got "
+                f"{tuple(a.shape[-2:])}; pass ms_ssim=False"
+            )
         self._sums["ssim"] += float(structural_similarity_index_measure(a, b, data_range=1.0, reduction="sum"))
         self._sums["psnr"] += float(
-            peak_signal_noise_ratio(a, b, data_range=1.0, reduction="none", dim=(1, 2, 3)).sum())
+            peak_signal_noise_ratio(a, b, data_range=1.0, reduction="none", dim=(1, 2, 3)).sum()
+        )
         if self.ms_ssim:
             self._sums["ms_ssim"] += float(
-                multiscale_structural_similarity_index_measure(a, b, data_range=1.0, reduction="sum"))
+                multiscale_structural_similarity_index_measure(a, b, data_range=1.0, reduction="sum")
+            )
         if self.lpips is not None:
             self._sums["lpips"] += float(self.lpips(a * 2 - 1, b * 2 - 1).sum())  # [0, 1] back to [-1, 1]
         self._count += a.shape[0]
@@ -188,8 +197,13 @@ class PairedImageMetrics:
         if not self._count:
             raise ValueError("no image pairs were given")
         mean = {name: total / self._count for name, total in self._sums.items()}
-        return PairedScores(ssim=mean["ssim"], psnr=mean["psnr"], ms_ssim=mean["ms_ssim"] if self.ms_ssim else None,
-                            lpips=mean["lpips"] if self.lpips is not None else None, images=self._count)
+        return PairedScores(
+            ssim=mean["ssim"],
+            psnr=mean["psnr"],
+            ms_ssim=mean["ms_ssim"] if self.ms_ssim else None,
+            lpips=mean["lpips"] if self.lpips is not None else None,
+            images=self._count,
+        )
 
 
 class PrecomputedFeatures(nn.Module):
@@ -226,8 +240,9 @@ class DistributionMetrics:
         seed: seeds the KID subsets, so a score is reproducible.
     """
 
-    def __init__(self, real_features: torch.Tensor, *, kid_subsets: int = 100, kid_subset_size: int = 1000,
-                 seed: int = 0):
+    def __init__(
+        self, real_features: torch.Tensor, *, kid_subsets: int = 100, kid_subset_size: int = 1000, seed: int = 0
+    ):
         if real_features.dim() != 2 or real_features.shape[0] < 2:
             raise ValueError(f"real features must be (N >= 2, D), got {tuple(real_features.shape)}")
         self.num_features = real_features.shape[1]
@@ -241,16 +256,21 @@ class DistributionMetrics:
     def score(self, fake_features: torch.Tensor) -> DistributionScores:
         """FID and KID of one generated set, float (M >= 2, D) features (the real features stay)."""
         if fake_features.dim() != 2 or fake_features.shape[1] != self.num_features or fake_features.shape[0] < 2:
-            raise ValueError(f"generated features must be (M >= 2, {self.num_features}), "
-                             f"got {tuple(fake_features.shape)}")
+            raise ValueError(
+                f"generated features must be (M >= 2, {self.num_features}), got {tuple(fake_features.shape)}"
+            )
         self._fid.reset()
         self._fid.update(fake_features.double(), real=False)
         fid = float(self._fid.compute())
         subset_size = min(self.kid_subset_size, self.real_count, fake_features.shape[0])
         with warnings.catch_warnings():  # torchmetrics warns that KID keeps features: they are here already
             warnings.simplefilter("ignore", UserWarning)
-            kid = KernelInceptionDistance(feature=PrecomputedFeatures(self.num_features), subsets=self.kid_subsets,
-                                          subset_size=subset_size, sync_on_compute=False)
+            kid = KernelInceptionDistance(
+                feature=PrecomputedFeatures(self.num_features),
+                subsets=self.kid_subsets,
+                subset_size=subset_size,
+                sync_on_compute=False,
+            )
         kid.update(self._real, real=True)
         kid.update(fake_features.float(), real=False)
         # torchmetrics draws the KID subsets from the global generator: fork it so the score is reproducible
@@ -258,5 +278,6 @@ class DistributionMetrics:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             kid_mean, kid_std = kid.compute()
-        return DistributionScores(fid=fid, kid_mean=float(kid_mean), kid_std=float(kid_std),
-                                  images=fake_features.shape[0])
+        return DistributionScores(
+            fid=fid, kid_mean=float(kid_mean), kid_std=float(kid_std), images=fake_features.shape[0]
+        )

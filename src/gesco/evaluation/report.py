@@ -19,7 +19,7 @@ import io
 import json
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -92,13 +92,22 @@ def _cell_record(cell, metrics: Sequence[MetricColumn]) -> dict:
     record["kid_std"] = _finite(distribution.kid_std) if distribution else None
     segmentation = cell.scores.segmentation
     record["per_class_iou"] = dict(segmentation.per_class_iou) if segmentation else None
-    record["images"] = (cell.scores.paired.images if cell.scores.paired else None)
+    record["images"] = cell.scores.paired.images if cell.scores.paired else None
     return record
 
 
 def results_json(result: SweepResult) -> dict:
-    methods = [{"name": m.name, "label": m.label, "model": m.model, "map_denoiser": m.map_denoiser, "clean_map": m.clean_map,
-                "sampler": m.sampler.to_dict()} for m in result.methods]
+    methods = [
+        {
+            "name": m.name,
+            "label": m.label,
+            "model": m.model,
+            "map_denoiser": m.map_denoiser,
+            "clean_map": m.clean_map,
+            "sampler": m.sampler.to_dict(),
+        }
+        for m in result.methods
+    ]
     return {
         "settings": result.settings,
         "psnr_labels": result.psnrs,
@@ -135,21 +144,33 @@ def markdown_report(result: SweepResult) -> str:
     cells = {(c.method, c.psnr): c.scores for c in result.cells}
     settings = result.settings
     lines = ["# gesco evaluation", ""]
-    lines += [f"- {key}: {value}" for key, value in settings.items() if value is not None and not isinstance(value, dict)]
+    lines += [
+        f"- {key}: {value}" for key, value in settings.items() if value is not None and not isinstance(value, dict)
+    ]
     lines += ["", "## Methods", ""]
     for method in result.methods:
         sampler = method.sampler
-        lines.append(f"- {method.label} (`{method.name}`): {method.model} model, "
-                     f"{'clean map' if method.clean_map else 'received map'}, map denoiser {method.map_denoiser}, "
-                     f"{sampler.sampler} {sampler.steps} steps, guidance {sampler.guidance:g}")
-    lines += ["", "## Results", "",
-              "Rows: methods; columns: PSNR label x metric (↑ higher is better, ↓ lower is better). "
-              "The oracle and the real images do not depend on the channel: one value, repeated.", ""]
+        lines.append(
+            f"- {method.label} (`{method.name}`): {method.model} model, "
+            f"{'clean map' if method.clean_map else 'received map'}, map denoiser {method.map_denoiser}, "
+            f"{sampler.sampler} {sampler.steps} steps, guidance {sampler.guidance:g}"
+        )
+    lines += [
+        "",
+        "## Results",
+        "",
+        "Rows: methods; columns: PSNR label x metric (↑ higher is better, ↓ lower is better). "
+        "The oracle and the real images do not depend on the channel: one value, repeated.",
+        "",
+    ]
     header = ["Method"] + [f"{p} {m.title}{'↑' if m.higher_is_better else '↓'}" for p in result.psnrs for m in metrics]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for key, label in _row_order(result):
-        values = [format_value(_finite(m.read(cells[key, p])), m.key) if (key, p) in cells else "–"
-                  for p in result.psnrs for m in metrics]
+        values = [
+            format_value(_finite(m.read(cells[key, p])), m.key) if (key, p) in cells else "–"
+            for p in result.psnrs
+            for m in metrics
+        ]
         lines.append("| " + " | ".join([label] + values) + " |")
     skipped = [m for m in METRICS if m not in metrics]
     if skipped or result.notes:
@@ -157,17 +178,33 @@ def markdown_report(result: SweepResult) -> str:
         lines += [f"- {m.title}: not computed ({result.notes.get(m.key, 'no value')})" for m in skipped]
         lines += [f"- {key}: {text}" for key, text in result.notes.items() if key not in {m.key for m in skipped}]
     for key, label in _row_order(result):
-        rows = [(p, cells[key, p].segmentation) for p in result.psnrs if (key, p) in cells and cells[key, p].segmentation]
+        rows = [
+            (p, cells[key, p].segmentation) for p in result.psnrs if (key, p) in cells and cells[key, p].segmentation
+        ]
         if not rows:
             continue
         classes = [c for c in result.class_names if any(c in s.per_class_iou for _, s in rows)]
-        lines += ["", f"## Per-class IoU: {label}", "", "| Class | " + " | ".join(p for p, _ in rows) + " |",
-                  "|" + "---|" * (len(rows) + 1)]
+        lines += [
+            "",
+            f"## Per-class IoU: {label}",
+            "",
+            "| Class | " + " | ".join(p for p, _ in rows) + " |",
+            "|" + "---|" * (len(rows) + 1),
+        ]
         for name in classes:
-            lines.append(f"| {name} | " + " | ".join(format_value(s.per_class_iou.get(name), "iou") for _, s in rows) + " |")
+            lines.append(
+                f"| {name} | " + " | ".join(format_value(s.per_class_iou.get(name), "iou") for _, s in rows) + " |"
+            )
     payload = result.payload
-    lines += ["", "## Payload per pixel (mean over the maps)", "", "| " + " | ".join(payload) + " |",
-              "|" + "---|" * len(payload), "| " + " | ".join(f"{v:.3f}" for v in payload.values()) + " |", ""]
+    lines += [
+        "",
+        "## Payload per pixel (mean over the maps)",
+        "",
+        "| " + " | ".join(payload) + " |",
+        "|" + "---|" * len(payload),
+        "| " + " | ".join(f"{v:.3f}" for v in payload.values()) + " |",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -191,8 +228,9 @@ def write_plots(result: SweepResult, folder: Path) -> list[Path]:
     return written
 
 
-def write_sample_figures(result: SweepResult, dataset: Dataset, table: ClassTable, out: Path, *,
-                         samples: int = 4) -> list[Path]:
+def write_sample_figures(
+    result: SweepResult, dataset: Dataset, table: ClassTable, out: Path, *, samples: int = 4
+) -> list[Path]:
     """Per method: rows = the first ``samples`` items; columns = ground truth, map, one image per PSNR."""
     items = [dataset[i] for i in range(samples)]
     ground_truth = image_to_rgb(torch.stack([item.image for item in items]))
@@ -200,8 +238,10 @@ def write_sample_figures(result: SweepResult, dataset: Dataset, table: ClassTabl
     written = []
     for method in result.methods:
         psnrs = [None] if method.clean_map else [float(p) for p in result.psnrs]
-        columns = [image_to_rgb(read_images([image_path(set_folder(out / "images", method, p), item.name)
-                                             for item in items])) for p in psnrs]
+        columns = [
+            image_to_rgb(read_images([image_path(set_folder(out / "images", method, p), item.name) for item in items]))
+            for p in psnrs
+        ]
         rows = [[ground_truth[r], maps[r]] + [column[r] for column in columns] for r in range(samples)]
         titles = ["ground truth", "map"] + [CLEAN if p is None else f"PSNR {p:g}" for p in psnrs]
         path = out / "figures" / f"samples_{method.name}.png"
@@ -209,8 +249,14 @@ def write_sample_figures(result: SweepResult, dataset: Dataset, table: ClassTabl
     return written
 
 
-def write_report(result: SweepResult, out: str | Path, *, dataset: Dataset | None = None,
-                 table: ClassTable | None = None, samples: int = 4) -> ReportFiles:
+def write_report(
+    result: SweepResult,
+    out: str | Path,
+    *,
+    dataset: Dataset | None = None,
+    table: ClassTable | None = None,
+    samples: int = 4,
+) -> ReportFiles:
     """Write every report file of ``result`` into ``out``; sample figures need ``dataset`` and ``table``."""
     out = Path(out)
     data = results_json(result)
@@ -219,9 +265,16 @@ def write_report(result: SweepResult, out: str | Path, *, dataset: Dataset | Non
     rows = [["method", "label", "psnr", *metric_keys, "kid_std", "images"]]
     labels = dict(_row_order(result))
     for record in data["results"]:
-        rows.append([record["method"], labels[record["method"]], record["psnr"],
-                     *("" if record[k] is None else record[k] for k in metric_keys),
-                     "" if record["kid_std"] is None else record["kid_std"], record["images"] or ""])
+        rows.append(
+            [
+                record["method"],
+                labels[record["method"]],
+                record["psnr"],
+                *("" if record[k] is None else record[k] for k in metric_keys),
+                "" if record["kid_std"] is None else record["kid_std"],
+                record["images"] or "",
+            ]
+        )
     atomic_write_text(out / "results.csv", csv_text(rows))
     class_rows = [["method", "psnr", "class", "iou"]]
     for record in data["results"]:
@@ -233,5 +286,6 @@ def write_report(result: SweepResult, out: str | Path, *, dataset: Dataset | Non
     figures = []
     if dataset is not None and table is not None and samples > 0:
         figures = write_sample_figures(result, dataset, table, out, samples=min(samples, result.count))
-    return ReportFiles(out / "results.json", out / "results.csv", out / "per_class_iou.csv", out / "report.md",
-                       plots, figures)
+    return ReportFiles(
+        out / "results.json", out / "results.csv", out / "per_class_iou.csv", out / "report.md", plots, figures
+    )

@@ -51,9 +51,18 @@ class Scoring:
     notes: dict[str, str]
 
 
-def build_set_scorer(networks: ScoringNetworks, dataset: Dataset, count: int, table: ClassTable, *, feature_dir: Path,
-                     device: str | torch.device = "cpu", batch_size: int = 16, seed: int = 0,
-                     progress: bool = True) -> Scoring:
+def build_set_scorer(
+    networks: ScoringNetworks,
+    dataset: Dataset,
+    count: int,
+    table: ClassTable,
+    *,
+    feature_dir: Path,
+    device: str | torch.device = "cpu",
+    batch_size: int = 16,
+    seed: int = 0,
+    progress: bool = True,
+) -> Scoring:
     """Load the scoring networks onto ``device`` and build the scorer of items 0 .. count - 1 of ``dataset``.
 
     Args:
@@ -82,15 +91,28 @@ def build_set_scorer(networks: ScoringNetworks, dataset: Dataset, count: int, ta
     size = (dataset[0].image.shape[1], dataset[0].image.shape[2])
     ms_ssim = min(size) >= MS_SSIM_MIN_SIDE
     if not ms_ssim:
-        notes["ms_ssim"] = (f"images of {size[0]}x{size[1]} px are too small for 5 scales "
-                            f"(need {MS_SSIM_MIN_SIDE} px a side)")
+        notes["ms_ssim"] = (
+            f"images of {size[0]}x{size[1]} px are too small for 5 scales (need {MS_SSIM_MIN_SIDE} px a side)"
+        )
     inception = InceptionFeatures(networks.inception) if networks.fid else None
     if inception is None:
         notes["fid"] = notes["kid"] = "skipped (--no-fid)"
     for network in (segmenter, lpips, inception):
         if network is not None:
             network.to(device)
-    scorer = SetScorer(dataset, count, EvaluationClasses.from_table(table), segmenter=segmenter, lpips=lpips,
-                       ms_ssim=ms_ssim, inception=inception, feature_dir=feature_dir, batch_size=batch_size,
-                       kid_subsets=networks.kid_subsets, seed=seed, device=device, progress=progress)
+    scorer = SetScorer(
+        dataset,
+        count,
+        EvaluationClasses.from_table(table),
+        segmenter=segmenter,
+        lpips=lpips,
+        ms_ssim=ms_ssim,
+        inception=inception,
+        feature_dir=feature_dir,
+        batch_size=batch_size,
+        kid_subsets=networks.kid_subsets,
+        seed=seed,
+        device=device,
+        progress=progress,
+    )
     return Scoring(scorer, notes)

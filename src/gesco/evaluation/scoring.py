@@ -76,8 +76,9 @@ class FeatureCache:
             return stored.get_tensor("features")
 
     def save(self, features: torch.Tensor) -> None:
-        save_tensors(self.path, {"features": features},
-                     metadata={"names": json.dumps(self.names), "extractor": self.extractor})
+        save_tensors(
+            self.path, {"features": features}, metadata={"names": json.dumps(self.names), "extractor": self.extractor}
+        )
 
 
 class SetScorer:
@@ -94,10 +95,23 @@ class SetScorer:
         device: where the networks run (they must be there already); scores are gathered on the CPU.
     """
 
-    def __init__(self, dataset: Dataset, count: int, classes: EvaluationClasses, *, segmenter: Segmenter | None,
-                 lpips: torch.nn.Module | None, ms_ssim: bool, inception: InceptionFeatures | None,
-                 feature_dir: Path, batch_size: int = 16, kid_subsets: int = 100, seed: int = 0,
-                 device: str | torch.device = "cpu", progress: bool = True):
+    def __init__(
+        self,
+        dataset: Dataset,
+        count: int,
+        classes: EvaluationClasses,
+        *,
+        segmenter: Segmenter | None,
+        lpips: torch.nn.Module | None,
+        ms_ssim: bool,
+        inception: InceptionFeatures | None,
+        feature_dir: Path,
+        batch_size: int = 16,
+        kid_subsets: int = 100,
+        seed: int = 0,
+        device: str | torch.device = "cpu",
+        progress: bool = True,
+    ):
         self.dataset, self.count, self.classes = dataset, count, classes
         self.segmenter, self.lpips, self.ms_ssim, self.inception = segmenter, lpips, ms_ssim, inception
         self.feature_dir, self.batch_size, self.progress = feature_dir, batch_size, progress
@@ -108,8 +122,13 @@ class SetScorer:
 
     def _batches(self, description: str) -> Iterator[Batch]:
         total = -(-self.count // self.batch_size)
-        return tqdm(ground_truth_batches(self.dataset, self.count, self.batch_size), total=total,
-                    disable=not self.progress, desc=description, unit="batch")
+        return tqdm(
+            ground_truth_batches(self.dataset, self.count, self.batch_size),
+            total=total,
+            disable=not self.progress,
+            desc=description,
+            unit="batch",
+        )
 
     def _feature_cache(self, key: str) -> FeatureCache:
         return FeatureCache(self.feature_dir / f"{key}.safetensors", self.names, str(self.inception.path))
@@ -119,8 +138,9 @@ class SetScorer:
             cache = self._feature_cache("real")
             features = cache.load()
             if features is None:
-                features = torch.cat([self.inception(b.image.to(self.device)).cpu()
-                                      for b in self._batches("inception real")])
+                features = torch.cat(
+                    [self.inception(b.image.to(self.device)).cpu() for b in self._batches("inception real")]
+                )
                 cache.save(features)
             self._distribution = DistributionMetrics(features, kid_subsets=self._kid_subsets, seed=self._seed)
         return self._distribution
@@ -167,5 +187,8 @@ class SetScorer:
                 cached = torch.cat(features)
                 cache.save(cached)
             distribution = self._distribution_metrics().score(cached)
-        return SetScores(segmentation=confusion.compute() if confusion is not None else None,
-                         paired=paired.compute(), distribution=distribution)
+        return SetScores(
+            segmentation=confusion.compute() if confusion is not None else None,
+            paired=paired.compute(),
+            distribution=distribution,
+        )

@@ -88,8 +88,11 @@ class SegmenterConfig(Config):
 def _conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
     layers = []
     for channels in (in_channels, out_channels):
-        layers += [nn.Conv2d(channels, out_channels, 3, padding=1, bias=False), nn.BatchNorm2d(out_channels),
-                   nn.ReLU(inplace=True)]
+        layers += [
+            nn.Conv2d(channels, out_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+        ]
     return nn.Sequential(*layers)
 
 
@@ -103,12 +106,8 @@ class GescoSegmenter(WeightsFolder, nn.Module):
         self.config = config
         self.table = class_table(config.class_table)
         widths = config.widths
-        self.encoder = nn.ModuleList(
-            _conv_block(3 if i == 0 else widths[i - 1], widths[i]) for i in range(len(widths))
-        )
-        self.decoder = nn.ModuleList(
-            _conv_block(widths[i + 1] + widths[i], widths[i]) for i in range(len(widths) - 1)
-        )
+        self.encoder = nn.ModuleList(_conv_block(3 if i == 0 else widths[i - 1], widths[i]) for i in range(len(widths)))
+        self.decoder = nn.ModuleList(_conv_block(widths[i + 1] + widths[i], widths[i]) for i in range(len(widths) - 1))
         self.head = nn.Conv2d(widths[0], len(config.class_ids), 1)
         self.register_buffer("class_ids", torch.tensor(config.class_ids, dtype=torch.long), persistent=False)
 
@@ -218,7 +217,9 @@ class ExternalSegmenter:
         return self
 
     @classmethod
-    def from_file(cls, path: str | Path, config: str | Path | ExternalSegmenterConfig | None = None) -> ExternalSegmenter:
+    def from_file(
+        cls, path: str | Path, config: str | Path | ExternalSegmenterConfig | None = None
+    ) -> ExternalSegmenter:
         """Load ``path`` (``.onnx`` or a TorchScript file); ``config`` defaults to the ``.json`` beside it."""
         path = Path(path)
         if not path.is_file():
@@ -268,4 +269,3 @@ def load_segmenter(path: str | Path, config: str | Path | None = None) -> Segmen
             raise FileNotFoundError(f"{path} is not a gesco segmenter folder (no {SegmenterConfig.config_name})")
         return GescoSegmenter.from_pretrained(path)
     return ExternalSegmenter.from_file(path, config)
-

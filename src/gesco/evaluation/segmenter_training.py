@@ -46,7 +46,8 @@ class SegmenterTrainConfig(Config):
     output_dir: str = "runs/segmenter"
     data: DataConfig = field(default_factory=lambda: DataConfig(kind="synthetic", num_scenes=20000))
     validation: DataConfig = field(
-        default_factory=lambda: DataConfig(kind="synthetic", num_scenes=200, seed_offset=VALIDATION_SEED_OFFSET))
+        default_factory=lambda: DataConfig(kind="synthetic", num_scenes=200, seed_offset=VALIDATION_SEED_OFFSET)
+    )
     model: SegmenterConfig = field(default_factory=SegmenterConfig)
     batch_size: int = 16
     max_steps: int = 6000
@@ -98,8 +99,9 @@ def target_lookup(table: ClassTable, class_ids: tuple[int, ...]) -> torch.Tensor
     return lookup
 
 
-def class_weights(dataset: Dataset, lookup: torch.Tensor, num_logits: int, *, scenes: int, power: float,
-                  max_weight: float) -> torch.Tensor:
+def class_weights(
+    dataset: Dataset, lookup: torch.Tensor, num_logits: int, *, scenes: int, power: float, max_weight: float
+) -> torch.Tensor:
     """float32 (K,): frequency ** -power over the first ``scenes`` items, mean 1 over seen classes, capped;
     classes never seen get weight 0."""
     counts = torch.zeros(num_logits, dtype=torch.float64)
@@ -115,7 +117,9 @@ def class_weights(dataset: Dataset, lookup: torch.Tensor, num_logits: int, *, sc
     return weights.clamp(max=max_weight).float()
 
 
-def augment(images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def augment(
+    images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Random flips, brightness / contrast / saturation jitter and Gaussian pixel noise, per image.
 
     images: float (B, 3, H, W) in [-1, 1]; labels: int64 (B, H, W). Returns both, images clamped to [-1, 1].
@@ -147,36 +151,55 @@ def evaluate_segmenter(segmenter, dataset: Dataset, *, batch_size: int = 32) -> 
 def _table_of(data: DataConfig, model: SegmenterConfig) -> ClassTable:
     expected = {"synthetic": "cityscapes", "cityscapes": "cityscapes"}.get(data.kind, data.kind)
     if data.kind != "folder" and expected != model.class_table:
-        raise ValueError(f"data kind {data.kind!r} has {expected!r} labels but model.class_table is "
-                         f"{model.class_table!r}; set model.class_table={expected!r}")
+        raise ValueError(
+            f"data kind {data.kind!r} has {expected!r} labels but model.class_table is "
+            f"{model.class_table!r}; set model.class_table={expected!r}"
+        )
     return class_table(model.class_table)
 
 
 def loop_settings(config: SegmenterTrainConfig) -> LoopSettings:
     """The shared loop's part of a segmenter run."""
     return LoopSettings(
-        output_dir=config.output_dir, seed=config.seed, batch_size=config.batch_size, max_steps=config.max_steps,
-        checkpoint_every=config.checkpoint_every, keep_checkpoints=config.keep_checkpoints,
-        warmup_steps=config.warmup_steps, lr_schedule=config.lr_schedule, ema_decay=config.ema_decay,
-        device="cpu" if config.device == "cpu" else "auto", num_workers=config.data.num_workers,
+        output_dir=config.output_dir,
+        seed=config.seed,
+        batch_size=config.batch_size,
+        max_steps=config.max_steps,
+        checkpoint_every=config.checkpoint_every,
+        keep_checkpoints=config.keep_checkpoints,
+        warmup_steps=config.warmup_steps,
+        lr_schedule=config.lr_schedule,
+        ema_decay=config.ema_decay,
+        device="cpu" if config.device == "cpu" else "auto",
+        num_workers=config.data.num_workers,
         name="train-segmenter",
     )
 
 
-def train_segmenter(config: SegmenterTrainConfig, *, resume: bool = False,
-                    progress: bool = True) -> SegmenterTrainResult:
+def train_segmenter(
+    config: SegmenterTrainConfig, *, resume: bool = False, progress: bool = True
+) -> SegmenterTrainResult:
     """Run (or continue, with ``resume``) the segmenter training of ``config``; export ``output_dir/model``."""
     table = _table_of(config.data, config.model)
     loop = TrainingLoop(
-        loop_settings(config), lambda: GescoSegmenter(config.model),
+        loop_settings(config),
+        lambda: GescoSegmenter(config.model),
         lambda parameters: torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay),
-        config=config, resume=resume, progress=progress,
+        config=config,
+        resume=resume,
+        progress=progress,
     )
     dataset = build_dataset(config.data, table)
     validation = build_dataset(config.validation, table)
     lookup = target_lookup(table, config.model.class_ids)
-    weights = class_weights(dataset, lookup, len(config.model.class_ids), scenes=config.weight_scenes,
-                            power=config.class_weight_power, max_weight=config.max_class_weight)
+    weights = class_weights(
+        dataset,
+        lookup,
+        len(config.model.class_ids),
+        scenes=config.weight_scenes,
+        power=config.class_weight_power,
+        max_weight=config.max_class_weight,
+    )
     if loop.is_main_process:
         named = {table.names[c]: round(float(w), 4) for c, w in zip(config.model.class_ids, weights, strict=True)}
         atomic_write_text(Path(config.output_dir) / "class_weights.json", json.dumps(named, indent=2) + "\n")
@@ -186,8 +209,9 @@ def train_segmenter(config: SegmenterTrainConfig, *, resume: bool = False,
         if config.augment:
             images, labels = augment(images, labels, inputs.generator)
         logits = inputs.model(images.to(inputs.device))
-        return F.cross_entropy(logits, lookup[labels].to(inputs.device), weight=weights.to(inputs.device),
-                               ignore_index=IGNORED)
+        return F.cross_entropy(
+            logits, lookup[labels].to(inputs.device), weight=weights.to(inputs.device), ignore_index=IGNORED
+        )
 
     scores: SegmentationScores | None = None
 
@@ -196,10 +220,16 @@ def train_segmenter(config: SegmenterTrainConfig, *, resume: bool = False,
         scores = evaluate_segmenter(_ema_model(config.model, loop.ema), validation)
         return {"validation_miou": scores.miou, "validation_per_class_iou": scores.per_class_iou}
 
-    result = loop.run(dataset, step, collate_fn=collate, on_checkpoint=validate,
-                      export=lambda ema, directory: _ema_model(config.model, ema).save_pretrained(directory))
-    return SegmenterTrainResult(step=result.step, losses=result.losses, validation=scores,
-                                output_dir=result.output_dir, seconds=result.seconds)
+    result = loop.run(
+        dataset,
+        step,
+        collate_fn=collate,
+        on_checkpoint=validate,
+        export=lambda ema, directory: _ema_model(config.model, ema).save_pretrained(directory),
+    )
+    return SegmenterTrainResult(
+        step=result.step, losses=result.losses, validation=scores, output_dir=result.output_dir, seconds=result.seconds
+    )
 
 
 def _ema_model(config: SegmenterConfig, ema: EMA) -> GescoSegmenter:

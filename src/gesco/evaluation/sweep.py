@@ -90,12 +90,22 @@ def seeded_generator(seed: int, index: int, psnr: float | None, stream: int) -> 
 def starting_noise(seed: int, indices: Sequence[int], psnr: float | None, shape: Sequence[int]) -> torch.Tensor:
     """x_T of images ``indices`` at ``psnr``, (len(indices), *shape): each from its own generator, so an image
     does not depend on its batch."""
-    return torch.stack([torch.randn(tuple(shape), generator=seeded_generator(seed, i, psnr, START_STREAM))
-                        for i in indices])
+    return torch.stack(
+        [torch.randn(tuple(shape), generator=seeded_generator(seed, i, psnr, START_STREAM)) for i in indices]
+    )
 
 
-def send_batch(batch: Batch, indices: Sequence[int], receiver: DiffusionReceiver, *, psnr: float | None,
-               map_denoiser: str, seed: int, generate: bool = False, sampler: SamplerConfig | None = None) -> LinkOutput:
+def send_batch(
+    batch: Batch,
+    indices: Sequence[int],
+    receiver: DiffusionReceiver,
+    *,
+    psnr: float | None,
+    map_denoiser: str,
+    seed: int,
+    generate: bool = False,
+    sampler: SamplerConfig | None = None,
+) -> LinkOutput:
     """A batch through the link: the transmitter, AWGN at PSNR label ``psnr`` (None: clean), the map denoiser and,
     with ``generate``, the receiver's image generator.
 
@@ -107,26 +117,44 @@ def send_batch(batch: Batch, indices: Sequence[int], receiver: DiffusionReceiver
     link = Link(channel=AWGNChannel(), receiver=Receiver(receiver if generate else None, map_denoiser=map_denoiser))
     device = next(receiver.unet.parameters()).device
     x_T = starting_noise(seed, indices, psnr, batch.image.shape[1:]).to(device) if generate else None
-    return link(semantic_map, quality, generator=[seeded_generator(seed, i, psnr, CHANNEL_STREAM) for i in indices],
-                receiver_generator=seeded_generator(seed, indices[0], psnr, STEP_STREAM), x_T=x_T, sampler=sampler)
+    return link(
+        semantic_map,
+        quality,
+        generator=[seeded_generator(seed, i, psnr, CHANNEL_STREAM) for i in indices],
+        receiver_generator=seeded_generator(seed, indices[0], psnr, STEP_STREAM),
+        x_T=x_T,
+        sampler=sampler,
+    )
 
 
-def conditioning_maps(batch: Batch, first_index: int, receiver: DiffusionReceiver, *, psnr: float | None,
-                      map_denoiser: str, seed: int) -> torch.Tensor:
+def conditioning_maps(
+    batch: Batch, first_index: int, receiver: DiffusionReceiver, *, psnr: float | None, map_denoiser: str, seed: int
+) -> torch.Tensor:
     """The conditioning maps (B, C, H, W) of a batch (see ``send_batch``); untransmitted channels 0."""
     indices = range(first_index, first_index + batch.labels.shape[0])
     return send_batch(batch, indices, receiver, psnr=psnr, map_denoiser=map_denoiser, seed=seed).condition
 
 
-def received_map_labels(batch: Batch, first_index: int, receiver: DiffusionReceiver, *, psnr: float,
-                        seed: int) -> torch.Tensor:
+def received_map_labels(
+    batch: Batch, first_index: int, receiver: DiffusionReceiver, *, psnr: float, seed: int
+) -> torch.Tensor:
     """The FDS-filtered received maps read as segmentations: int64 (B, H, W) argmax over the class channels."""
     condition = conditioning_maps(batch, first_index, receiver, psnr=psnr, map_denoiser="fds", seed=seed)
     return condition[:, : receiver.table.num_classes].argmax(dim=1)
 
 
-def generate_set(receiver: DiffusionReceiver, method: Method, psnr: float | None, dataset: Dataset,
-                 indices: Sequence[int], folder: Path, *, seed: int, batch_size: int, progress: bool = True) -> int:
+def generate_set(
+    receiver: DiffusionReceiver,
+    method: Method,
+    psnr: float | None,
+    dataset: Dataset,
+    indices: Sequence[int],
+    folder: Path,
+    *,
+    seed: int,
+    batch_size: int,
+    progress: bool = True,
+) -> int:
     """Generate the images of ``indices`` into ``folder``; returns how many were made (the caller passes only
     the missing ones)."""
     made = 0
@@ -134,8 +162,16 @@ def generate_set(receiver: DiffusionReceiver, method: Method, psnr: float | None
     description = f"{method.name} {CLEAN if psnr is None else 'psnr' + psnr_label(psnr)}"
     for chunk in tqdm(chunks, disable=not progress, desc=description, unit="batch"):
         batch = collate([dataset[i] for i in chunk])
-        images = send_batch(batch, chunk, receiver, psnr=psnr, map_denoiser=method.map_denoiser, seed=seed,
-                            generate=True, sampler=method.sampler).images
+        images = send_batch(
+            batch,
+            chunk,
+            receiver,
+            psnr=psnr,
+            map_denoiser=method.map_denoiser,
+            seed=seed,
+            generate=True,
+            sampler=method.sampler,
+        ).images
         for name, picture in zip(batch.names, image_to_rgb(images), strict=True):
             atomic_save(image_path(folder, name), lambda tmp, p=picture: Image.fromarray(p).save(tmp, format="PNG"))
             made += 1
@@ -173,8 +209,12 @@ def payload_summary(dataset: Dataset, count: int, receiver: DiffusionReceiver) -
     sizes = []
     for i in range(count):
         item = dataset[i]
-        semantic_map = SemanticMap(item.labels[None], receiver.table, None if item.instances is None else
-                                   item.instances[None], receiver.config.edge_rule)
+        semantic_map = SemanticMap(
+            item.labels[None],
+            receiver.table,
+            None if item.instances is None else item.instances[None],
+            receiver.config.edge_rule,
+        )
         sizes += payload_sizes(semantic_map, image_to_rgb(item.image[None]))
     return mean_payload_sizes(sizes).per_pixel()
 
@@ -183,10 +223,22 @@ def set_folder(images_root: Path, method: Method, psnr: float | None) -> Path:
     return images_root / method.name / (CLEAN if psnr is None else f"psnr{psnr_label(psnr)}")
 
 
-def run_sweep(receivers: dict[str, DiffusionReceiver], methods: Sequence[Method], dataset: Dataset, *,
-              count: int, psnrs: Sequence[float], out: Path, scorer: SetScorer, seed: int = 0, batch_size: int = 8,
-              notes: dict[str, str] | None = None, settings: dict | None = None,
-              accelerator: Accelerator | None = None, progress: bool = True) -> SweepResult | None:
+def run_sweep(
+    receivers: dict[str, DiffusionReceiver],
+    methods: Sequence[Method],
+    dataset: Dataset,
+    *,
+    count: int,
+    psnrs: Sequence[float],
+    out: Path,
+    scorer: SetScorer,
+    seed: int = 0,
+    batch_size: int = 8,
+    notes: dict[str, str] | None = None,
+    settings: dict | None = None,
+    accelerator: Accelerator | None = None,
+    progress: bool = True,
+) -> SweepResult | None:
     """Generate every (method, PSNR) set that is not complete, then score them all (main process only).
 
     Returns the result on the main process and None on the others.
@@ -211,11 +263,29 @@ def run_sweep(receivers: dict[str, DiffusionReceiver], methods: Sequence[Method]
         started = time.perf_counter()
         if split:
             with accelerator.split_between_processes(pending) as mine:
-                generate_set(receivers[method.model], method, psnr, dataset, mine, folder, seed=seed,
-                             batch_size=batch_size, progress=progress and accelerator.is_main_process)
+                generate_set(
+                    receivers[method.model],
+                    method,
+                    psnr,
+                    dataset,
+                    mine,
+                    folder,
+                    seed=seed,
+                    batch_size=batch_size,
+                    progress=progress and accelerator.is_main_process,
+                )
         else:
-            generate_set(receivers[method.model], method, psnr, dataset, pending, folder, seed=seed,
-                         batch_size=batch_size, progress=progress)
+            generate_set(
+                receivers[method.model],
+                method,
+                psnr,
+                dataset,
+                pending,
+                folder,
+                seed=seed,
+                batch_size=batch_size,
+                progress=progress,
+            )
         generation_seconds[f"{method.name}/{folder.name}"] = round(time.perf_counter() - started, 3)
     if accelerator is not None:
         accelerator.wait_for_everyone()
@@ -229,7 +299,8 @@ def run_sweep(receivers: dict[str, DiffusionReceiver], methods: Sequence[Method]
     for psnr, label in zip(psnrs, labels, strict=True):
         scores = scorer.score_maps(
             lambda batch, first, p=psnr: received_map_labels(batch, first, gesco, psnr=p, seed=seed),
-            f"received map psnr{label}")
+            f"received map psnr{label}",
+        )
         cells.append(Cell(RECEIVED_MAP, label, scores))
     for method in methods:
         if method.clean_map:
@@ -240,14 +311,22 @@ def run_sweep(receivers: dict[str, DiffusionReceiver], methods: Sequence[Method]
             folder = set_folder(out / "images", method, psnr)
             cells.append(Cell(method.name, label, scorer.score_images(folder, f"{method.name}/{folder.name}")))
     return SweepResult(
-        methods=list(methods), psnrs=labels, count=count, cells=cells, class_names=scorer.classes.names,
-        payload=payload_summary(dataset, count, gesco), notes=dict(notes or {}), settings=dict(settings or {}),
-        generation_seconds=generation_seconds, scoring_seconds=round(time.perf_counter() - started, 3),
+        methods=list(methods),
+        psnrs=labels,
+        count=count,
+        cells=cells,
+        class_names=scorer.classes.names,
+        payload=payload_summary(dataset, count, gesco),
+        notes=dict(notes or {}),
+        settings=dict(settings or {}),
+        generation_seconds=generation_seconds,
+        scoring_seconds=round(time.perf_counter() - started, 3),
     )
 
 
-def sampler_variant(base: SamplerConfig, *, sampler: str | None = None, steps: int | None = None,
-                    guidance: float | None = None) -> SamplerConfig:
+def sampler_variant(
+    base: SamplerConfig, *, sampler: str | None = None, steps: int | None = None, guidance: float | None = None
+) -> SamplerConfig:
     """``base`` with another sampler / step count / guidance; switching to a non-respaced sampler drops the
     DDIM/DDPM-only settings."""
     changes = {k: v for k, v in (("sampler", sampler), ("steps", steps), ("guidance", guidance)) if v is not None}
@@ -256,18 +335,27 @@ def sampler_variant(base: SamplerConfig, *, sampler: str | None = None, steps: i
     return base.replace(**changes)
 
 
-def build_methods(sampler: SamplerConfig, *, with_sdm: bool, guidance_sweep: Sequence[float] = (),
-                  sampler_sweep: Sequence[tuple[str, int]] = ()) -> list[Method]:
+def build_methods(
+    sampler: SamplerConfig,
+    *,
+    with_sdm: bool,
+    guidance_sweep: Sequence[float] = (),
+    sampler_sweep: Sequence[tuple[str, int]] = (),
+) -> list[Method]:
     """The report's methods: GESCO, the SDM ablation (if a model is given), no FDS, the oracle, and variants."""
     methods = [Method(GESCO, "GESCO (noise-aware + FDS)", GESCO, "fds", False, sampler)]
     if with_sdm:
         methods.append(Method(SDM, "SDM (clean-trained, no FDS)", SDM, "none", False, sampler))
-    methods += [Method(NO_FDS, "GESCO without FDS", GESCO, "none", False, sampler),
-                Method(ORACLE, "GESCO on the clean map (oracle)", GESCO, "none", True, sampler)]
+    methods += [
+        Method(NO_FDS, "GESCO without FDS", GESCO, "none", False, sampler),
+        Method(ORACLE, "GESCO on the clean map (oracle)", GESCO, "none", True, sampler),
+    ]
     for guidance in guidance_sweep:
         variant = sampler_variant(sampler, guidance=guidance)
         if variant != sampler:
-            methods.append(Method(f"gesco-g{guidance:g}", f"GESCO, guidance {guidance:g}", GESCO, "fds", False, variant))
+            methods.append(
+                Method(f"gesco-g{guidance:g}", f"GESCO, guidance {guidance:g}", GESCO, "fds", False, variant)
+            )
     for name, steps in sampler_sweep:
         variant = sampler_variant(sampler, sampler=name, steps=steps)
         if variant != sampler:

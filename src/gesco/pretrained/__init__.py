@@ -2,8 +2,8 @@
 
 Each model is a folder ``gesco/pretrained/<name>/`` holding its ``MODEL_CARD.md`` and the files its class
 reads with ``from_pretrained``: a receiver folder (``receiver.json`` + ``unet/``), or a segmenter or
-Deep JSCC folder (``config.json`` of a ``SegmenterConfig`` / ``DeepJSCCConfig`` + ``model.safetensors``). Weights are stored in float16 to keep
-the wheel small and are loaded as float32.
+Deep JSCC folder (``config.json`` of a ``SegmenterConfig`` / ``DeepJSCCConfig`` + ``model.safetensors``).
+Weights are stored in float16 to keep the wheel small and are loaded as float32.
 
 >>> import gesco.pretrained
 >>> gesco.pretrained.available()                                  # doctest: +SKIP

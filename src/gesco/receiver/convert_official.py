@@ -66,14 +66,24 @@ UNUSED_SPADE_HIDDEN_CHANNELS = 128
 _SUBLAYERS = {
     "plain": {"": ""},
     "encoder_res": {
-        "in_layers.0": "norm_in", "in_layers.2": "conv_in", "emb_layers.1": "time_proj",
-        "out_layers.0": "norm_out", "out_layers.3": "conv_out", "skip_connection": "skip",
+        "in_layers.0": "norm_in",
+        "in_layers.2": "conv_in",
+        "emb_layers.1": "time_proj",
+        "out_layers.0": "norm_out",
+        "out_layers.3": "conv_out",
+        "skip_connection": "skip",
     },
     "decoder_res": {
-        "in_norm.mlp_shared.0": "norm_in.shared", "in_norm.mlp_gamma": "norm_in.gamma", "in_norm.mlp_beta": "norm_in.beta",
-        "in_layers.1": "conv_in", "emb_layers.1": "time_proj",
-        "out_norm.mlp_shared.0": "norm_out.shared", "out_norm.mlp_gamma": "norm_out.gamma",
-        "out_norm.mlp_beta": "norm_out.beta", "out_layers.2": "conv_out", "skip_connection": "skip",
+        "in_norm.mlp_shared.0": "norm_in.shared",
+        "in_norm.mlp_gamma": "norm_in.gamma",
+        "in_norm.mlp_beta": "norm_in.beta",
+        "in_layers.1": "conv_in",
+        "emb_layers.1": "time_proj",
+        "out_norm.mlp_shared.0": "norm_out.shared",
+        "out_norm.mlp_gamma": "norm_out.gamma",
+        "out_norm.mlp_beta": "norm_out.beta",
+        "out_layers.2": "conv_out",
+        "skip_connection": "skip",
     },
     "attention": {"norm": "norm", "qkv": "qkv", "proj_out": "proj_out"},
     "downsample": {"op": "conv"},
@@ -113,8 +123,11 @@ def _block_prefixes(config: UNetConfig) -> list[tuple[str, str, str]]:
     """(official prefix, gesco prefix, kind) of every layer, walking the UNet in the official order."""
     levels, per_level = len(config.channel_mult), config.num_res_blocks
     resample_kind = {True: ("encoder_res", "decoder_res"), False: ("downsample", "upsample")}[config.resblock_updown]
-    blocks = [("time_embed.0", "time_embedding.linear_in", "plain"), ("time_embed.2", "time_embedding.linear_out", "plain"),
-              ("input_blocks.0.0", "input_conv", "plain")]
+    blocks = [
+        ("time_embed.0", "time_embedding.linear_in", "plain"),
+        ("time_embed.2", "time_embedding.linear_out", "plain"),
+        ("input_blocks.0.0", "input_conv", "plain"),
+    ]
     index = 1
     for level in range(levels):
         attention = config.level_ds[level] in config.attention_ds
@@ -126,8 +139,11 @@ def _block_prefixes(config: UNetConfig) -> list[tuple[str, str, str]]:
         if level < levels - 1:
             blocks.append((f"input_blocks.{index}.0", f"encoder.{level}.downsample", resample_kind[0]))
             index += 1
-    blocks += [("middle_block.0", "middle.res_block_in", "decoder_res"), ("middle_block.1", "middle.attention", "attention"),
-               ("middle_block.2", "middle.res_block_out", "decoder_res")]
+    blocks += [
+        ("middle_block.0", "middle.res_block_in", "decoder_res"),
+        ("middle_block.1", "middle.attention", "attention"),
+        ("middle_block.2", "middle.res_block_out", "decoder_res"),
+    ]
     index = 0
     for level in reversed(range(levels)):
         attention = config.level_ds[level] in config.attention_ds
@@ -208,6 +224,7 @@ def infer_official_config(state_dict: Mapping[str, torch.Tensor]) -> UNetConfig:
     The attention head width is not stored in the weights; it is taken from the gesco preset
     (:data:`PRESET_NAMES`) whose architecture the weights match, otherwise a ``ValueError`` asks for a config.
     """
+
     def shape(key: str) -> torch.Size:
         if key not in state_dict:
             raise ValueError(f"not an official GESCO/SDM UNet state dict: no {key!r}")
@@ -230,9 +247,14 @@ def infer_official_config(state_dict: Mapping[str, torch.Tensor]) -> UNetConfig:
         if f"input_blocks.{first}.1.qkv.weight" in state_dict:
             attention_ds.append(2**level)
     fields = {
-        "base_channels": base, "channel_mult": tuple(channel_mult), "num_res_blocks": per_level,
-        "attention_ds": tuple(attention_ds), "label_channels": label_channels, "spade_hidden_channels": hidden,
-        "in_channels": in_channels, "learn_sigma": out_channels == 2 * in_channels,
+        "base_channels": base,
+        "channel_mult": tuple(channel_mult),
+        "num_res_blocks": per_level,
+        "attention_ds": tuple(attention_ds),
+        "label_channels": label_channels,
+        "spade_hidden_channels": hidden,
+        "in_channels": in_channels,
+        "learn_sigma": out_channels == 2 * in_channels,
         "resblock_updown": not any(k.endswith(".conv.weight") for k in state_dict if k.startswith("output_blocks.")),
         "scale_shift_norm": shape("middle_block.0.emb_layers.1.weight")[0] == 2 * base * channel_mult[-1],
     }
@@ -275,7 +297,8 @@ def convert_official_state_dict(
     if dropped:
         logger.info(
             "dropped %d unused encoder spade_norm tensors (%s parameters) that the official forward never calls",
-            len(dropped), f"{dropped_parameters:,}",
+            len(dropped),
+            f"{dropped_parameters:,}",
         )
     return OfficialConversion(converted, config, dropped, dropped_parameters)
 
@@ -345,8 +368,9 @@ def check_image_size(image_size: tuple[int, int], config: UNetConfig) -> tuple[i
     Raises:
         ValueError: a side that is not a positive int, or not a multiple of :func:`size_factor`.
     """
-    if (len(image_size) != 2
-            or any(isinstance(side, bool) or not isinstance(side, int) or side < 1 for side in image_size)):
+    if len(image_size) != 2 or any(
+        isinstance(side, bool) or not isinstance(side, int) or side < 1 for side in image_size
+    ):
         raise ValueError(f"image_size must be (height, width) in positive ints, got {image_size!r}")
     factor = size_factor(config)
     if any(side % factor for side in image_size):
@@ -391,8 +415,9 @@ def convert_official_checkpoint(
     unet_config, preset_size = _config_and_size(config)
     size = image_size if image_size is not None else preset_size
     if size is None:
-        paper = ", ".join(f"{m.class_table} {m.paper_image_size[0]}x{m.paper_image_size[1]}"
-                          for m in OFFICIAL_TABLES.values())
+        paper = ", ".join(
+            f"{m.class_table} {m.paper_image_size[0]}x{m.paper_image_size[1]}" for m in OFFICIAL_TABLES.values()
+        )
         raise ValueError(
             "an official checkpoint does not store the image size it was trained at: give image_size (CLI: "
             f"--image-size HEIGHTxWIDTH; the paper's models: {paper}) or the paper's preset as config "
@@ -409,13 +434,19 @@ def convert_official_checkpoint(
         size = check_image_size(tuple(size), conversion.config)
     channels = conversion.config.label_channels
     if channels not in OFFICIAL_TABLES:
-        raise ValueError(f"the checkpoint takes {channels} label channels; official models take one of "
-                         f"{sorted(OFFICIAL_TABLES)} (Cityscapes, ADE20K, COCO-Stuff)")
+        raise ValueError(
+            f"the checkpoint takes {channels} label channels; official models take one of "
+            f"{sorted(OFFICIAL_TABLES)} (Cityscapes, ADE20K, COCO-Stuff)"
+        )
     official = OFFICIAL_TABLES[channels]
     model = GescoUNet.from_state_dict(conversion.state_dict, conversion.config, source=source)
     receiver_config = ReceiverConfig(
-        class_table=official.class_table, edge_rule="official", image_size=size,
-        sampler=SamplerConfig(sampler="ddim", steps=50, guidance=official.guidance), training_noise="paper")
+        class_table=official.class_table,
+        edge_rule="official",
+        image_size=size,
+        sampler=SamplerConfig(sampler="ddim", steps=50, guidance=official.guidance),
+        training_noise="paper",
+    )
     receiver = DiffusionReceiver(model, receiver_config)
     path = receiver.save_pretrained(output_dir)
     return ConvertedCheckpoint(path, receiver, conversion.dropped_keys, conversion.dropped_parameters)

@@ -30,7 +30,9 @@ def fast_denoise(values: torch.Tensor, transmitted: torch.Tensor) -> torch.Tenso
     if values.dim() != 4:
         raise ValueError(f"FDS takes a (B, C, H, W) map, got shape {tuple(values.shape)}")
     if transmitted.shape != values.shape[:2]:
-        raise ValueError(f"transmitted mask shape {tuple(transmitted.shape)} does not match map {tuple(values.shape[:2])}")
+        raise ValueError(
+            f"transmitted mask shape {tuple(transmitted.shape)} does not match map {tuple(values.shape[:2])}"
+        )
     check_finite("received map", values)
     mean = F.avg_pool2d(values, 3, stride=1, padding=1, count_include_pad=True)
     peak = F.max_pool2d(mean, 3, stride=1, padding=1)

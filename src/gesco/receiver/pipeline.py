@@ -41,7 +41,9 @@ class ReceiverConfig(Config):
 
     def __post_init__(self) -> None:
         if self.map_denoiser not in MAP_DENOISERS:
-            raise ValueError(f"ReceiverConfig.map_denoiser must be one of {list(MAP_DENOISERS)}, got {self.map_denoiser!r}")
+            raise ValueError(
+                f"ReceiverConfig.map_denoiser must be one of {list(MAP_DENOISERS)}, got {self.map_denoiser!r}"
+            )
 
 
 class DiffusionReceiver:
@@ -82,8 +84,15 @@ class DiffusionReceiver:
                 f"got {tuple(condition.shape)}"
             )
         with torch.no_grad():
-            return sample(self.unet, condition, sampler or self.config.sampler, diffusion=self.config.diffusion,
-                          generator=generator, x_T=x_T, progress=progress).sample
+            return sample(
+                self.unet,
+                condition,
+                sampler or self.config.sampler,
+                diffusion=self.config.diffusion,
+                generator=generator,
+                x_T=x_T,
+                progress=progress,
+            ).sample
 
     def save_pretrained(self, directory: str | Path) -> Path:
         directory = Path(directory)
@@ -99,6 +108,8 @@ class DiffusionReceiver:
         return cls(GescoUNet.from_pretrained(directory / "unet"), ReceiverConfig.load(directory))
 
 
-def receiver_from_weights(unet_config: UNetConfig, weights: dict[str, torch.Tensor], config: ReceiverConfig) -> DiffusionReceiver:
+def receiver_from_weights(
+    unet_config: UNetConfig, weights: dict[str, torch.Tensor], config: ReceiverConfig
+) -> DiffusionReceiver:
     """A receiver from a UNet config and a state dict (e.g. the EMA weights of a training run)."""
     return DiffusionReceiver(GescoUNet.from_state_dict(weights, unet_config), config)

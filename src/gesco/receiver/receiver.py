@@ -18,9 +18,15 @@ if TYPE_CHECKING:
 class ImageGenerator(Protocol):
     """Anything that turns a conditioning map into images, e.g. :class:`gesco.receiver.pipeline.DiffusionReceiver`."""
 
-    def __call__(self, condition: torch.Tensor, *, generator: torch.Generator | None = None,
-                 x_T: torch.Tensor | None = None, sampler: SamplerConfig | None = None,
-                 progress: bool = False) -> torch.Tensor:
+    def __call__(
+        self,
+        condition: torch.Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        x_T: torch.Tensor | None = None,
+        sampler: SamplerConfig | None = None,
+        progress: bool = False,
+    ) -> torch.Tensor:
         """condition: float (B, C, H, W) -> images float (B, 3, H, W) in [-1, 1]; ``sampler`` overrides the
         generator's default sampler for this call, ``x_T`` its starting noise."""
         ...
@@ -64,12 +70,17 @@ class Receiver(nn.Module):
         generator = DiffusionReceiver.from_pretrained(directory)
         return cls(generator, map_denoiser=map_denoiser or generator.config.map_denoiser)
 
-    def forward(self, received: Received, *, generator: torch.Generator | None = None,
-                x_T: torch.Tensor | None = None, sampler: SamplerConfig | None = None,
-                progress: bool = False) -> ReceiverOutput:
+    def forward(
+        self,
+        received: Received,
+        *,
+        generator: torch.Generator | None = None,
+        x_T: torch.Tensor | None = None,
+        sampler: SamplerConfig | None = None,
+        progress: bool = False,
+    ) -> ReceiverOutput:
         condition = self.map_denoiser(received)
         if self.image_generator is None:
             return ReceiverOutput(condition, None)
         images = self.image_generator(condition, generator=generator, x_T=x_T, sampler=sampler, progress=progress)
         return ReceiverOutput(condition, images)
-

@@ -37,8 +37,11 @@ def _png_bytes(array: np.ndarray, bits: int) -> bytes:
 
 def _compress(array: np.ndarray, bits: int) -> tuple[int, bytes]:
     png = _png_bytes(array, bits)
-    packed = lzma.compress(np.packbits(array).tobytes() if bits == 1 else array.astype(np.uint8).tobytes(),
-                           format=lzma.FORMAT_RAW, filters=[{"id": lzma.FILTER_LZMA2, "preset": 9}])
+    packed = lzma.compress(
+        np.packbits(array).tobytes() if bits == 1 else array.astype(np.uint8).tobytes(),
+        format=lzma.FORMAT_RAW,
+        filters=[{"id": lzma.FILTER_LZMA2, "preset": 9}],
+    )
     return (_PNG, png) if len(png) <= len(packed) else (_LZMA, packed)
 
 

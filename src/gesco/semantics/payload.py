@@ -62,9 +62,7 @@ class Payload:
         return self.values[index, self.transmitted[index]]
 
     @classmethod
-    def from_compact(
-        cls, table: ClassTable, present_ids: list[list[int]], compact: list[torch.Tensor]
-    ) -> Payload:
+    def from_compact(cls, table: ClassTable, present_ids: list[list[int]], compact: list[torch.Tensor]) -> Payload:
         """Re-insert received compact channels into the full layout; absent channels are zero."""
         if len(present_ids) != len(compact):
             raise ValueError(f"{len(present_ids)} id lists for {len(compact)} compact maps")
@@ -79,7 +77,9 @@ class Payload:
                 raise ValueError(f"present ids {bad} are outside the {table.name} table (0..{table.num_classes - 1})")
             channels = list(ids) + ([table.edge_channel] if table.has_edge else [])
             if maps.shape != (len(channels), height, width):
-                raise ValueError(f"map {b}: expected compact shape {(len(channels), height, width)}, got {tuple(maps.shape)}")
+                raise ValueError(
+                    f"map {b}: expected compact shape {(len(channels), height, width)}, got {tuple(maps.shape)}"
+                )
             transmitted[b, channels] = True
             values[b, channels] = maps
         return cls(values, transmitted, table)

@@ -26,9 +26,7 @@ NOISE_MODES = ("paper", "channel", "none")
 _CHANNEL_LINK = Link()
 
 
-def draw_sigmas(
-    batch_size: int, sigmas: Sequence[float], *, per_map: bool, generator: torch.Generator
-) -> torch.Tensor:
+def draw_sigmas(batch_size: int, sigmas: Sequence[float], *, per_map: bool, generator: torch.Generator) -> torch.Tensor:
     """(B,) noise levels drawn uniformly from ``sigmas``: one for the batch, or one per map."""
     choices = torch.tensor(sigmas, dtype=torch.float32)
     count = batch_size if per_map else 1

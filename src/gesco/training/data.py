@@ -29,7 +29,9 @@ def dataset_class_table(config: TrainConfig) -> ClassTable:
         return folder_table(config.data.num_classes)
     expected = TABLE_OF_KIND[config.data.kind]
     if config.class_table != expected:
-        raise ValueError(f"data kind {config.data.kind!r} uses the {expected!r} class table, not {config.class_table!r}")
+        raise ValueError(
+            f"data kind {config.data.kind!r} uses the {expected!r} class table, not {config.class_table!r}"
+        )
     return class_table(expected)
 
 

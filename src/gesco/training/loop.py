@@ -99,12 +99,23 @@ class StepBatchSampler(Sampler[list[int]]):
     over sit that epoch out).
     """
 
-    def __init__(self, size: int, batch_size: int, *, seed: int, start_step: int, max_steps: int,
-                 rank: int = 0, world_size: int = 1):
+    def __init__(
+        self,
+        size: int,
+        batch_size: int,
+        *,
+        seed: int,
+        start_step: int,
+        max_steps: int,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
         per_step = batch_size * world_size
         if size < per_step:
-            raise ValueError(f"the dataset has {size} items, fewer than one step needs ({batch_size} x "
-                             f"{world_size} processes = {per_step}); lower batch_size or add data")
+            raise ValueError(
+                f"the dataset has {size} items, fewer than one step needs ({batch_size} x "
+                f"{world_size} processes = {per_step}); lower batch_size or add data"
+            )
         self.size, self.batch_size, self.seed = size, batch_size, seed
         self.start_step, self.max_steps = start_step, max_steps
         self.rank, self.world_size = rank, world_size
@@ -191,8 +202,7 @@ class LoopSettings:
     name: str = "train"
 
     def __post_init__(self) -> None:
-        for name, allowed in (("lr_schedule", LR_SCHEDULES), ("mixed_precision", MIXED_PRECISION),
-                              ("device", DEVICES)):
+        for name, allowed in (("lr_schedule", LR_SCHEDULES), ("mixed_precision", MIXED_PRECISION), ("device", DEVICES)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"LoopSettings.{name} must be one of {list(allowed)}, got {getattr(self, name)!r}")
         for name in ("batch_size", "max_steps", "checkpoint_every"):
@@ -283,9 +293,16 @@ class TrainingLoop:
         FileNotFoundError: ``resume`` is on but there is no checkpoint.
     """
 
-    def __init__(self, settings: LoopSettings, build_model: Callable[[], nn.Module],
-                 build_optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer], *,
-                 config: Config | None = None, resume: bool = False, progress: bool = True):
+    def __init__(
+        self,
+        settings: LoopSettings,
+        build_model: Callable[[], nn.Module],
+        build_optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
+        *,
+        config: Config | None = None,
+        resume: bool = False,
+        progress: bool = True,
+    ):
         self.settings = settings
         self.output_dir = Path(settings.output_dir)
         self.checkpoints = self.output_dir / "checkpoints"
@@ -301,8 +318,9 @@ class TrainingLoop:
         if resume:
             self.start_step = restore_latest(self.checkpoints, model, self.ema, optimizer, self.lr_scheduler)
         elif list_checkpoints(self.checkpoints):
-            raise ValueError(f"{self.output_dir} already holds checkpoints: pass --resume to continue, "
-                             "or choose a new output_dir")
+            raise ValueError(
+                f"{self.output_dir} already holds checkpoints: pass --resume to continue, or choose a new output_dir"
+            )
         if config is not None and self.accelerator.is_main_process:
             config.save(self.output_dir)
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
@@ -351,18 +369,34 @@ class TrainingLoop:
                 the checkpoints on disk are intact.
         """
         s, accelerator = self.settings, self.accelerator
-        sampler = StepBatchSampler(len(dataset), s.batch_size, seed=s.seed, start_step=self.start_step,
-                                   max_steps=s.max_steps, rank=accelerator.process_index,
-                                   world_size=accelerator.num_processes)
+        sampler = StepBatchSampler(
+            len(dataset),
+            s.batch_size,
+            seed=s.seed,
+            start_step=self.start_step,
+            max_steps=s.max_steps,
+            rank=accelerator.process_index,
+            world_size=accelerator.num_processes,
+        )
         # The loader seeds its workers from its own generator, not the global RNG the checkpoint restored.
-        loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_fn, num_workers=s.num_workers,
-                            generator=torch.Generator().manual_seed(s.seed))
+        loader = DataLoader(
+            dataset,
+            batch_sampler=sampler,
+            collate_fn=collate_fn,
+            num_workers=s.num_workers,
+            generator=torch.Generator().manual_seed(s.seed),
+        )
         history_path = self.output_dir / "history.json"
         history = [entry for entry in _read_history(history_path) if entry["step"] <= self.start_step]
         losses: list[float] = []
         started = time.perf_counter()
-        bar = tqdm(total=s.max_steps, initial=self.start_step, desc=s.name, unit="step",
-                   disable=not (self.progress and accelerator.is_main_process))
+        bar = tqdm(
+            total=s.max_steps,
+            initial=self.start_step,
+            desc=s.name,
+            unit="step",
+            disable=not (self.progress and accelerator.is_main_process),
+        )
         step = self.start_step
         self.model.train()
         try:
@@ -419,14 +453,27 @@ class TrainingLoop:
         finally:
             bar.close()
             accelerator.end_training()
-        return LoopResult(step=step, processes=accelerator.num_processes, losses=losses, history=history,
-                          output_dir=self.output_dir, seconds=time.perf_counter() - started)
+        return LoopResult(
+            step=step,
+            processes=accelerator.num_processes,
+            losses=losses,
+            history=history,
+            output_dir=self.output_dir,
+            seconds=time.perf_counter() - started,
+        )
 
     def _save_checkpoint(self, step: int) -> None:
         self.accelerator.wait_for_everyone()
         if self.accelerator.is_main_process:
-            state = TrainingState(step, self.unwrapped_model.state_dict(), self.ema.state_dict(), self.ema.updates,
-                                  self.optimizer.state_dict(), self.lr_scheduler.state_dict(), torch.get_rng_state())
+            state = TrainingState(
+                step,
+                self.unwrapped_model.state_dict(),
+                self.ema.state_dict(),
+                self.ema.updates,
+                self.optimizer.state_dict(),
+                self.lr_scheduler.state_dict(),
+                torch.get_rng_state(),
+            )
             save_checkpoint(self.checkpoints, state, keep=self.settings.keep_checkpoints)
 
 
@@ -469,5 +516,9 @@ def _accelerator(settings: LoopSettings) -> Accelerator:
         if (state.device.type == "cpu") != cpu or state.mixed_precision != settings.mixed_precision:
             AcceleratorState._reset_state(reset_partial_state=True)
             GradientState._reset_state()
-    return Accelerator(cpu=cpu, mixed_precision=settings.mixed_precision,
-                       log_with="tensorboard" if settings.log_every else None, project_dir=settings.output_dir)
+    return Accelerator(
+        cpu=cpu,
+        mixed_precision=settings.mixed_precision,
+        log_with="tensorboard" if settings.log_every else None,
+        project_dir=settings.output_dir,
+    )

@@ -24,8 +24,14 @@ def write_sample_grid(accelerator, ema, config, diffusion, dataset, table, *, st
     instances = None if samples[0].instances is None else torch.stack([s.instances for s in samples])
     semantic_map = SemanticMap(labels, table, instances, config.data.edge_rule)
     model = ema.copy_to(GescoUNet(config.model)).eval()
-    generated = sample(model, semantic_map.one_hot(), config.sampler, diffusion=diffusion.config,
-                       generator=torch.Generator().manual_seed(0), progress=False).sample
+    generated = sample(
+        model,
+        semantic_map.one_hot(),
+        config.sampler,
+        diffusion=diffusion.config,
+        generator=torch.Generator().manual_seed(0),
+        progress=False,
+    ).sample
     real = image_to_rgb(torch.stack([s.image for s in samples]))
     colour = semantic_map.colorize().permute(0, 2, 3, 1).numpy()
     rows = [np.concatenate(parts, axis=1) for parts in zip(real, colour, image_to_rgb(generated), strict=True)]

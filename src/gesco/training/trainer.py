@@ -31,11 +31,22 @@ __all__ = ["NonFiniteLossError", "export_receiver", "loop_settings", "train"]
 def loop_settings(config: TrainConfig) -> LoopSettings:
     """The shared loop's part of a receiver run."""
     return LoopSettings(
-        output_dir=config.output_dir, seed=config.seed, batch_size=config.batch_size, max_steps=config.max_steps,
-        checkpoint_every=config.checkpoint_every, keep_checkpoints=config.keep_checkpoints,
-        warmup_steps=config.warmup_steps, lr_schedule=config.lr_schedule, ema_decay=config.ema_decay,
-        ema_warmup=config.ema_warmup, grad_clip=config.grad_clip, log_every=config.log_every,
-        mixed_precision=config.mixed_precision, device="auto", num_workers=config.data.num_workers, name="train",
+        output_dir=config.output_dir,
+        seed=config.seed,
+        batch_size=config.batch_size,
+        max_steps=config.max_steps,
+        checkpoint_every=config.checkpoint_every,
+        keep_checkpoints=config.keep_checkpoints,
+        warmup_steps=config.warmup_steps,
+        lr_schedule=config.lr_schedule,
+        ema_decay=config.ema_decay,
+        ema_warmup=config.ema_warmup,
+        grad_clip=config.grad_clip,
+        log_every=config.log_every,
+        mixed_precision=config.mixed_precision,
+        device="auto",
+        num_workers=config.data.num_workers,
+        name="train",
     )
 
 
@@ -72,9 +83,12 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
         return model.to(memory_format=torch.channels_last) if config.channels_last else model
 
     loop = TrainingLoop(
-        loop_settings(config), build_model,
+        loop_settings(config),
+        build_model,
         lambda parameters: torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay),
-        config=config, resume=resume, progress=progress,
+        config=config,
+        resume=resume,
+        progress=progress,
     )
     dataset = build_dataset(config.data, table)
 
@@ -88,15 +102,15 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
             if instances is not None:
                 instances = torch.where(flip[:, None, None], instances.flip(-1), instances)
         semantic_map = SemanticMap(labels, table, instances, config.data.edge_rule)
-        condition, _ = noisy_condition(semantic_map, mode=config.noise, sigmas=config.noise_sigmas,
-                                       generator=generator)
+        condition, _ = noisy_condition(semantic_map, mode=config.noise, sigmas=config.noise_sigmas, generator=generator)
         condition = drop_condition(condition, config.condition_dropout, generator=generator)
         t = diffusion.sample_timesteps(images.shape[0], generator=generator)
         noise = torch.randn(images.shape, generator=generator)
         if config.channels_last:
             images, condition = (x.contiguous(memory_format=torch.channels_last) for x in (images, condition))
-        terms = diffusion.training_loss(inputs.model, images.to(device), t.to(device), condition.to(device),
-                                        noise=noise.to(device))
+        terms = diffusion.training_loss(
+            inputs.model, images.to(device), t.to(device), condition.to(device), noise=noise.to(device)
+        )
         metrics = {"mse": terms.mse} if terms.vb is None else {"mse": terms.mse, "vb": terms.vb}
         return StepOutput(terms.loss.mean(), metrics)
 
@@ -104,5 +118,10 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
         if config.sample_every and done % config.sample_every == 0:
             write_sample_grid(loop.accelerator, loop.ema, config, diffusion, dataset, table, step=done)
 
-    return loop.run(dataset, step, collate_fn=collate_samples, on_step_end=preview,
-                    export=lambda ema, directory: export_receiver(config, ema.state_dict(), directory))
+    return loop.run(
+        dataset,
+        step,
+        collate_fn=collate_samples,
+        on_step_end=preview,
+        export=lambda ema, directory: export_receiver(config, ema.state_dict(), directory),
+    )

@@ -73,8 +73,11 @@ class DigitalConfig(Config):
                 f"block_bits={self.block_bits} must lie in [{MIN_BLOCK_BITS}, {MAX_BLOCK_BITS}] (5G LDPC) and exceed "
                 f"the {self.crc_bits} CRC bits of {self.crc}"
             )
-        if isinstance(self.decoder_iterations, bool) or not isinstance(self.decoder_iterations, int) \
-                or self.decoder_iterations < 1:
+        if (
+            isinstance(self.decoder_iterations, bool)
+            or not isinstance(self.decoder_iterations, int)
+            or self.decoder_iterations < 1
+        ):
             raise ValueError(f"decoder_iterations={self.decoder_iterations!r} must be a positive int (e.g. 20)")
         if self.fading not in FADINGS:
             raise ValueError(f"fading={self.fading!r} is not supported; choose one of {list(FADINGS)}")

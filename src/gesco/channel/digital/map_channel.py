@@ -22,11 +22,11 @@ from dataclasses import dataclass
 
 import torch
 
-from gesco.channel.digital.map_bands import BandLayout, pack_map_bands, unpack_map_bands
 from gesco.channel.base import Channel, Received
-from gesco.channel.quality import ChannelQuality
 from gesco.channel.digital.config import DigitalConfig
+from gesco.channel.digital.map_bands import BandLayout, pack_map_bands, unpack_map_bands
 from gesco.channel.digital.phy import DigitalLink, bits_to_bytes, bytes_to_bits
+from gesco.channel.quality import ChannelQuality
 from gesco.semantics.payload import Payload
 
 DEFAULT_BAND_ROWS = 16
@@ -101,8 +101,9 @@ class DigitalGesco(Channel):
     def quality_hint(self) -> str:
         return "; PSNR labels, peak SNRs and sigma name the analog map's noise, which a digital link does not have"
 
-    def transmit(self, payload: Payload, quality: ChannelQuality,
-                 generators: list[torch.Generator | None]) -> DigitalReceived:
+    def transmit(
+        self, payload: Payload, quality: ChannelQuality, generators: list[torch.Generator | None]
+    ) -> DigitalReceived:
         table, (height, width) = payload.table, payload.size
         layout = BandLayout(height, width, self.band_rows)
         message_bits = self.link.config.payload_bits_per_block

@@ -29,8 +29,9 @@ class EqualizedSymbols:
     n0: torch.Tensor
 
 
-def complex_gaussian(shape: tuple[int, ...], variance: float, *, dtype: torch.dtype,
-                     generator: torch.Generator | None) -> torch.Tensor:
+def complex_gaussian(
+    shape: tuple[int, ...], variance: float, *, dtype: torch.dtype, generator: torch.Generator | None
+) -> torch.Tensor:
     """CN(0, variance) samples: variance / 2 per real dimension; ``dtype`` is the complex dtype."""
     real_dtype = torch.empty((), dtype=dtype).real.dtype
     parts = torch.randn((*shape, 2), generator=generator, dtype=real_dtype) * math.sqrt(variance / 2)
@@ -57,8 +58,9 @@ class SymbolChannel(nn.Module):
     (True, (2, 8))
     """
 
-    def __init__(self, *, fading: str = "awgn", coherence_symbols: int | None = DEFAULT_COHERENCE_SYMBOLS,
-                 equalize: bool = True):
+    def __init__(
+        self, *, fading: str = "awgn", coherence_symbols: int | None = DEFAULT_COHERENCE_SYMBOLS, equalize: bool = True
+    ):
         super().__init__()
         if fading not in FADINGS:
             raise ValueError(f"fading={fading!r} is not supported; choose one of {list(FADINGS)}")

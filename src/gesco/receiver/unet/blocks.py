@@ -129,7 +129,9 @@ class ResBlock(nn.Module):
     def _normalize(self, norm: nn.Module, h: torch.Tensor, label_map: torch.Tensor | None) -> torch.Tensor:
         return norm(h, label_map) if self.label_conditioned else norm(h)
 
-    def forward(self, x: torch.Tensor, time_features: torch.Tensor, label_map: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, time_features: torch.Tensor, label_map: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """x: (B, C_in, H, W); time_features: (B, time_channels), the SiLU-activated timestep embedding;
         label_map: (B, label_channels, H0, W0) at any resolution (SPADE blocks only).
         Returns (B, C_out, H', W') with H' = H/2, 2H or H for down, up or no resampling."""
@@ -161,7 +163,9 @@ class Downsample(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(channels, channels, kernel_size=3, stride=2, padding=1)
 
-    def forward(self, x: torch.Tensor, time_features: torch.Tensor, label_map: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, time_features: torch.Tensor, label_map: torch.Tensor | None = None
+    ) -> torch.Tensor:
         return self.conv(x)
 
 
@@ -175,5 +179,7 @@ class Upsample(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
 
-    def forward(self, x: torch.Tensor, time_features: torch.Tensor, label_map: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, time_features: torch.Tensor, label_map: torch.Tensor | None = None
+    ) -> torch.Tensor:
         return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))

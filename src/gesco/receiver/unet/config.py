@@ -54,8 +54,14 @@ class UNetConfig(Config):
     gradient_checkpointing: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("base_channels", "num_res_blocks", "head_channels", "label_channels",
-                     "spade_hidden_channels", "in_channels"):
+        for name in (
+            "base_channels",
+            "num_res_blocks",
+            "head_channels",
+            "label_channels",
+            "spade_hidden_channels",
+            "in_channels",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"UNetConfig.{name} must be a positive int, got {value!r}")

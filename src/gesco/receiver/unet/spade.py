@@ -14,7 +14,8 @@ class SPADEGroupNorm(nn.Module):
 
     .. math::
         a = \mathrm{ReLU}(\mathrm{conv}_{3\times3}(m)), \qquad
-        \mathrm{out} = \mathrm{GN}(x) \odot (1 + \mathrm{conv}^{\gamma}_{3\times3}(a)) + \mathrm{conv}^{\beta}_{3\times3}(a)
+        \mathrm{out} = \mathrm{GN}(x) \odot (1 + \mathrm{conv}^{\gamma}_{3\times3}(a))
+                       + \mathrm{conv}^{\beta}_{3\times3}(a)
 
     with ``m`` the label map resized to the feature size by nearest neighbour.
 
