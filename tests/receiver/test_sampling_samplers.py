@@ -161,7 +161,8 @@ def test_sde_dpmpp_draws_fresh_noise_from_the_generator(inputs):
 
 def test_sde_dpmpp_first_step_is_the_data_prediction_sde(inputs):
     """x_s = (sigma_s / sigma_t) e^-h x_t + alpha_s (1 - e^-2h) x_0 + sigma_s sqrt(1 - e^-2h) z,
-    h = lambda_s - lambda_t, with x_0 the clipped prediction (Lu et al. 2022, SDE-DPM-Solver++ first order, the solver's first step)."""
+    h = lambda_s - lambda_t, with x_0 the clipped prediction
+    (Lu et al. 2022, SDE-DPM-Solver++ first order, the solver's first step)."""
     y, x_T = inputs
     full = GaussianDiffusion()
     scheduler, _ = build_scheduler(SamplerConfig(sampler="dpmpp-sde", steps=8), full)
