@@ -23,8 +23,15 @@ DEMO_PSNRS = (100.0, 10.0, 5.0, 1.0)
 #: The methods of ``gesco compare``, in report order (labels in :mod:`gesco.evaluation.compare`).
 COMPARE_METHODS = ("classical", "deep-jscc", "gesco-analog", "gesco-digital")
 
-#: Channels of :mod:`gesco.channel.registry`, by name (``--channel``).
-CHANNEL_NAMES = ("awgn", "rayleigh", "unit-power", "digital")
+#: Every channel by name (``--channel``) as ``"module:Class"``, imported only when built
+#: (:func:`gesco.channel.registry.build_channel`): registering a new channel is one line here.
+CHANNELS = {
+    "awgn": "gesco.channel.awgn:AWGNChannel",
+    "rayleigh": "gesco.channel.fading:RayleighBlockFading",
+    "unit-power": "gesco.channel.unit_power:UnitPowerAnalogChannel",
+    "digital": "gesco.channel.digital.map_channel:DigitalGesco",
+}
+CHANNEL_NAMES = tuple(CHANNELS)
 
 #: Complex symbols that share one Rayleigh coefficient unless told otherwise (the coherence length), for every
 #: fading channel (analog, unit-power analog, digital) and the CLI's ``--coherence-symbols``.

@@ -1,4 +1,5 @@
-"""Channels by name, for the CLI and configs: adding a channel is its file plus one line here.
+"""Channels by name, for the CLI and configs: adding a channel is its file plus one line in
+``gesco.constants.CHANNELS`` (kept there so that the CLI lists channels without importing torch).
 
 Each entry names the class as ``"module:Class"`` and is imported only when built, so listing the
 channels costs nothing and the digital link's Sionna stays an optional extra.
@@ -12,16 +13,10 @@ from types import MappingProxyType
 from typing import Any
 
 from gesco.channel.base import Channel
+from gesco.constants import CHANNELS as CHANNEL_TABLE
 
 #: name -> "module:Class" of every channel that implements ``gesco.channel.base.Channel``.
-CHANNELS = MappingProxyType(
-    {
-        "awgn": "gesco.channel.awgn:AWGNChannel",
-        "rayleigh": "gesco.channel.fading:RayleighBlockFading",
-        "unit-power": "gesco.channel.unit_power:UnitPowerAnalogChannel",
-        "digital": "gesco.channel.digital.map_channel:DigitalGesco",
-    }
-)
+CHANNELS = MappingProxyType(dict(CHANNEL_TABLE))
 
 
 def channel_class(name: str) -> type[Channel]:
