@@ -26,7 +26,7 @@ class MeanColour:
     def __init__(self):
         self.calls = []
 
-    def __call__(self, condition, *, generator=None, x_T=None, sampler=None, progress=False):
+    def __call__(self, condition, *, generator=None, x_T=None, sampler=None, sigma=None, progress=False):
         self.calls.append({"x_T": x_T, "sampler": sampler, "generator": generator})
         return (condition[:, :35].argmax(1, keepdim=True).float() / 17 - 1).expand(-1, 3, -1, -1)
 

@@ -2,8 +2,10 @@
 
 Each scene's map goes through the transmitter and the AWGN channel at each PSNR label, then FDS and the
 shipped GESCO receiver (its own sampler: SDE-DPM-Solver++, 20 steps), beside the shipped SDM-style receiver
-(trained on clean maps); the networks run under bfloat16 autocast where the CPU has AVX512 / AMX (``--fp32``:
-float32). Writes ``OUT/figure.png`` (image | map | received | FDS | GESCO | SDM-style, a row per scene and PSNR),
+(trained on clean maps) and gesco's channel-aware receiver (the GESCO network told the channel's noise level,
+``--aware-model none`` to leave it out); the networks run under bfloat16 autocast where the CPU has AVX512 / AMX (``--fp32``:
+float32). Writes ``OUT/figure.png`` (image | map | received | FDS | GESCO | SDM-style | channel-aware, a row per
+scene and PSNR),
 ``OUT/table.md`` (printed too: payload bits against PNG / JPEG of the image, mIoU by the shipped segmenter,
 SSIM, seconds) and ``OUT/results.json``.
 """
@@ -16,7 +18,7 @@ from pathlib import Path
 
 from gesco.cli.options import add_sampler_options, sampler_of
 from gesco.constants import DEMO_PSNRS, EVALUATION_SEED_OFFSET
-from gesco.pretrained import GESCO_RECEIVER, SDM_RECEIVER, SEGMENTER
+from gesco.pretrained import CHANNEL_AWARE_RECEIVER, GESCO_RECEIVER, SDM_RECEIVER, SEGMENTER
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,6 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the channel noise, x_T and the sampler noise")
     parser.add_argument("--model", default=GESCO_RECEIVER, help="GESCO receiver: folder or shipped name")
     parser.add_argument("--sdm-model", default=SDM_RECEIVER, help="SDM-style receiver: folder or shipped name")
+    parser.add_argument("--aware-model", default=CHANNEL_AWARE_RECEIVER,
+                        help="channel-aware receiver: folder, shipped name, or 'none' to leave it out")
     parser.add_argument("--segmenter", default=SEGMENTER, help="segmenter for mIoU: folder or shipped name")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     parser.set_defaults(func=run)
@@ -59,12 +63,14 @@ def run(args: argparse.Namespace) -> int:
 
     gesco = DiffusionReceiver.from_pretrained(resolve(args.model))
     sdm = DiffusionReceiver.from_pretrained(resolve(args.sdm_model))
+    aware = None if args.aware_model == "none" else DiffusionReceiver.from_pretrained(resolve(args.aware_model))
     segmenter = GescoSegmenter.from_pretrained(resolve(args.segmenter))
     sampler = sampler_of(args, gesco.config.sampler, "cpu")
     result = run_demo(
         args.out,
         gesco=gesco,
         sdm=sdm,
+        aware=aware,
         segmenter=segmenter,
         scenes=args.scenes,
         first_seed=args.scene_seed,

@@ -55,6 +55,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="extra GESCO rows with these samplers, e.g. dpmpp:10 ddim:50",
     )
     parser.add_argument("--methods", nargs="+", help="generate only these methods (default: all that apply)")
+    parser.add_argument(
+        "--blind-sigma",
+        action="store_true",
+        help="add a GESCO row told its blind noise estimate instead of the channel's sigma (noise-conditioned models)",
+    )
     add_scoring_options(parser, default_segmenter=None)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--samples", type=int, default=4, help="rows of the sample figures (0: no figures)")
@@ -90,7 +95,11 @@ def run(args: argparse.Namespace) -> int:
     device = accelerator.device
     sampler = sampler_of(args, receivers[GESCO].config.sampler, device)
     methods = build_methods(
-        sampler, with_sdm=SDM in receivers, guidance_sweep=args.guidance_sweep, sampler_sweep=args.sampler_sweep
+        sampler,
+        with_sdm=SDM in receivers,
+        guidance_sweep=args.guidance_sweep,
+        sampler_sweep=args.sampler_sweep,
+        blind_sigma=args.blind_sigma,
     )
     if args.methods is not None:
         unknown = sorted(set(args.methods) - {m.name for m in methods})

@@ -29,6 +29,7 @@ COMMANDS = {
     "compare": ("compare", "GESCO vs JPEG+LDPC and Deep JSCC at equal channel uses over SNR"),
     "train-deep-jscc": ("train_deep_jscc", "train the Deep JSCC baseline"),
     "waterfall": ("waterfall", "BLER of the 5G LDPC + QAM link against Es/N0 (plot + JSON)"),
+    "train-map-denoiser": ("train_map_denoiser", "train the learned map denoiser through the link"),
 }
 
 

@@ -33,7 +33,7 @@ from gesco.receiver.receiver import Receiver
 from gesco.receiver.sampling import SamplerConfig
 from gesco.semantics.maps import SemanticMap
 
-GESCO_COLUMN, SDM_COLUMN = "GESCO", "SDM-style"
+GESCO_COLUMN, SDM_COLUMN, AWARE_COLUMN = "GESCO", "SDM-style", "channel-aware"
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,9 @@ class DemoRow:
     sdm_miou: float
     gesco_ssim: float
     sdm_ssim: float
+    #: gesco's channel-aware receiver (noise-conditioned), when the demo runs one.
+    aware_miou: float | None = None
+    aware_ssim: float | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,7 @@ def run_demo(
     gesco: DiffusionReceiver,
     sdm: DiffusionReceiver,
     segmenter: GescoSegmenter,
+    aware: DiffusionReceiver | None = None,
     scenes: int = 2,
     first_seed: int = EVALUATION_SEED_OFFSET,
     psnrs: Sequence[float] = DEMO_PSNRS,
@@ -92,6 +96,7 @@ def run_demo(
 
     Args:
         gesco, sdm: the noise-aware receiver and the clean-trained one (same class table and image size).
+        aware: gesco's channel-aware receiver (told the channel's sigma), shown beside them when given.
         segmenter: scores the regenerations (mIoU against the transmitted map).
         scenes: held-out synthetic scenes, seeds ``first_seed ..``.
         psnrs: paper PSNR labels.
@@ -104,8 +109,12 @@ def run_demo(
         raise ValueError("give at least one PSNR label")
     for psnr in psnrs:
         paper_sigma(psnr)  # an unknown label fails before any work
-    if (sdm.config.class_table, sdm.config.image_size) != (gesco.config.class_table, gesco.config.image_size):
-        raise ValueError("the SDM-style receiver must use the GESCO receiver's class table and image size")
+    for other in (sdm, aware):
+        if other is not None and (other.config.class_table, other.config.image_size) != (
+            gesco.config.class_table,
+            gesco.config.image_size,
+        ):
+            raise ValueError("every receiver must use the GESCO receiver's class table and image size")
     if segmenter.table.name != gesco.table.name:
         raise ValueError(f"the segmenter predicts {segmenter.table.name} classes, the receivers use {gesco.table.name}")
     sampler = sampler or gesco.config.sampler
@@ -136,7 +145,8 @@ def run_demo(
     filtered = link(None, "fds")(repeated, quality, generator=channel_noise()).condition
     x_T = torch.cat([starting_noise(seed, range(scenes), p, batch.image.shape[1:]) for p in psnrs])
     images, seconds = {}, {}
-    for name, receiver in ((GESCO_COLUMN, gesco), (SDM_COLUMN, sdm)):
+    receivers = [(GESCO_COLUMN, gesco), (SDM_COLUMN, sdm)] + ([(AWARE_COLUMN, aware)] if aware is not None else [])
+    for name, receiver in receivers:
         if progress:
             print(f"{name} receiver: {len(x_T)} images ({scenes} scenes x {len(psnrs)} PSNR labels)", flush=True)
         started = time.perf_counter()
@@ -165,6 +175,9 @@ def run_demo(
                 sdm_miou=_miou(segmenter.predict(images[SDM_COLUMN][part]), labels, classes),
                 gesco_ssim=_ssim(images[GESCO_COLUMN][part], batch.image),
                 sdm_ssim=_ssim(images[SDM_COLUMN][part], batch.image),
+                aware_miou=None if aware is None else _miou(segmenter.predict(images[AWARE_COLUMN][part]), labels,
+                                                            classes),
+                aware_ssim=None if aware is None else _ssim(images[AWARE_COLUMN][part], batch.image),
             )
         )
 
@@ -189,8 +202,7 @@ def run_demo(
             "semantic map",
             "received map",
             "FDS output",
-            f"{GESCO_COLUMN} regeneration",
-            f"{SDM_COLUMN} regeneration",
+            *(f"{name} regeneration" for name in images),
         ],
         row_titles=row_titles,
         title=f"gesco demo: {sampler.sampler} {sampler.steps} steps, guidance {sampler.guidance:g}",
@@ -232,14 +244,24 @@ def demo_table(result: DemoResult) -> str:
         "",
         f"segmenter mIoU on the original images: {result.real_image_miou:.3f}",
         "",
-        f"| PSNR | sigma | mIoU received map (argmax of FDS) | mIoU {GESCO_COLUMN} | mIoU {SDM_COLUMN} "
-        f"| SSIM {GESCO_COLUMN} | SSIM {SDM_COLUMN} |",
-        "|---|---|---|---|---|---|---|",
+    ]
+    aware = result.rows[0].aware_miou is not None
+    names = [GESCO_COLUMN, SDM_COLUMN] + ([AWARE_COLUMN] if aware else [])
+    lines += [
+        "| PSNR | sigma | mIoU received map (argmax of FDS) | "
+        + " | ".join(f"mIoU {n}" for n in names)
+        + " | "
+        + " | ".join(f"SSIM {n}" for n in names)
+        + " |",
+        "|---|---|---|" + "---|" * (2 * len(names)),
     ]
     for row in result.rows:
+        mious = [row.gesco_miou, row.sdm_miou] + ([row.aware_miou] if aware else [])
+        ssims = [row.gesco_ssim, row.sdm_ssim] + ([row.aware_ssim] if aware else [])
         lines.append(
-            f"| {row.psnr:g} | {row.sigma:g} | {row.received_map_miou:.3f} | {row.gesco_miou:.3f} "
-            f"| {row.sdm_miou:.3f} | {row.gesco_ssim:.3f} | {row.sdm_ssim:.3f} |"
+            f"| {row.psnr:g} | {row.sigma:g} | {row.received_map_miou:.3f} | "
+            + " | ".join(f"{v:.3f}" for v in mious + ssims)
+            + " |"
         )
     lines += ["", "seconds per image: " + ", ".join(f"{name} {s:.2f}" for name, s in result.seconds_per_image.items())]
     return "\n".join(lines) + "\n"

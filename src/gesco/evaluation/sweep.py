@@ -46,7 +46,7 @@ from gesco.receiver.receiver import Receiver
 from gesco.receiver.sampling import SamplerConfig
 from gesco.semantics.maps import SemanticMap
 
-GESCO, SDM, NO_FDS, ORACLE = "gesco", "sdm", "gesco-no-fds", "oracle"
+GESCO, SDM, NO_FDS, ORACLE, BLIND = "gesco", "sdm", "gesco-no-fds", "oracle", "gesco-blind"
 REAL_IMAGES, RECEIVED_MAP = "real-images", "received-map"
 CLEAN = "clean"
 CHANNEL_STREAM, START_STREAM, STEP_STREAM = 0, 1, 2
@@ -61,6 +61,7 @@ class Method:
         label: the row label of the report.
         model: which receiver generates: ``"gesco"`` or ``"sdm"``.
         map_denoiser: the receiver's map denoiser ("fds" or "none", ``gesco.receiver.map_denoisers``).
+        sigma_source: the noise level a noise-conditioned receiver is told: "channel" or "blind" (estimated).
         clean_map: condition on the noiseless map (one set, shown at every PSNR).
         sampler: how to sample.
     """
@@ -71,6 +72,7 @@ class Method:
     map_denoiser: str
     clean_map: bool
     sampler: SamplerConfig
+    sigma_source: str = "channel"
 
 
 def psnr_label(psnr: float) -> str:
@@ -105,6 +107,7 @@ def send_batch(
     seed: int,
     generate: bool = False,
     sampler: SamplerConfig | None = None,
+    sigma_source: str = "channel",
 ) -> LinkOutput:
     """A batch through the link: the transmitter, AWGN at PSNR label ``psnr`` (None: clean), the map denoiser and,
     with ``generate``, the receiver's image generator.
@@ -114,7 +117,10 @@ def send_batch(
     ``indices`` are the images' indices in the evaluation set."""
     semantic_map = SemanticMap(batch.labels, receiver.table, batch.instances, receiver.config.edge_rule)
     quality = ChannelQuality.noise_std(0.0) if psnr is None else ChannelQuality.psnr_label(psnr)
-    link = Link(channel=AWGNChannel(), receiver=Receiver(receiver if generate else None, map_denoiser=map_denoiser))
+    link = Link(
+        channel=AWGNChannel(),
+        receiver=Receiver(receiver if generate else None, map_denoiser=map_denoiser, sigma_source=sigma_source),
+    )
     device = next(receiver.unet.parameters()).device
     x_T = starting_noise(seed, indices, psnr, batch.image.shape[1:]).to(device) if generate else None
     return link(
@@ -171,6 +177,7 @@ def generate_set(
             seed=seed,
             generate=True,
             sampler=method.sampler,
+            sigma_source=method.sigma_source,
         ).images
         for name, picture in zip(batch.names, image_to_rgb(images), strict=True):
             atomic_save(image_path(folder, name), lambda tmp, p=picture: Image.fromarray(p).save(tmp, format="PNG"))
@@ -341,9 +348,14 @@ def build_methods(
     with_sdm: bool,
     guidance_sweep: Sequence[float] = (),
     sampler_sweep: Sequence[tuple[str, int]] = (),
+    blind_sigma: bool = False,
 ) -> list[Method]:
-    """The report's methods: GESCO, the SDM ablation (if a model is given), no FDS, the oracle, and variants."""
+    """The report's methods: GESCO, the SDM ablation (if a model is given), no FDS, the oracle, and variants;
+    ``blind_sigma`` adds GESCO told its blind noise estimate instead of the channel's sigma (for a
+    noise-conditioned receiver)."""
     methods = [Method(GESCO, "GESCO (noise-aware + FDS)", GESCO, "fds", False, sampler)]
+    if blind_sigma:
+        methods.append(Method(BLIND, "GESCO, blind sigma estimate", GESCO, "fds", False, sampler, "blind"))
     if with_sdm:
         methods.append(Method(SDM, "SDM (clean-trained, no FDS)", SDM, "none", False, sampler))
     methods += [

@@ -24,13 +24,16 @@ MODEL_CARD = "MODEL_CARD.md"
 #: The models the demo and the tests use (the folders must exist in a release).
 GESCO_RECEIVER = "synthetic-streets-64x128"
 SDM_RECEIVER = "synthetic-streets-64x128-sdm"
+#: gesco's channel-aware receiver: the GESCO network conditioned on the channel's noise level.
+CHANNEL_AWARE_RECEIVER = "synthetic-streets-64x128-channel-aware"
+MAP_DENOISER = "map-denoiser-synthetic-streets-64x128"
 SEGMENTER = "segmenter-synthetic-streets-64x128"
 DEEP_JSCC = "deep-jscc-synthetic-streets-64x128"
 
 
-Kind = Literal["receiver", "segmenter", "deep-jscc"]
+Kind = Literal["receiver", "segmenter", "deep-jscc", "map-denoiser"]
 #: The config class name of each kind of model folder with a ``config.json``.
-_CONFIG_KINDS = {"SegmenterConfig": "segmenter", "DeepJSCCConfig": "deep-jscc"}
+_CONFIG_KINDS = {"SegmenterConfig": "segmenter", "DeepJSCCConfig": "deep-jscc", "MapDenoiserConfig": "map-denoiser"}
 
 
 @dataclass(frozen=True)
@@ -71,12 +74,17 @@ def info(name: str) -> PretrainedModel:
 def load(name: str):
     """Load a shipped model by name: a :class:`~gesco.receiver.pipeline.DiffusionReceiver` for receivers, a
     :class:`~gesco.evaluation.segmenter.GescoSegmenter` for segmenters, a
-    :class:`~gesco.baselines.deep_jscc.DeepJSCC` for Deep JSCC (float32, eval mode)."""
+    :class:`~gesco.baselines.deep_jscc.DeepJSCC` for Deep JSCC, a
+    :class:`~gesco.receiver.learned_denoiser.LearnedMapDenoiser` for map denoisers (float32, eval mode)."""
     model = info(name)
     if model.kind == "receiver":
         from gesco.receiver.pipeline import DiffusionReceiver
 
         return DiffusionReceiver.from_pretrained(model.path)
+    if model.kind == "map-denoiser":
+        from gesco.receiver.learned_denoiser import LearnedMapDenoiser
+
+        return LearnedMapDenoiser.from_pretrained(model.path)
     if model.kind == "deep-jscc":
         from gesco.baselines.deep_jscc import DeepJSCC
 

@@ -17,6 +17,7 @@ import torch
 from gesco.config import Config
 from gesco.receiver.diffusion import DiffusionConfig
 from gesco.receiver.map_denoisers import MAP_DENOISERS
+from gesco.receiver.noise_level import NoiseConditioned
 from gesco.receiver.sampling import SamplerConfig, sample
 from gesco.receiver.unet import GescoUNet, UNetConfig
 from gesco.semantics.classes import ClassTable, class_table
@@ -72,20 +73,30 @@ class DiffusionReceiver:
         generator: torch.Generator | None = None,
         x_T: torch.Tensor | None = None,
         sampler: SamplerConfig | None = None,
+        sigma: torch.Tensor | None = None,
         progress: bool = False,
     ) -> torch.Tensor:
         """float (B, C, H, W) conditioning maps -> float (B, 3, H, W) images in [-1, 1].
 
         ``sampler`` overrides the model's default sampler for this call; ``x_T`` (B, 3, H, W) is the starting
-        noise (drawn from ``generator`` when None)."""
+        noise (drawn from ``generator`` when None). ``sigma`` (B,), the channel's noise level, is read by a
+        noise-conditioned network (``UNetConfig.noise_conditioning``) and ignored by the paper's."""
         if condition.dim() != 4 or condition.shape[1] != self.unet.config.label_channels:
             raise ValueError(
                 f"conditioning maps must have shape (B, {self.unet.config.label_channels}, H, W) for this model, "
                 f"got {tuple(condition.shape)}"
             )
+        model = self.unet
+        if self.unet.config.noise_conditioning:
+            if sigma is None:
+                raise ValueError(
+                    "this receiver is conditioned on the channel's noise level: give sigma (the Receiver passes "
+                    "Received.sigma, or its blind estimate)"
+                )
+            model = NoiseConditioned(self.unet, torch.as_tensor(sigma, dtype=torch.float32))
         with torch.no_grad():
             return sample(
-                self.unet,
+                model,
                 condition,
                 sampler or self.config.sampler,
                 diffusion=self.config.diffusion,

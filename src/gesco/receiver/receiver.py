@@ -10,6 +10,10 @@ from torch import nn
 
 from gesco.channel.base import Received
 from gesco.receiver.map_denoisers import build_map_denoiser
+from gesco.receiver.noise_level import received_sigma
+
+#: Where the receiver takes the noise level it hands to the image generator.
+SIGMA_SOURCES = ("channel", "blind")
 
 if TYPE_CHECKING:
     from gesco.receiver.sampling import SamplerConfig
@@ -51,14 +55,21 @@ class Receiver(nn.Module):
         image_generator: turns the conditioning map into images; ``None`` stops after the map denoiser.
         map_denoiser: ``"fds"`` (the paper's fast denoising, default), ``"none"``, or any module
             ``received -> condition`` (see ``gesco.receiver.map_denoisers``).
+        sigma_source: the noise level handed to the image generator: ``"channel"`` (``Received.sigma``, what the
+            channel reports) or ``"blind"`` (estimated from the received map alone,
+            ``gesco.receiver.noise_level.estimate_sigma``).
 
     ``Receiver.from_pretrained(folder)`` builds one from a trained receiver folder with its own map denoiser.
     """
 
-    def __init__(self, image_generator: ImageGenerator | None = None, *, map_denoiser: str | nn.Module = "fds"):
+    def __init__(self, image_generator: ImageGenerator | None = None, *, map_denoiser: str | nn.Module = "fds",
+                 sigma_source: str = "channel"):
         super().__init__()
+        if sigma_source not in SIGMA_SOURCES:
+            raise ValueError(f"sigma_source must be one of {list(SIGMA_SOURCES)}, got {sigma_source!r}")
         self.image_generator = image_generator
         self.map_denoiser = build_map_denoiser(map_denoiser)
+        self.sigma_source = sigma_source
 
     @classmethod
     def from_pretrained(cls, directory, *, map_denoiser: str | nn.Module | None = None) -> Receiver:
@@ -82,5 +93,7 @@ class Receiver(nn.Module):
         condition = self.map_denoiser(received)
         if self.image_generator is None:
             return ReceiverOutput(condition, None)
-        images = self.image_generator(condition, generator=generator, x_T=x_T, sampler=sampler, progress=progress)
+        sigma = received_sigma(received, self.sigma_source)
+        images = self.image_generator(condition, generator=generator, x_T=x_T, sampler=sampler, sigma=sigma,
+                                      progress=progress)
         return ReceiverOutput(condition, images)

@@ -83,6 +83,9 @@ class TrainConfig(Config):
     sample_every: int = 0
     #: The sampler of the preview grid and the default of the exported receiver (see gesco.receiver.sampling).
     sampler: SamplerConfig = field(default_factory=lambda: SamplerConfig(sampler="dpmpp", steps=20, guidance=1.5))
+    #: Start from these weights (a receiver folder, or a UNet folder) instead of a random init: fine-tuning. Only
+    #: layers the source lacks may be new, e.g. the noise embedding a paper receiver gains with noise conditioning.
+    init_weights: str | None = None
 
     def __post_init__(self) -> None:
         for name, value, allowed in (

@@ -19,6 +19,9 @@ from gesco.receiver.pipeline import ReceiverConfig, receiver_from_weights
 from gesco.receiver.unet import GescoUNet
 from gesco.semantics.classes import ClassTable
 from gesco.semantics.maps import SemanticMap
+from gesco.io import load_tensors
+from gesco.receiver.noise_level import NoiseConditioned
+from gesco.weights_folder import WEIGHTS_NAME
 from gesco.training.conditioning import drop_condition, noisy_condition
 from gesco.training.config import TrainConfig
 from gesco.training.data import build_dataset, collate_samples, dataset_class_table
@@ -72,6 +75,24 @@ def export_receiver(config: TrainConfig, weights: dict[str, torch.Tensor], direc
     return receiver_from_weights(config.model, weights, receiver_config).save_pretrained(directory)
 
 
+def load_initial_weights(model: GescoUNet, folder: Path) -> None:
+    """Load a receiver or UNet folder's weights into ``model``; only the noise embedding may be missing from
+    them (zero-initialised, so the model starts as the source network)."""
+    weights_file = folder / "unet" / WEIGHTS_NAME if (folder / "unet").is_dir() else folder / WEIGHTS_NAME
+    if not weights_file.is_file():
+        raise FileNotFoundError(f"init_weights: no {WEIGHTS_NAME} in {folder} or {folder / 'unet'}")
+    weights = {k: v.float() for k, v in load_tensors(weights_file).items()}
+    own = model.state_dict()
+    new = sorted(set(own) - set(weights))
+    if any(not name.startswith("noise_embedding.") for name in new) or set(weights) - set(own):
+        raise ValueError(f"init_weights {folder} does not fit the model: missing {new[:3]}, "
+                         f"unexpected {sorted(set(weights) - set(own))[:3]}")
+    bad = [k for k, v in weights.items() if v.shape != own[k].shape]
+    if bad:
+        raise ValueError(f"init_weights {folder}: shapes differ for {bad[:3]}")
+    model.load_state_dict(weights, strict=False)
+
+
 def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -> LoopResult:
     """Run (or continue, with ``resume``) the training described by ``config``; export ``output_dir/model``."""
     table = dataset_class_table(config)
@@ -80,6 +101,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
 
     def build_model() -> GescoUNet:
         model = GescoUNet(config.model)
+        if config.init_weights:
+            load_initial_weights(model, Path(config.init_weights))
         return model.to(memory_format=torch.channels_last) if config.channels_last else model
 
     loop = TrainingLoop(
@@ -102,14 +125,18 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
             if instances is not None:
                 instances = torch.where(flip[:, None, None], instances.flip(-1), instances)
         semantic_map = SemanticMap(labels, table, instances, config.data.edge_rule)
-        condition, _ = noisy_condition(semantic_map, mode=config.noise, sigmas=config.noise_sigmas, generator=generator)
+        condition, sigma = noisy_condition(semantic_map, mode=config.noise, sigmas=config.noise_sigmas,
+                                           generator=generator)
         condition = drop_condition(condition, config.condition_dropout, generator=generator)
         t = diffusion.sample_timesteps(images.shape[0], generator=generator)
         noise = torch.randn(images.shape, generator=generator)
         if config.channels_last:
             images, condition = (x.contiguous(memory_format=torch.channels_last) for x in (images, condition))
+        # A noise-conditioned receiver also reads the channel's sigma (kept when the map is dropped, so the
+        # unconditional model of guidance sees the same noise level as the conditional one).
+        model = NoiseConditioned(inputs.model, sigma.to(device)) if config.model.noise_conditioning else inputs.model
         terms = diffusion.training_loss(
-            inputs.model, images.to(device), t.to(device), condition.to(device), noise=noise.to(device)
+            model, images.to(device), t.to(device), condition.to(device), noise=noise.to(device)
         )
         metrics = {"mse": terms.mse} if terms.vb is None else {"mse": terms.mse, "vb": terms.vb}
         return StepOutput(terms.loss.mean(), metrics)

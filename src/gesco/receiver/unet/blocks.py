@@ -66,6 +66,27 @@ class TimestepEmbedding(nn.Module):
         return self.linear_out(F.silu(self.linear_in(features)))
 
 
+class NoiseLevelEmbedding(nn.Module):
+    """Channel noise sigma (B,) -> sinusoid of 1000 sigma -> Linear -> SiLU -> zero-init Linear -> (B, 4 * base).
+
+    Added to the timestep embedding; the zero-initialised output makes a network that gains it behave exactly
+    as before until training teaches it to read sigma (so a trained receiver can be fine-tuned into it).
+    """
+
+    #: sigma is scaled so that the paper's range 0 .. 0.9 spans the sinusoid's useful positions, as t does.
+    SCALE = 1000.0
+
+    def __init__(self, base_channels: int, embedding_channels: int) -> None:
+        super().__init__()
+        self.base_channels = base_channels
+        self.linear_in = nn.Linear(base_channels, embedding_channels)
+        self.linear_out = zero_init(nn.Linear(embedding_channels, embedding_channels))
+
+    def forward(self, sigma: torch.Tensor) -> torch.Tensor:
+        features = timestep_embedding(sigma.float() * self.SCALE, self.base_channels).to(self.linear_in.weight.dtype)
+        return self.linear_out(F.silu(self.linear_in(features)))
+
+
 def zero_init(module: nn.Module) -> nn.Module:
     """Zero a layer's parameters so its residual branch starts as the identity."""
     for parameter in module.parameters():

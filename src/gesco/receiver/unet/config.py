@@ -52,6 +52,9 @@ class UNetConfig(Config):
     qkv_layout: str = "per_head"
     #: Recompute activations in the backward pass (training only) to save memory.
     gradient_checkpointing: bool = False
+    #: Condition on the channel's noise level sigma too (gesco's channel-aware receiver): an embedding of sigma
+    #: is added to the timestep embedding. False is the paper's (and the official code's) network.
+    noise_conditioning: bool = False
 
     def __post_init__(self) -> None:
         for name in (

@@ -20,7 +20,15 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from gesco.receiver.unet.attention import AttentionBlock
-from gesco.receiver.unet.blocks import Downsample, GroupNorm32, ResBlock, TimestepEmbedding, Upsample, zero_init
+from gesco.receiver.unet.blocks import (
+    Downsample,
+    GroupNorm32,
+    NoiseLevelEmbedding,
+    ResBlock,
+    TimestepEmbedding,
+    Upsample,
+    zero_init,
+)
 from gesco.receiver.unet.config import UNetConfig
 from gesco.weights_folder import WEIGHTS_NAME, StateDictMismatchError, WeightsFolder, check_state_dict
 
@@ -128,6 +136,8 @@ class GescoUNet(WeightsFolder, nn.Module):
         self.config = config
         widths = config.level_channels
         self.time_embedding = TimestepEmbedding(config.base_channels, config.time_embedding_channels)
+        if config.noise_conditioning:
+            self.noise_embedding = NoiseLevelEmbedding(config.base_channels, config.time_embedding_channels)
         self.input_conv = nn.Conv2d(config.in_channels, widths[0], kernel_size=3, padding=1)
 
         skip_channels = [widths[0]]  # what each encoder stage hands to the decoder, in order
@@ -154,13 +164,15 @@ class GescoUNet(WeightsFolder, nn.Module):
             return checkpoint(block, *inputs, use_reentrant=False)
         return block(*inputs)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Predict the noise of ``x`` at timestep ``t`` given the label map ``y``.
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor, sigma: torch.Tensor | None = None) -> torch.Tensor:
+        """Predict the noise of ``x`` at timestep ``t`` given the label map ``y`` (and the channel's ``sigma``).
 
         Args:
             x: (B, in_channels, H, W) float, the noisy image; H and W divisible by ``2 ** (levels - 1)``.
             t: (B,) or scalar timesteps, int or float, usually in 0..999.
             y: (B, label_channels, H, W) float semantic map (one-hot classes + edge; all zero = unconditional).
+            sigma: (B,) float noise standard deviation of the channel the map came through (on the map's 0/1
+                scale); required by a network with ``noise_conditioning``, refused by one without.
 
         Returns:
             (B, out_channels, H, W) in the compute dtype: epsilon in ``[:, :in_channels]``, and with
@@ -168,7 +180,13 @@ class GescoUNet(WeightsFolder, nn.Module):
         """
         t = self._check_inputs(x, t, y)
         dtype = self.input_conv.weight.dtype
-        time_features = F.silu(self.time_embedding(t))  # every res-block applies SiLU first; do it once
+        embedding = self.time_embedding(t)
+        if self.config.noise_conditioning:
+            embedding = embedding + self.noise_embedding(self._check_sigma(sigma, x))
+        elif sigma is not None:
+            raise ValueError("this network is not conditioned on the noise level (noise_conditioning=False): "
+                             "pass sigma=None")
+        time_features = F.silu(embedding)  # every res-block applies SiLU first; do it once
         h = self.input_conv(x.to(dtype))
         if h.is_contiguous(memory_format=torch.channels_last):
             y = y.contiguous(memory_format=torch.channels_last)  # one conversion, not one per SPADE conv
@@ -197,6 +215,17 @@ class GescoUNet(WeightsFolder, nn.Module):
             if level.upsample is not None:
                 h = self._run(level.upsample, h, time_features, y)
         return self.out_conv(F.silu(self.out_norm(h))).contiguous()
+
+    @staticmethod
+    def _check_sigma(sigma: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
+        if sigma is None:
+            raise ValueError("this network is conditioned on the channel's noise level: pass sigma (B,), the "
+                             "received map's noise standard deviation (Received.sigma, or a blind estimate)")
+        sigma = torch.as_tensor(sigma, dtype=torch.float32, device=x.device)
+        sigma = sigma.expand(x.shape[0]) if sigma.ndim == 0 else sigma
+        if sigma.shape != (x.shape[0],) or not torch.isfinite(sigma).all() or (sigma < 0).any():
+            raise ValueError(f"sigma must be ({x.shape[0]},) finite values >= 0, got {tuple(sigma.shape)}")
+        return sigma
 
     def _check_inputs(self, x: torch.Tensor, t: torch.Tensor | int | float, y: torch.Tensor) -> torch.Tensor:
         config = self.config

@@ -1,0 +1,99 @@
+"""A learned map denoiser: the received map (and its noise level) -> class and edge probabilities.
+
+FDS (3x3 mean, then 3x3 max) is blind to the noise level and to which classes compete at a pixel. This small
+network sees the transmitted channels, the mask of what was sent and sigma, and predicts per pixel a
+distribution over the transmitted classes (a softmax over them only: the side information says which classes
+exist) and the probability of an instance edge. It fits the receiver's map-denoiser slot
+(``Receiver(generator, map_denoiser=LearnedMapDenoiser.from_pretrained(folder))``); its argmax is a
+segmentation of the received map. Trained through the link by ``gesco train-map-denoiser``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gesco.channel.base import Received, check_finite
+from gesco.config import Config
+from gesco.semantics.classes import class_table
+from gesco.weights_folder import WeightsFolder
+
+
+@dataclass(frozen=True)
+class MapDenoiserConfig(Config):
+    """Attributes:
+    class_table: the table of the maps it denoises (its channel count fixes the network's input).
+    hidden_channels: width of every hidden layer.
+    dilations: one 3x3 conv per entry, at that dilation (1, 2, 4, ...: the receptive field grows fast).
+    """
+
+    class_table: str = "cityscapes"
+    hidden_channels: int = 48
+    dilations: tuple[int, ...] = (1, 2, 4, 8, 1)
+
+    def __post_init__(self) -> None:
+        class_table(self.class_table)
+        if self.hidden_channels < 1 or not self.dilations or min(self.dilations) < 1:
+            raise ValueError("hidden_channels must be positive and dilations a non-empty tuple of positive ints")
+
+
+class LearnedMapDenoiser(WeightsFolder, nn.Module):
+    """Received map -> probabilities (B, C, H, W): softmax over the transmitted classes, sigmoid edge, 0 elsewhere.
+
+    Input features: the transmitted values (untransmitted channels 0), the transmitted mask as planes, and sigma
+    as a plane, so one network serves every noise level.
+    """
+
+    config_class = MapDenoiserConfig
+
+    def __init__(self, config: MapDenoiserConfig | None = None):
+        super().__init__()
+        self.config = config = config or MapDenoiserConfig()
+        self.table = class_table(config.class_table)
+        channels = self.table.num_channels
+        layers: list[nn.Module] = []
+        width = 2 * channels + 1
+        for dilation in config.dilations:
+            layers += [nn.Conv2d(width, config.hidden_channels, 3, padding=dilation, dilation=dilation), nn.GELU()]
+            width = config.hidden_channels
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Conv2d(width, channels, 1)
+
+    def logits(self, values: torch.Tensor, transmitted: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """Per-channel logits (B, C, H, W); untransmitted class channels at -inf."""
+        if values.dim() != 4 or values.shape[1] != self.table.num_channels or transmitted.shape != values.shape[:2]:
+            raise ValueError(f"expected a (B, {self.table.num_channels}, H, W) map and a (B, C) mask, got "
+                             f"{tuple(values.shape)} and {tuple(transmitted.shape)}")
+        check_finite("received map", values)
+        mask = transmitted[:, :, None, None].to(values.dtype).expand_as(values)
+        plane = sigma.to(values.dtype)[:, None, None, None].expand(-1, 1, *values.shape[2:])
+        logits = self.head(self.body(torch.cat([values * mask, mask, plane], dim=1)))
+        classes = self.table.num_classes
+        blocked = ~transmitted[:, :classes, None, None].expand_as(logits[:, :classes])
+        return torch.cat([logits[:, :classes].masked_fill(blocked, float("-inf")), logits[:, classes:]], dim=1)
+
+    def probabilities(self, values: torch.Tensor, transmitted: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        logits = self.logits(values, transmitted, sigma)
+        classes = self.table.num_classes
+        parts = [F.softmax(logits[:, :classes], dim=1)]
+        if self.table.has_edge:
+            parts.append(torch.sigmoid(logits[:, classes:]) * transmitted[:, classes:, None, None].to(logits.dtype))
+        return torch.cat(parts, dim=1)
+
+    def forward(self, received: Received) -> torch.Tensor:
+        payload = received.payload
+        return self.probabilities(payload.values, payload.transmitted, received.sigma.to(payload.values.device))
+
+
+def map_denoiser_loss(model: LearnedMapDenoiser, values: torch.Tensor, transmitted: torch.Tensor,
+                      sigma: torch.Tensor, labels: torch.Tensor, edges: torch.Tensor | None) -> torch.Tensor:
+    """Cross-entropy of the class logits against the label map, plus BCE of the edge logit against the edges."""
+    logits = model.logits(values, transmitted, sigma)
+    classes = model.table.num_classes
+    loss = F.cross_entropy(logits[:, :classes], labels)
+    if edges is not None:
+        loss = loss + F.binary_cross_entropy_with_logits(logits[:, classes], edges.float())
+    return loss
