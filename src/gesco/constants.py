@@ -21,7 +21,7 @@ VALIDATION_SEED_OFFSET = 2_000_000
 DEMO_PSNRS = (100.0, 10.0, 5.0, 1.0)
 
 #: The methods of ``gesco compare``, in report order (labels in :mod:`gesco.evaluation.compare`).
-COMPARE_METHODS = ("classical", "deep-jscc", "gesco-analog", "gesco-digital")
+COMPARE_METHODS = ("classical", "deep-jscc", "gesco-analog", "gesco-digital", "gesco-analog-aware")
 
 #: Every channel by name (``--channel``) as ``"module:Class"``, imported only when built
 #: (:func:`gesco.channel.registry.build_channel`): registering a new channel is one line here.

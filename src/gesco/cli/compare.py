@@ -30,7 +30,7 @@ from gesco.cli.options import (
     sampler_of,
 )
 from gesco.constants import COMPARE_METHODS, DEFAULT_COHERENCE_SYMBOLS
-from gesco.pretrained import DEEP_JSCC, GESCO_RECEIVER, SEGMENTER
+from gesco.pretrained import CHANNEL_AWARE_RECEIVER, DEEP_JSCC, GESCO_RECEIVER, SEGMENTER
 
 DEFAULT_SNRS = (-5.0, 0.0, 5.0, 10.0, 15.0, 20.0)
 
@@ -45,8 +45,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--channel", choices=("awgn", "rayleigh"), default="awgn")
     parser.add_argument("--snr", type=float, nargs="+", default=list(DEFAULT_SNRS), help="Es/N0 values in dB")
     parser.add_argument("--n", type=int, default=200, help="images (default 200)")
-    parser.add_argument("--methods", nargs="+", choices=COMPARE_METHODS, default=list(COMPARE_METHODS))
+    parser.add_argument("--methods", nargs="+", choices=COMPARE_METHODS,
+                        help="default: all, without gesco-analog-aware when --aware-model is none")
     parser.add_argument("--model", default=GESCO_RECEIVER, help="GESCO receiver: folder or shipped name")
+    parser.add_argument("--aware-model", default=CHANNEL_AWARE_RECEIVER,
+                        help="channel-aware receiver of gesco-analog-aware: folder, shipped name, or 'none'")
     parser.add_argument("--deep-jscc", default=DEEP_JSCC, help="Deep JSCC model: folder or shipped name")
     add_data_options(parser, required=False)
     parser.add_argument("--modulation", choices=("qpsk", "16qam", "64qam"), default="qpsk")
@@ -83,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
     digital = DigitalConfig(modulation=args.modulation, code_rate=args.code_rate, block_bits=args.block_bits)
     receiver = DiffusionReceiver.from_pretrained(resolve(args.model))
     deep_jscc = DeepJSCC.from_pretrained(resolve(args.deep_jscc))
+    aware = None if args.aware_model == "none" else DiffusionReceiver.from_pretrained(resolve(args.aware_model))
+    methods = args.methods or [m for m in COMPARE_METHODS if aware is not None or m != "gesco-analog-aware"]
     sampler = sampler_of(args, receiver.config.sampler, "cpu")
     dataset = evaluation_dataset(args, tuple(receiver.config.image_size))
     count = min(args.n, len(dataset))
@@ -101,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         batch_size=args.batch_size,
         coherence_symbols=args.coherence_symbols,
+        aware=aware,
         progress=not args.no_progress,
     )
     scoring = build_scoring(args, dataset, count, receiver.table, feature_dir=args.out / "features", device="cpu")
@@ -108,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
     settings = {
         "model": str(args.model),
         "deep_jscc": str(args.deep_jscc),
+        "aware_model": None if aware is None else str(args.aware_model),
         "data": str(args.data),
         "n": count,
         "channel": args.channel,
@@ -120,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     }
     if args.data == "synthetic":
         settings["data_first_seed"] = dataset.seed_offset
-    result = comparison.run(args.methods, args.snr, args.out, scoring.scorer, settings=settings, notes=notes)
+    result = comparison.run(methods, args.snr, args.out, scoring.scorer, settings=settings, notes=notes)
     written = write_compare_report(result, args.out, dataset=dataset, examples=args.examples)
     print((args.out / "report.md").read_text())
     print(f"wrote {len(written)} files to {args.out}")

@@ -57,12 +57,13 @@ from gesco.receiver.receiver import Receiver
 from gesco.receiver.sampling import SamplerConfig
 from gesco.semantics.maps import SemanticMap
 
-CLASSICAL, DEEP_JSCC, GESCO_ANALOG, GESCO_DIGITAL = COMPARE_METHODS
+CLASSICAL, DEEP_JSCC, GESCO_ANALOG, GESCO_DIGITAL, GESCO_ANALOG_AWARE = COMPARE_METHODS
 METHOD_LABELS = {
     CLASSICAL: "Classical: JPEG + 5G LDPC + QAM",
     DEEP_JSCC: "Deep JSCC",
     GESCO_ANALOG: "GESCO-analog (the paper)",
     GESCO_DIGITAL: "GESCO-digital (lossless map + 5G LDPC)",
+    GESCO_ANALOG_AWARE: "GESCO-analog, channel-aware receiver",
 }
 #: Code rates GESCO-digital may pick from, most robust first (5G LDPC spans 1/5 .. 0.92).
 CODE_RATE_LADDER = (MIN_CODE_RATE, 1 / 4, 1 / 3, 2 / 5, 1 / 2, 2 / 3, 3 / 4, 5 / 6)
@@ -144,6 +145,7 @@ class Comparison:
         seed: int = 0,
         batch_size: int = 16,
         coherence_symbols: int | None = DEFAULT_COHERENCE_SYMBOLS,
+        aware: DiffusionReceiver | None = None,
         progress: bool = True,
     ):
         if channel not in ("awgn", "rayleigh"):
@@ -153,7 +155,10 @@ class Comparison:
             raise ValueError(
                 f"the Deep JSCC model codes {deep_jscc.config.image_size} images, the receiver makes {size}"
             )
+        if aware is not None and tuple(aware.config.image_size) != size:
+            raise ValueError(f"the channel-aware receiver makes {aware.config.image_size} images, the receiver {size}")
         self.receiver, self.deep_jscc, self.dataset, self.count = receiver, deep_jscc, dataset, count
+        self.aware = aware
         self.channel, self.sampler, self.seed, self.batch_size = channel, sampler, seed, batch_size
         self.progress = progress
         self.digital = digital.replace(fading=channel, coherence_symbols=coherence_symbols)
@@ -188,9 +193,9 @@ class Comparison:
     def _send(self, link: Link, index: int, snr: float) -> LinkOutput:
         return link(self._semantic_map(index), ChannelQuality.esn0_db(snr), generator=self._generator(index, snr))
 
-    # --- the four methods: each returns (pictures uint8 (H, W, 3) or conditions, channel uses, delivered) ---
+    # --- the methods: each returns (picture uint8 (H, W, 3) or condition, channel uses, delivered, sigma) ---
 
-    def _classical(self, index: int, snr: float) -> tuple[np.ndarray, int, float]:
+    def _classical(self, index: int, snr: float) -> tuple[np.ndarray, int, float, None]:
         from gesco.baselines.jpeg_ldpc import JpegOverDigital
 
         item = self.dataset[index]
@@ -198,19 +203,19 @@ class Comparison:
         out = JpegOverDigital(self._link(self.digital))(
             picture, channel_uses=self.budget, snr_db=snr, generator=self._generator(index, snr)
         )
-        return out.image, out.channel_uses, float(out.decoded)
+        return out.image, out.channel_uses, float(out.decoded), None
 
     @torch.no_grad()
-    def _deep_jscc(self, index: int, snr: float) -> tuple[np.ndarray, int, None]:
+    def _deep_jscc(self, index: int, snr: float) -> tuple[np.ndarray, int, None, None]:
         image = self.dataset[index].image[None]
         decoded = self.deep_jscc(image, snr_db=snr, channel=self.symbol_channel, generator=self._generator(index, snr))
-        return image_to_rgb(decoded)[0], self.deep_jscc.config.channel_uses, None
+        return image_to_rgb(decoded)[0], self.deep_jscc.config.channel_uses, None, None
 
-    def _gesco_analog(self, index: int, snr: float) -> tuple[torch.Tensor, int, None]:
+    def _gesco_analog(self, index: int, snr: float) -> tuple[torch.Tensor, int, None, float]:
         out = self._send(self.analog_link, index, snr)
-        return out.condition[0], int(out.received.complex_channel_uses[0]), None
+        return out.condition[0], int(out.received.complex_channel_uses[0]), None, float(out.received.sigma[0])
 
-    def _gesco_digital(self, index: int, snr: float) -> tuple[torch.Tensor, int, float]:
+    def _gesco_digital(self, index: int, snr: float) -> tuple[torch.Tensor, int, float, float]:
         from gesco.channel.digital.map_channel import DEFAULT_BAND_ROWS, DigitalGesco, map_blocks
         from gesco.semantics.transmitter import Transmitter
 
@@ -225,13 +230,15 @@ class Comparison:
             )
         link = Link(channel=DigitalGesco(self._link(config)), receiver=Receiver(None, map_denoiser="none"))
         out = self._send(link, index, snr)
-        return out.condition[0], int(out.received.complex_channel_uses[0]), float(out.received.known.float().mean())
+        known = float(out.received.known.float().mean())
+        return out.condition[0], int(out.received.complex_channel_uses[0]), known, float(out.received.sigma[0])
 
     # --- generation ---
 
-    def _regenerate(self, conditions: dict[int, torch.Tensor], snr: float, folder: Path, made: dict[str, Path]) -> None:
-        """Sample the receiver on ``conditions`` (index -> (C, H, W)); a condition already sampled (same bytes)
-        is copied from its first image instead."""
+    def _regenerate(self, conditions: dict[int, torch.Tensor], sigmas: dict[int, float], snr: float, folder: Path,
+                    made: dict[str, Path], receiver: DiffusionReceiver) -> None:
+        """Sample ``receiver`` on ``conditions`` (index -> (C, H, W)), told each map's noise level ``sigmas``; a
+        condition already sampled (same bytes) is copied from its first image instead."""
         names = {i: self.dataset[i].name for i in conditions}
         pending, copies = [], []
         for index, condition in conditions.items():
@@ -241,19 +248,20 @@ class Comparison:
             else:
                 made[key] = image_path(folder, names[index])
                 pending.append(index)
-        device = next(self.receiver.unet.parameters()).device
-        shape = (3, *self.receiver.config.image_size)
+        device = next(receiver.unet.parameters()).device
+        shape = (3, *receiver.config.image_size)
         chunks = [pending[i : i + self.batch_size] for i in range(0, len(pending), self.batch_size)]
         for chunk in tqdm(
             chunks, disable=not self.progress, desc=f"{folder.parent.name} {folder.name}", unit="batch", leave=False
         ):
             condition = torch.stack([conditions[i] for i in chunk]).to(device)
             start = starting_noise(self.seed, chunk, None, shape).to(device)
-            images = self.receiver(
+            images = receiver(
                 condition,
                 generator=seeded_generator(self.seed, chunk[0], snr, STEP_STREAM),
                 x_T=start,
                 sampler=self.sampler,
+                sigma=torch.tensor([sigmas[i] for i in chunk]),
             )
             for index, picture in zip(chunk, image_to_rgb(images), strict=True):
                 _save_png(image_path(folder, names[index]), picture)
@@ -268,8 +276,12 @@ class Comparison:
             DEEP_JSCC: self._deep_jscc,
             GESCO_ANALOG: self._gesco_analog,
             GESCO_DIGITAL: self._gesco_digital,
+            GESCO_ANALOG_AWARE: self._gesco_analog,
         }[method]
-        records, conditions = [], {}
+        receiver = self.aware if method == GESCO_ANALOG_AWARE else self.receiver
+        if receiver is None:
+            raise ValueError(f"method {method!r} needs a channel-aware receiver (Comparison(aware=...))")
+        records, conditions, sigmas = [], {}, {}
         for index in tqdm(
             range(self.count),
             disable=not self.progress,
@@ -277,14 +289,14 @@ class Comparison:
             unit="image",
             leave=False,
         ):
-            output, uses, delivered = produce(index, snr)
+            output, uses, delivered, sigma = produce(index, snr)
             records.append({"name": self.dataset[index].name, "complex_channel_uses": uses, "delivered": delivered})
             if isinstance(output, np.ndarray):
                 _save_png(image_path(folder, records[-1]["name"]), output)
             else:
-                conditions[index] = output
+                conditions[index], sigmas[index] = output, sigma
         if conditions:
-            self._regenerate(conditions, snr, folder, made)
+            self._regenerate(conditions, sigmas, snr, folder, made, receiver)
         atomic_write_text(folder / RECORDS, json.dumps(records, indent=1) + "\n")
         return records
 
