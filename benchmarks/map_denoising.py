@@ -38,10 +38,17 @@ def main() -> None:
     table = denoiser.table
     classes = EvaluationClasses.from_table(table)
     dataset = SyntheticStreetsDataset(args.n, EVALUATION_SEED_OFFSET, height=64, width=128)
-    links = {"fds": Link(receiver=Receiver(None, map_denoiser="fds")),
-             "learned": Link(receiver=Receiver(None, map_denoiser=denoiser))}
-    report: dict = {"scenes": args.n, "first_seed": EVALUATION_SEED_OFFSET, "denoiser": str(args.denoiser),
-                    "miou": {}, "blind_sigma": {}}
+    links = {
+        "fds": Link(receiver=Receiver(None, map_denoiser="fds")),
+        "learned": Link(receiver=Receiver(None, map_denoiser=denoiser)),
+    }
+    report: dict = {
+        "scenes": args.n,
+        "first_seed": EVALUATION_SEED_OFFSET,
+        "denoiser": str(args.denoiser),
+        "miou": {},
+        "blind_sigma": {},
+    }
     started = time.perf_counter()
     for psnr in args.psnr:
         confusions = {name: SegmentationConfusion(classes) for name in links}
@@ -52,8 +59,11 @@ def main() -> None:
             seeds = range(first, first + batch.labels.shape[0])
             for name, link in links.items():
                 with torch.no_grad():
-                    out = link(semantic_map, ChannelQuality.psnr_label(psnr),
-                               generator=[torch.Generator().manual_seed(1000 * int(psnr) + s) for s in seeds])
+                    out = link(
+                        semantic_map,
+                        ChannelQuality.psnr_label(psnr),
+                        generator=[torch.Generator().manual_seed(1000 * int(psnr) + s) for s in seeds],
+                    )
                 confusions[name].update(out.condition[:, : table.num_classes].argmax(1), batch.labels)
             payload = out.received.payload
             estimate = estimate_sigma(payload.values, payload.transmitted)
@@ -62,8 +72,11 @@ def main() -> None:
         sigma = float(out.received.sigma[0])
         report["miou"][f"{psnr:g}"] = {name: round(c.compute().miou, 4) for name, c in confusions.items()}
         report["blind_sigma"][f"{psnr:g}"] = {
-            "sigma": sigma, "mean_estimate": round(sigma + float(error.mean()), 4),
-            "mean_abs_error": round(float(error.abs().mean()), 4), "max_abs_error": round(float(error.abs().max()), 4)}
+            "sigma": sigma,
+            "mean_estimate": round(sigma + float(error.mean()), 4),
+            "mean_abs_error": round(float(error.abs().mean()), 4),
+            "max_abs_error": round(float(error.abs().max()), 4),
+        }
     report["seconds"] = round(time.perf_counter() - started, 1)
     print(json.dumps(report, indent=2))
 

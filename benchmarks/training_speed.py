@@ -52,8 +52,9 @@ def measure(config, *, bf16: bool, channels_last: bool, threads: int, steps: int
         network = NoiseConditioned(model, sigma) if config.noise_conditioning else model
         autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
         with autocast:
-            loss = diffusion.training_loss(network, images, diffusion.sample_timesteps(batch_size, generator=generator),
-                                           condition).loss.mean()
+            loss = diffusion.training_loss(
+                network, images, diffusion.sample_timesteps(batch_size, generator=generator), condition
+            ).loss.mean()
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -71,15 +72,26 @@ def main() -> None:
         "bf16": dict(config=base, bf16=True, channels_last=False, threads=2),
         "bf16+channels_last": dict(config=base, bf16=True, channels_last=True, threads=2),
         "bf16, 1 thread": dict(config=base, bf16=True, channels_last=False, threads=1),
-        "bf16, SPADE hidden 16": dict(config=base.replace(spade_hidden_channels=16), bf16=True, channels_last=False,
-                                      threads=2),
+        "bf16, SPADE hidden 16": dict(
+            config=base.replace(spade_hidden_channels=16), bf16=True, channels_last=False, threads=2
+        ),
     }
-    samples_per_second = {name: round(measure(steps=args.steps, batch_size=args.batch_size, **v), 3)
-                          for name, v in variants.items()}
-    print(json.dumps({"batch_size": args.batch_size, "timed_steps": args.steps,
-                      "samples_per_second": samples_per_second,
-                      "relative_to_fp32": {k: round(v / samples_per_second["fp32"], 2)
-                                           for k, v in samples_per_second.items()}}, indent=2))
+    samples_per_second = {
+        name: round(measure(steps=args.steps, batch_size=args.batch_size, **v), 3) for name, v in variants.items()
+    }
+    print(
+        json.dumps(
+            {
+                "batch_size": args.batch_size,
+                "timed_steps": args.steps,
+                "samples_per_second": samples_per_second,
+                "relative_to_fp32": {
+                    k: round(v / samples_per_second["fp32"], 2) for k, v in samples_per_second.items()
+                },
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

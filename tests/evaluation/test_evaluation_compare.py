@@ -120,12 +120,19 @@ def test_compare_writes_the_table_plots_and_figures(compared):
     report = (out / "report.md").read_text()
     assert "Crossovers with the classical link" in report and "| Deep JSCC |" in report
     data = json.loads((out / "results.json").read_text())
-    assert {r["method"] for r in data["results"]} == {CLASSICAL, DEEP_JSCC, GESCO_ANALOG, GESCO_DIGITAL,
-                                                      GESCO_ANALOG_AWARE}
+    assert {r["method"] for r in data["results"]} == {
+        CLASSICAL,
+        DEEP_JSCC,
+        GESCO_ANALOG,
+        GESCO_DIGITAL,
+        GESCO_ANALOG_AWARE,
+    }
     # the channel-aware receiver regenerates from the same received maps as the paper's, at the same channel uses
     for snr in (-10, 20, 30):
-        paper, aware = (json.loads((out / "images" / m / f"snr{snr}" / "records.json").read_text())
-                        for m in (GESCO_ANALOG, GESCO_ANALOG_AWARE))
+        paper, aware = (
+            json.loads((out / "images" / m / f"snr{snr}" / "records.json").read_text())
+            for m in (GESCO_ANALOG, GESCO_ANALOG_AWARE)
+        )
         assert paper == aware
     assert {r["snr_db"] for r in data["results"]} == {-10.0, 20.0, 30.0}
     assert all(r["miou"] is not None and r["ssim"] is not None for r in data["results"])
@@ -216,7 +223,17 @@ def test_bad_arguments_are_named(assets, tmp_path, capsys):
 
     small = tmp_path / "djscc"
     DeepJSCC(DeepJSCCConfig(image_size=(16, 32), hidden_channels=(4, 4, 4, 4))).save_pretrained(small)
-    base = ["compare", "--model", str(assets / "gesco"), "--aware-model", "none", "--no-fid", "--out", str(tmp_path / "o"), "--no-progress"]
+    base = [
+        "compare",
+        "--model",
+        str(assets / "gesco"),
+        "--aware-model",
+        "none",
+        "--no-fid",
+        "--out",
+        str(tmp_path / "o"),
+        "--no-progress",
+    ]
     assert main([*base, "--deep-jscc", str(small), "--n", "1"]) == 2
     assert "Deep JSCC model codes (16, 32) images, the receiver makes (32, 64)" in capsys.readouterr().err
     assert main([*base, "--n", "0"]) == 2

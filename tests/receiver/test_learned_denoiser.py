@@ -21,8 +21,9 @@ def scene(batch=2):
 def test_probabilities_live_on_the_transmitted_channels_only():
     torch.manual_seed(0)
     denoiser = LearnedMapDenoiser(MapDenoiserConfig(hidden_channels=8, dilations=(1, 2)))
-    out = Link(receiver=Receiver(None, map_denoiser=denoiser))(scene(), ChannelQuality.psnr_label(5),
-                                                               generator=torch.Generator().manual_seed(0))
+    out = Link(receiver=Receiver(None, map_denoiser=denoiser))(
+        scene(), ChannelQuality.psnr_label(5), generator=torch.Generator().manual_seed(0)
+    )
     probabilities = out.condition
     table = denoiser.table
     sent = out.payload.transmitted
@@ -42,10 +43,17 @@ def test_a_few_steps_through_the_channel_lower_the_loss():
     sigma = torch.full((4,), 0.6)
     losses = []
     for step in range(30):
-        received = AWGNChannel()(payload, ChannelQuality.noise_std(sigma.tolist()),
-                                 generator=torch.Generator().manual_seed(step))
-        loss = map_denoiser_loss(denoiser, received.payload.values, payload.transmitted, sigma,
-                                 semantic_map.labels, semantic_map.edges()[:, 0])
+        received = AWGNChannel()(
+            payload, ChannelQuality.noise_std(sigma.tolist()), generator=torch.Generator().manual_seed(step)
+        )
+        loss = map_denoiser_loss(
+            denoiser,
+            received.payload.values,
+            payload.transmitted,
+            sigma,
+            semantic_map.labels,
+            semantic_map.edges()[:, 0],
+        )
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -13,8 +13,14 @@ from gesco.receiver.sampling import SamplerConfig
 from gesco.receiver.unet import GescoUNet, UNetConfig
 from gesco.semantics import SemanticMap, Transmitter
 
-TINY = UNetConfig(base_channels=32, channel_mult=(1, 2), num_res_blocks=1, attention_ds=(2,), head_channels=32,
-                  spade_hidden_channels=8)
+TINY = UNetConfig(
+    base_channels=32,
+    channel_mult=(1, 2),
+    num_res_blocks=1,
+    attention_ds=(2,),
+    head_channels=32,
+    spade_hidden_channels=8,
+)
 
 
 def perturbed(config: UNetConfig) -> GescoUNet:
@@ -84,7 +90,8 @@ def test_the_receiver_hands_sigma_from_the_channel_or_its_blind_estimate():
     quality = ChannelQuality.psnr_label(5)
     told = Link(receiver=Receiver(generator))(semantic_map, quality, generator=torch.Generator().manual_seed(0))
     blind = Link(receiver=Receiver(generator, sigma_source="blind"))(
-        semantic_map, quality, generator=torch.Generator().manual_seed(0))
+        semantic_map, quality, generator=torch.Generator().manual_seed(0)
+    )
     assert told.images.shape == (1, 3, 16, 32) and not torch.equal(told.images, blind.images)
     with pytest.raises(ValueError, match="give sigma"):
         generator(told.condition)
@@ -95,8 +102,11 @@ def test_the_receiver_hands_sigma_from_the_channel_or_its_blind_estimate():
 @pytest.mark.parametrize("psnr", [30, 10, 5, 1])
 def test_blind_estimate_tracks_the_true_noise(psnr):
     scene = SyntheticStreets(64, 128).scene(1_000_003)
-    payload = Transmitter()(SemanticMap(torch.from_numpy(scene.labels).long()[None], "cityscapes",
-                                        torch.from_numpy(scene.instances).long()[None]))
+    payload = Transmitter()(
+        SemanticMap(
+            torch.from_numpy(scene.labels).long()[None], "cityscapes", torch.from_numpy(scene.instances).long()[None]
+        )
+    )
     received = AWGNChannel()(payload, ChannelQuality.psnr_label(psnr), generator=torch.Generator().manual_seed(2))
     estimate = float(estimate_sigma(received.payload.values, received.payload.transmitted)[0])
     assert estimate == pytest.approx(float(received.sigma[0]), rel=0.1)

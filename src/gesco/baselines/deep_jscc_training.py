@@ -20,10 +20,10 @@ from torch.utils.data import DataLoader, Dataset
 from gesco.baselines.deep_jscc import DeepJSCC, DeepJSCCConfig
 from gesco.channel.digital.symbol_channel import SymbolChannel
 from gesco.config import Config
-from gesco.constants import EVALUATION_SEED_OFFSET, VALIDATION_SEED_OFFSET
+from gesco.constants import VALIDATION_SEED_OFFSET
 from gesco.datasets import collate
 from gesco.semantics.classes import class_table, folder_table
-from gesco.training.config import LR_SCHEDULES, DataConfig
+from gesco.training.config import DataConfig, check_run_settings
 from gesco.training.data import TABLE_OF_KIND, build_dataset
 from gesco.training.ema import EMA
 from gesco.training.loop import LoopSettings, StepInputs, TrainingLoop
@@ -51,17 +51,9 @@ class DeepJSCCTrainConfig(Config):
     keep_checkpoints: int = 2
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1 or self.max_steps < 1 or self.checkpoint_every < 1:
-            raise ValueError("batch_size, max_steps and checkpoint_every must be positive")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {list(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        check_run_settings(self)
         if tuple(self.data.size) != tuple(self.model.image_size):
             raise ValueError(f"data.size {self.data.size} differs from model.image_size {self.model.image_size}")
-        if self.data.kind == "synthetic" and self.data.seed_offset + self.data.num_scenes > EVALUATION_SEED_OFFSET:
-            raise ValueError(
-                f"training scenes reach the evaluation seeds (from {EVALUATION_SEED_OFFSET} on); "
-                f"keep data.seed_offset + data.num_scenes <= {EVALUATION_SEED_OFFSET}"
-            )
 
 
 @dataclass(frozen=True)
@@ -99,20 +91,7 @@ def _ema_model(config: DeepJSCCConfig, ema: EMA) -> DeepJSCC:
 
 def loop_settings(config: DeepJSCCTrainConfig) -> LoopSettings:
     """The shared loop's part of a Deep JSCC run (on the CPU: the symbol channel draws its noise there)."""
-    return LoopSettings(
-        output_dir=config.output_dir,
-        seed=config.seed,
-        batch_size=config.batch_size,
-        max_steps=config.max_steps,
-        checkpoint_every=config.checkpoint_every,
-        keep_checkpoints=config.keep_checkpoints,
-        warmup_steps=config.warmup_steps,
-        lr_schedule=config.lr_schedule,
-        ema_decay=config.ema_decay,
-        device="cpu",
-        num_workers=config.data.num_workers,
-        name="train-deep-jscc",
-    )
+    return LoopSettings.from_config(config, name="train-deep-jscc", device="cpu")
 
 
 def train_deep_jscc(config: DeepJSCCTrainConfig, *, resume: bool = False, progress: bool = True) -> DeepJSCCTrainResult:

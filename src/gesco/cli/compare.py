@@ -45,11 +45,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--channel", choices=("awgn", "rayleigh"), default="awgn")
     parser.add_argument("--snr", type=float, nargs="+", default=list(DEFAULT_SNRS), help="Es/N0 values in dB")
     parser.add_argument("--n", type=int, default=200, help="images (default 200)")
-    parser.add_argument("--methods", nargs="+", choices=COMPARE_METHODS,
-                        help="default: all, without gesco-analog-aware when --aware-model is none")
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        choices=COMPARE_METHODS,
+        help="default: all, without gesco-analog-aware when --aware-model is none",
+    )
     parser.add_argument("--model", default=GESCO_RECEIVER, help="GESCO receiver: folder or shipped name")
-    parser.add_argument("--aware-model", default=CHANNEL_AWARE_RECEIVER,
-                        help="channel-aware receiver of gesco-analog-aware: folder, shipped name, or 'none'")
+    parser.add_argument(
+        "--aware-model",
+        default=CHANNEL_AWARE_RECEIVER,
+        help="channel-aware receiver of gesco-analog-aware: folder, shipped name, or 'none'",
+    )
     parser.add_argument("--deep-jscc", default=DEEP_JSCC, help="Deep JSCC model: folder or shipped name")
     add_data_options(parser, required=False)
     parser.add_argument("--modulation", choices=("qpsk", "16qam", "64qam"), default="qpsk")

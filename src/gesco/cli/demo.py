@@ -3,8 +3,8 @@
 Each scene's map goes through the transmitter and the AWGN channel at each PSNR label, then FDS and the
 shipped GESCO receiver (its own sampler: SDE-DPM-Solver++, 20 steps), beside the shipped SDM-style receiver
 (trained on clean maps) and gesco's channel-aware receiver (the GESCO network told the channel's noise level,
-``--aware-model none`` to leave it out); the networks run under bfloat16 autocast where the CPU has AVX512 / AMX (``--fp32``:
-float32). Writes ``OUT/figure.png`` (image | map | received | FDS | GESCO | SDM-style | channel-aware, a row per
+``--aware-model none`` to leave it out); the networks run under bfloat16 autocast where the CPU has AVX512 /
+AMX (``--fp32``: float32). Writes ``OUT/figure.png`` (image | map | received | FDS | GESCO | SDM-style | channel-aware, a row per
 scene and PSNR),
 ``OUT/table.md`` (printed too: payload bits against PNG / JPEG of the image, mIoU by the shipped segmenter,
 SSIM, seconds) and ``OUT/results.json``.
@@ -47,8 +47,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the channel noise, x_T and the sampler noise")
     parser.add_argument("--model", default=GESCO_RECEIVER, help="GESCO receiver: folder or shipped name")
     parser.add_argument("--sdm-model", default=SDM_RECEIVER, help="SDM-style receiver: folder or shipped name")
-    parser.add_argument("--aware-model", default=CHANNEL_AWARE_RECEIVER,
-                        help="channel-aware receiver: folder, shipped name, or 'none' to leave it out")
+    parser.add_argument(
+        "--aware-model",
+        default=CHANNEL_AWARE_RECEIVER,
+        help="channel-aware receiver: folder, shipped name, or 'none' to leave it out",
+    )
     parser.add_argument("--segmenter", default=SEGMENTER, help="segmenter for mIoU: folder or shipped name")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     parser.set_defaults(func=run)

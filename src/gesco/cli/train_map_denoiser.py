@@ -9,8 +9,9 @@ from gesco.cli.options import require_positive
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("train-map-denoiser", help="train the learned map denoiser through the link",
-                                   description=__doc__)
+    parser = subparsers.add_parser(
+        "train-map-denoiser", help="train the learned map denoiser through the link", description=__doc__
+    )
     parser.add_argument("--config", type=Path, help="MapDenoiserTrainConfig JSON (default: the built-in settings)")
     parser.add_argument("--out", type=Path, help="output folder (overrides the config's output_dir)")
     parser.add_argument("--max-steps", type=int, help="override the config's max_steps")
@@ -27,5 +28,7 @@ def run(args: argparse.Namespace) -> int:
     overrides = {"output_dir": str(args.out) if args.out else None, "max_steps": args.max_steps}
     config = config.replace(**{k: v for k, v in overrides.items() if v is not None})
     result = train_map_denoiser(config, resume=args.resume, progress=not args.no_progress)
-    print(f"trained the map denoiser to step {result.step} in {result.seconds:.0f} s; model in {result.output_dir}/model")
+    print(
+        f"trained the map denoiser to step {result.step} in {result.seconds:.0f} s; model in {result.output_dir}/model"
+    )
     return 0

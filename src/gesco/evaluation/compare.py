@@ -235,8 +235,15 @@ class Comparison:
 
     # --- generation ---
 
-    def _regenerate(self, conditions: dict[int, torch.Tensor], sigmas: dict[int, float], snr: float, folder: Path,
-                    made: dict[str, Path], receiver: DiffusionReceiver) -> None:
+    def _regenerate(
+        self,
+        conditions: dict[int, torch.Tensor],
+        sigmas: dict[int, float],
+        snr: float,
+        folder: Path,
+        made: dict[str, Path],
+        receiver: DiffusionReceiver,
+    ) -> None:
         """Sample ``receiver`` on ``conditions`` (index -> (C, H, W)), told each map's noise level ``sigmas``; a
         condition already sampled (same bytes) is copied from its first image instead."""
         names = {i: self.dataset[i].name for i in conditions}

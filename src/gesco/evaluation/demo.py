@@ -175,8 +175,9 @@ def run_demo(
                 sdm_miou=_miou(segmenter.predict(images[SDM_COLUMN][part]), labels, classes),
                 gesco_ssim=_ssim(images[GESCO_COLUMN][part], batch.image),
                 sdm_ssim=_ssim(images[SDM_COLUMN][part], batch.image),
-                aware_miou=None if aware is None else _miou(segmenter.predict(images[AWARE_COLUMN][part]), labels,
-                                                            classes),
+                aware_miou=None
+                if aware is None
+                else _miou(segmenter.predict(images[AWARE_COLUMN][part]), labels, classes),
                 aware_ssim=None if aware is None else _ssim(images[AWARE_COLUMN][part], batch.image),
             )
         )

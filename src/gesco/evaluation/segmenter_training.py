@@ -160,20 +160,7 @@ def _table_of(data: DataConfig, model: SegmenterConfig) -> ClassTable:
 
 def loop_settings(config: SegmenterTrainConfig) -> LoopSettings:
     """The shared loop's part of a segmenter run."""
-    return LoopSettings(
-        output_dir=config.output_dir,
-        seed=config.seed,
-        batch_size=config.batch_size,
-        max_steps=config.max_steps,
-        checkpoint_every=config.checkpoint_every,
-        keep_checkpoints=config.keep_checkpoints,
-        warmup_steps=config.warmup_steps,
-        lr_schedule=config.lr_schedule,
-        ema_decay=config.ema_decay,
-        device="cpu" if config.device == "cpu" else "auto",
-        num_workers=config.data.num_workers,
-        name="train-segmenter",
-    )
+    return LoopSettings.from_config(config, name="train-segmenter", device="cpu" if config.device == "cpu" else "auto")
 
 
 def train_segmenter(

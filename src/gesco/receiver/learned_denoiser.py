@@ -65,8 +65,10 @@ class LearnedMapDenoiser(WeightsFolder, nn.Module):
     def logits(self, values: torch.Tensor, transmitted: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         """Per-channel logits (B, C, H, W); untransmitted class channels at -inf."""
         if values.dim() != 4 or values.shape[1] != self.table.num_channels or transmitted.shape != values.shape[:2]:
-            raise ValueError(f"expected a (B, {self.table.num_channels}, H, W) map and a (B, C) mask, got "
-                             f"{tuple(values.shape)} and {tuple(transmitted.shape)}")
+            raise ValueError(
+                f"expected a (B, {self.table.num_channels}, H, W) map and a (B, C) mask, got "
+                f"{tuple(values.shape)} and {tuple(transmitted.shape)}"
+            )
         check_finite("received map", values)
         mask = transmitted[:, :, None, None].to(values.dtype).expand_as(values)
         plane = sigma.to(values.dtype)[:, None, None, None].expand(-1, 1, *values.shape[2:])
@@ -88,8 +90,14 @@ class LearnedMapDenoiser(WeightsFolder, nn.Module):
         return self.probabilities(payload.values, payload.transmitted, received.sigma.to(payload.values.device))
 
 
-def map_denoiser_loss(model: LearnedMapDenoiser, values: torch.Tensor, transmitted: torch.Tensor,
-                      sigma: torch.Tensor, labels: torch.Tensor, edges: torch.Tensor | None) -> torch.Tensor:
+def map_denoiser_loss(
+    model: LearnedMapDenoiser,
+    values: torch.Tensor,
+    transmitted: torch.Tensor,
+    sigma: torch.Tensor,
+    labels: torch.Tensor,
+    edges: torch.Tensor | None,
+) -> torch.Tensor:
     """Cross-entropy of the class logits against the label map, plus BCE of the edge logit against the edges."""
     logits = model.logits(values, transmitted, sigma)
     classes = model.table.num_classes

@@ -33,14 +33,17 @@ def estimate_sigma(values: torch.Tensor, transmitted: torch.Tensor) -> torch.Ten
         transmitted: bool (B, C) channels that crossed the link.
     """
     if values.dim() != 4 or transmitted.shape != values.shape[:2]:
-        raise ValueError(f"estimate_sigma takes a (B, C, H, W) map and a (B, C) mask, got {tuple(values.shape)} "
-                         f"and {tuple(transmitted.shape)}")
+        raise ValueError(
+            f"estimate_sigma takes a (B, C, H, W) map and a (B, C) mask, got {tuple(values.shape)} "
+            f"and {tuple(transmitted.shape)}"
+        )
     check_finite("received map", values)
     estimates = []
     for b in range(values.shape[0]):
         sent = values[b, transmitted[b]].float()
-        differences = torch.cat([(sent[:, :, 1:] - sent[:, :, :-1]).flatten(),
-                                 (sent[:, 1:, :] - sent[:, :-1, :]).flatten()])
+        differences = torch.cat(
+            [(sent[:, :, 1:] - sent[:, :, :-1]).flatten(), (sent[:, 1:, :] - sent[:, :-1, :]).flatten()]
+        )
         if differences.numel() == 0:
             raise ValueError(f"map {b}: no neighbouring values to estimate the noise from")
         estimates.append(differences.abs().median() / (math.sqrt(2) * _MEDIAN_ABS_NORMAL))

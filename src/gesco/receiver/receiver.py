@@ -62,8 +62,13 @@ class Receiver(nn.Module):
     ``Receiver.from_pretrained(folder)`` builds one from a trained receiver folder with its own map denoiser.
     """
 
-    def __init__(self, image_generator: ImageGenerator | None = None, *, map_denoiser: str | nn.Module = "fds",
-                 sigma_source: str = "channel"):
+    def __init__(
+        self,
+        image_generator: ImageGenerator | None = None,
+        *,
+        map_denoiser: str | nn.Module = "fds",
+        sigma_source: str = "channel",
+    ):
         super().__init__()
         if sigma_source not in SIGMA_SOURCES:
             raise ValueError(f"sigma_source must be one of {list(SIGMA_SOURCES)}, got {sigma_source!r}")
@@ -94,6 +99,7 @@ class Receiver(nn.Module):
         if self.image_generator is None:
             return ReceiverOutput(condition, None)
         sigma = received_sigma(received, self.sigma_source)
-        images = self.image_generator(condition, generator=generator, x_T=x_T, sampler=sampler, sigma=sigma,
-                                      progress=progress)
+        images = self.image_generator(
+            condition, generator=generator, x_T=x_T, sampler=sampler, sigma=sigma, progress=progress
+        )
         return ReceiverOutput(condition, images)

@@ -8,6 +8,7 @@ from typing import Any, Self
 
 from gesco.channel.quality import NOISE_AWARE_TRAINING_SIGMAS
 from gesco.config import Config, ConfigError
+from gesco.constants import EVALUATION_SEED_OFFSET
 from gesco.receiver.diffusion import DiffusionConfig
 from gesco.receiver.sampling import SamplerConfig
 from gesco.receiver.unet import UNetConfig
@@ -47,6 +48,22 @@ class DataConfig(Config):
             raise ValueError(f"unknown data kind {self.kind!r}; choose one of {list(DATA_KINDS)}")
         if self.kind not in ("synthetic",) and not self.root:
             raise ValueError(f"data kind {self.kind!r} needs a root folder (data.root)")
+
+
+def check_run_settings(config: Config) -> None:
+    """The checks every trainer's config shares: positive step counts, a known learning-rate schedule, and
+    synthetic training scenes that stay below the evaluation seeds."""
+    for name in ("batch_size", "max_steps", "checkpoint_every"):
+        if getattr(config, name) < 1:
+            raise ValueError(f"{type(config).__name__}.{name} must be positive, got {getattr(config, name)}")
+    if config.lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {list(LR_SCHEDULES)}, got {config.lr_schedule!r}")
+    data = config.data
+    if data.kind == "synthetic" and data.seed_offset + data.num_scenes > EVALUATION_SEED_OFFSET:
+        raise ValueError(
+            f"training scenes reach the evaluation seeds (from {EVALUATION_SEED_OFFSET} on); "
+            f"keep data.seed_offset + data.num_scenes <= {EVALUATION_SEED_OFFSET}"
+        )
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -211,6 +211,13 @@ class LoopSettings:
         for name in ("seed", "keep_checkpoints", "warmup_steps", "log_every", "num_workers", "grad_clip"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+    @classmethod
+    def from_config(cls, config, *, name: str, device: str = "auto") -> LoopSettings:
+        """The settings a trainer's config shares with the loop, read by field name (a field the config lacks
+        keeps the loop's default); the data loader's workers come from ``config.data``."""
+        shared = {f.name: getattr(config, f.name) for f in fields(cls) if hasattr(config, f.name)}
+        return cls(**{**shared, "device": device, "num_workers": config.data.num_workers, "name": name})
 
 
 @dataclass(frozen=True)

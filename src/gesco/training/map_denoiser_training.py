@@ -13,14 +13,13 @@ import torch
 
 from gesco.channel.quality import ChannelQuality
 from gesco.config import Config
-from gesco.constants import EVALUATION_SEED_OFFSET
 from gesco.datasets import collate
 from gesco.link import Link
 from gesco.receiver.learned_denoiser import LearnedMapDenoiser, MapDenoiserConfig, map_denoiser_loss
 from gesco.receiver.receiver import Receiver
 from gesco.semantics.classes import class_table
 from gesco.semantics.maps import SemanticMap
-from gesco.training.config import LR_SCHEDULES, DataConfig
+from gesco.training.config import DataConfig, check_run_settings
 from gesco.training.data import build_dataset
 from gesco.training.loop import LoopResult, LoopSettings, StepInputs, TrainingLoop
 
@@ -33,8 +32,9 @@ class MapDenoiserTrainConfig(Config):
     """One learned map denoiser training run; saved as ``config.json`` in ``output_dir``."""
 
     output_dir: str = "runs/map-denoiser"
-    data: DataConfig = field(default_factory=lambda: DataConfig(kind="synthetic", num_scenes=100_000,
-                                                                seed_offset=300_000))
+    data: DataConfig = field(
+        default_factory=lambda: DataConfig(kind="synthetic", num_scenes=100_000, seed_offset=300_000)
+    )
     model: MapDenoiserConfig = field(default_factory=MapDenoiserConfig)
     sigmas: tuple[float, ...] = DEFAULT_TRAINING_SIGMAS
     batch_size: int = 16
@@ -48,26 +48,21 @@ class MapDenoiserTrainConfig(Config):
     keep_checkpoints: int = 2
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1 or self.max_steps < 1 or self.checkpoint_every < 1:
-            raise ValueError("batch_size, max_steps and checkpoint_every must be positive")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {list(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        check_run_settings(self)
         if not self.sigmas or min(self.sigmas) < 0:
             raise ValueError("sigmas must be a non-empty tuple of noise levels >= 0")
-        if self.data.kind == "synthetic" and self.data.seed_offset + self.data.num_scenes > EVALUATION_SEED_OFFSET:
-            raise ValueError(f"training scenes reach the evaluation seeds (from {EVALUATION_SEED_OFFSET} on)")
 
 
 def train_map_denoiser(config: MapDenoiserTrainConfig, *, resume: bool = False, progress: bool = True) -> LoopResult:
     """Run (or continue, with ``resume``) the training of ``config``; export ``output_dir/model``."""
-    settings = LoopSettings(output_dir=config.output_dir, seed=config.seed, batch_size=config.batch_size,
-                            max_steps=config.max_steps, checkpoint_every=config.checkpoint_every,
-                            keep_checkpoints=config.keep_checkpoints, warmup_steps=config.warmup_steps,
-                            lr_schedule=config.lr_schedule, ema_decay=config.ema_decay, device="cpu",
-                            num_workers=config.data.num_workers, name="train-map-denoiser")
-    loop = TrainingLoop(settings, lambda: LearnedMapDenoiser(config.model),
-                        lambda parameters: torch.optim.AdamW(parameters, lr=config.learning_rate),
-                        config=config, resume=resume, progress=progress)
+    loop = TrainingLoop(
+        LoopSettings.from_config(config, name="train-map-denoiser", device="cpu"),
+        lambda: LearnedMapDenoiser(config.model),
+        lambda parameters: torch.optim.AdamW(parameters, lr=config.learning_rate),
+        config=config,
+        resume=resume,
+        progress=progress,
+    )
     table = class_table(config.model.class_table)
     dataset = build_dataset(config.data, table)
     link = Link(receiver=Receiver(None, map_denoiser="none"))
@@ -88,5 +83,9 @@ def train_map_denoiser(config: MapDenoiserTrainConfig, *, resume: bool = False, 
         edges = semantic_map.edges()[:, 0] if table.has_edge else None
         return map_denoiser_loss(inputs.model, payload.values, payload.transmitted, sigma, semantic_map.labels, edges)
 
-    return loop.run(dataset, step, collate_fn=collate,
-                    export=lambda ema, directory: ema.copy_to(LearnedMapDenoiser(config.model)).save_pretrained(directory))
+    return loop.run(
+        dataset,
+        step,
+        collate_fn=collate,
+        export=lambda ema, directory: ema.copy_to(LearnedMapDenoiser(config.model)).save_pretrained(directory),
+    )

@@ -14,43 +14,26 @@ from pathlib import Path
 
 import torch
 
+from gesco.io import load_tensors
 from gesco.receiver.diffusion import GaussianDiffusion
+from gesco.receiver.noise_level import NoiseConditioned
 from gesco.receiver.pipeline import ReceiverConfig, receiver_from_weights
 from gesco.receiver.unet import GescoUNet
 from gesco.semantics.classes import ClassTable
 from gesco.semantics.maps import SemanticMap
-from gesco.io import load_tensors
-from gesco.receiver.noise_level import NoiseConditioned
-from gesco.weights_folder import WEIGHTS_NAME
 from gesco.training.conditioning import drop_condition, noisy_condition
 from gesco.training.config import TrainConfig
 from gesco.training.data import build_dataset, collate_samples, dataset_class_table
 from gesco.training.loop import LoopResult, LoopSettings, NonFiniteLossError, StepInputs, StepOutput, TrainingLoop
 from gesco.training.preview import write_sample_grid
+from gesco.weights_folder import WEIGHTS_NAME
 
 __all__ = ["NonFiniteLossError", "export_receiver", "loop_settings", "train"]
 
 
 def loop_settings(config: TrainConfig) -> LoopSettings:
     """The shared loop's part of a receiver run."""
-    return LoopSettings(
-        output_dir=config.output_dir,
-        seed=config.seed,
-        batch_size=config.batch_size,
-        max_steps=config.max_steps,
-        checkpoint_every=config.checkpoint_every,
-        keep_checkpoints=config.keep_checkpoints,
-        warmup_steps=config.warmup_steps,
-        lr_schedule=config.lr_schedule,
-        ema_decay=config.ema_decay,
-        ema_warmup=config.ema_warmup,
-        grad_clip=config.grad_clip,
-        log_every=config.log_every,
-        mixed_precision=config.mixed_precision,
-        device="auto",
-        num_workers=config.data.num_workers,
-        name="train",
-    )
+    return LoopSettings.from_config(config, name="train")
 
 
 def _check_model_fits_table(config: TrainConfig, table: ClassTable) -> None:
@@ -85,8 +68,10 @@ def load_initial_weights(model: GescoUNet, folder: Path) -> None:
     own = model.state_dict()
     new = sorted(set(own) - set(weights))
     if any(not name.startswith("noise_embedding.") for name in new) or set(weights) - set(own):
-        raise ValueError(f"init_weights {folder} does not fit the model: missing {new[:3]}, "
-                         f"unexpected {sorted(set(weights) - set(own))[:3]}")
+        raise ValueError(
+            f"init_weights {folder} does not fit the model: missing {new[:3]}, "
+            f"unexpected {sorted(set(weights) - set(own))[:3]}"
+        )
     bad = [k for k, v in weights.items() if v.shape != own[k].shape]
     if bad:
         raise ValueError(f"init_weights {folder}: shapes differ for {bad[:3]}")
@@ -125,8 +110,9 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
             if instances is not None:
                 instances = torch.where(flip[:, None, None], instances.flip(-1), instances)
         semantic_map = SemanticMap(labels, table, instances, config.data.edge_rule)
-        condition, sigma = noisy_condition(semantic_map, mode=config.noise, sigmas=config.noise_sigmas,
-                                           generator=generator)
+        condition, sigma = noisy_condition(
+            semantic_map, mode=config.noise, sigmas=config.noise_sigmas, generator=generator
+        )
         condition = drop_condition(condition, config.condition_dropout, generator=generator)
         t = diffusion.sample_timesteps(images.shape[0], generator=generator)
         noise = torch.randn(images.shape, generator=generator)

@@ -164,7 +164,9 @@ class GescoUNet(WeightsFolder, nn.Module):
             return checkpoint(block, *inputs, use_reentrant=False)
         return block(*inputs)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor, sigma: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor, sigma: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Predict the noise of ``x`` at timestep ``t`` given the label map ``y`` (and the channel's ``sigma``).
 
         Args:
@@ -184,8 +186,9 @@ class GescoUNet(WeightsFolder, nn.Module):
         if self.config.noise_conditioning:
             embedding = embedding + self.noise_embedding(self._check_sigma(sigma, x))
         elif sigma is not None:
-            raise ValueError("this network is not conditioned on the noise level (noise_conditioning=False): "
-                             "pass sigma=None")
+            raise ValueError(
+                "this network is not conditioned on the noise level (noise_conditioning=False): pass sigma=None"
+            )
         time_features = F.silu(embedding)  # every res-block applies SiLU first; do it once
         h = self.input_conv(x.to(dtype))
         if h.is_contiguous(memory_format=torch.channels_last):
@@ -219,8 +222,10 @@ class GescoUNet(WeightsFolder, nn.Module):
     @staticmethod
     def _check_sigma(sigma: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
         if sigma is None:
-            raise ValueError("this network is conditioned on the channel's noise level: pass sigma (B,), the "
-                             "received map's noise standard deviation (Received.sigma, or a blind estimate)")
+            raise ValueError(
+                "this network is conditioned on the channel's noise level: pass sigma (B,), the "
+                "received map's noise standard deviation (Received.sigma, or a blind estimate)"
+            )
         sigma = torch.as_tensor(sigma, dtype=torch.float32, device=x.device)
         sigma = sigma.expand(x.shape[0]) if sigma.ndim == 0 else sigma
         if sigma.shape != (x.shape[0],) or not torch.isfinite(sigma).all() or (sigma < 0).any():
