@@ -4,8 +4,8 @@ Each scene's map goes through the transmitter and the AWGN channel at each PSNR 
 shipped GESCO receiver (its own sampler: SDE-DPM-Solver++, 20 steps), beside the shipped SDM-style receiver
 (trained on clean maps) and gesco's channel-aware receiver (the GESCO network told the channel's noise level,
 ``--aware-model none`` to leave it out); the networks run under bfloat16 autocast where the CPU has AVX512 /
-AMX (``--fp32``: float32). Writes ``OUT/figure.png`` (image | map | received | FDS | GESCO | SDM-style | channel-aware, a row per
-scene and PSNR),
+AMX (``--fp32``: float32). Writes ``OUT/figure.png`` (image | map | received | FDS | GESCO | SDM-style |
+channel-aware, a row per scene and PSNR),
 ``OUT/table.md`` (printed too: payload bits against PNG / JPEG of the image, mIoU by the shipped segmenter,
 SSIM, seconds) and ``OUT/results.json``.
 """
