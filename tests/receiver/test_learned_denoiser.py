@@ -67,3 +67,14 @@ def test_bad_inputs_are_named():
         denoiser.logits(torch.zeros(1, 5, 8, 8), torch.ones(1, 5, dtype=torch.bool), torch.zeros(1))
     with pytest.raises(ValueError, match="dilations"):
         MapDenoiserConfig(dilations=())
+
+
+def test_an_untrained_denoiser_is_fds():
+    from gesco.receiver.map_denoisers import fast_denoise
+
+    denoiser = LearnedMapDenoiser(MapDenoiserConfig(hidden_channels=8, dilations=(1,)))
+    link = Link(receiver=Receiver(None, map_denoiser=denoiser))
+    out = link(scene(), ChannelQuality.psnr_label(1), generator=torch.Generator().manual_seed(0))
+    received = out.received.payload
+    fds = fast_denoise(received.values, received.transmitted)
+    assert torch.equal(out.condition[:, :35].argmax(1), fds[:, :35].argmax(1))

@@ -1,7 +1,8 @@
 """A learned map denoiser: the received map (and its noise level) -> class and edge probabilities.
 
 FDS (3x3 mean, then 3x3 max) is blind to the noise level and to which classes compete at a pixel. This small
-network sees the transmitted channels, the mask of what was sent and sigma, and predicts per pixel a
+network starts from FDS (its logits are the FDS output plus a learned correction, zero at initialisation), sees
+the transmitted channels, the mask of what was sent and sigma, and predicts per pixel a
 distribution over the transmitted classes (a softmax over them only: the side information says which classes
 exist) and the probability of an instance edge. It fits the receiver's map-denoiser slot
 (``Receiver(generator, map_denoiser=LearnedMapDenoiser.from_pretrained(folder))``); its argmax is a
@@ -18,6 +19,7 @@ from torch import nn
 
 from gesco.channel.base import Received, check_finite
 from gesco.config import Config
+from gesco.receiver.map_denoisers import fast_denoise
 from gesco.semantics.classes import class_table
 from gesco.weights_folder import WeightsFolder
 
@@ -60,7 +62,12 @@ class LearnedMapDenoiser(WeightsFolder, nn.Module):
             layers += [nn.Conv2d(width, config.hidden_channels, 3, padding=dilation, dilation=dilation), nn.GELU()]
             width = config.hidden_channels
         self.body = nn.Sequential(*layers)
+        # Residual form: the logits start as the FDS output (scaled), so the untrained network is the paper's
+        # denoiser, and training learns the correction (the zero-initialised head) from the raw map and sigma.
         self.head = nn.Conv2d(width, channels, 1)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+        self.skip_scale = nn.Parameter(torch.tensor(4.0))
 
     def logits(self, values: torch.Tensor, transmitted: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         """Per-channel logits (B, C, H, W); untransmitted class channels at -inf."""
@@ -72,7 +79,9 @@ class LearnedMapDenoiser(WeightsFolder, nn.Module):
         check_finite("received map", values)
         mask = transmitted[:, :, None, None].to(values.dtype).expand_as(values)
         plane = sigma.to(values.dtype)[:, None, None, None].expand(-1, 1, *values.shape[2:])
-        logits = self.head(self.body(torch.cat([values * mask, mask, plane], dim=1)))
+        sent = values * mask
+        skip = fast_denoise(values, transmitted)
+        logits = self.head(self.body(torch.cat([sent, mask, plane], dim=1))) + self.skip_scale * skip
         classes = self.table.num_classes
         blocked = ~transmitted[:, :classes, None, None].expand_as(logits[:, :classes])
         return torch.cat([logits[:, :classes].masked_fill(blocked, float("-inf")), logits[:, classes:]], dim=1)
