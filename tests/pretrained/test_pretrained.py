@@ -126,3 +126,38 @@ def test_deep_jscc_spends_six_channel_uses_per_pixel_at_unit_power_and_reconstru
             psnr[snr] = float((-10 * torch.log10(mse)).mean())
     # measured on held-out scenes at shipping: 22.9 dB at -5 dB, 23.7 dB at 20 dB
     assert psnr[20.0] > psnr[-5.0] and psnr[20.0] > 22.0
+
+
+def test_shipped_channel_aware_receiver_reads_sigma_and_regenerates_a_noisy_map(held_out):
+    """At PSNR label 10, told the channel's sigma, 10 steps: the regenerations are segmented back to the map."""
+    from gesco.channel import ChannelQuality
+    from gesco.link import Link
+    from gesco.receiver.receiver import Receiver
+    from gesco.semantics import SemanticMap
+
+    aware = pretrained.load(pretrained.CHANNEL_AWARE_RECEIVER)
+    assert aware.unet.config.noise_conditioning and aware.config.map_denoiser == "fds"
+    gesco = pretrained.load(pretrained.GESCO_RECEIVER)
+    # the same architecture as the paper's receiver, plus the noise embedding
+    assert aware.unet.config.replace(noise_conditioning=False) == gesco.unet.config
+    segmenter = pretrained.load(pretrained.SEGMENTER)
+    semantic_map = SemanticMap(held_out.labels, aware.table, held_out.instances, aware.config.edge_rule)
+    out = Link(receiver=Receiver(aware))(
+        semantic_map,
+        ChannelQuality.psnr_label(10),
+        generator=torch.Generator().manual_seed(0),
+        sampler=aware.config.sampler.replace(steps=10),
+    )
+    assert out.images.shape == held_out.image.shape and out.images.abs().max() <= 1
+    with torch.no_grad():
+        assert miou(segmenter.predict(out.images), held_out.labels, aware.table) >= 0.6
+    with pytest.raises(ValueError, match="give sigma"):
+        aware(out.condition)
+
+
+def test_shipped_map_denoiser_is_fds_plus_a_correction():
+    from gesco.receiver.learned_denoiser import LearnedMapDenoiser
+
+    denoiser = pretrained.load(pretrained.MAP_DENOISER)
+    assert isinstance(denoiser, LearnedMapDenoiser) and not denoiser.training
+    assert denoiser.head.weight.abs().sum() > 0  # trained: the correction is no longer zero

@@ -13,13 +13,16 @@ from gesco.receiver.pipeline import DiffusionReceiver
 from gesco.receiver.sampling import SamplerConfig
 from gesco.receiver.unet import GescoUNet, UNetConfig
 from gesco.training.config import TrainConfig
+from gesco.training.map_denoiser_training import MapDenoiserTrainConfig
 from gesco.training.trainer import export_receiver
 
 REPO = Path(__file__).resolve().parents[2]
 TRAINING_CONFIGS = sorted(REPO.glob("configs/train-*.json")) + sorted(
     REPO.glob("src/gesco/pretrained/*/training-config.json")
 )
-CONFIG_CLASSES = {cls.__name__: cls for cls in (TrainConfig, SegmenterTrainConfig, DeepJSCCTrainConfig)}
+CONFIG_CLASSES = {
+    cls.__name__: cls for cls in (TrainConfig, SegmenterTrainConfig, DeepJSCCTrainConfig, MapDenoiserTrainConfig)
+}
 
 
 def test_the_preview_sampler_is_one_nested_sampler_config():
