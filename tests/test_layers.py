@@ -19,6 +19,7 @@ LAYERS = [
     {"baselines"},
     {"evaluation"},
     {"pretrained"},
+    {"serve"},
     {"cli"},
 ]
 

@@ -16,7 +16,8 @@ Layers, lowest first; a module imports only from its own layer and the ones befo
 8. ``baselines``: payload accounting, JPEG over the digital link, Deep JSCC;
 9. ``evaluation``: metrics, the segmenter, demo, sweep and comparison;
 10. ``pretrained``: the shipped models by name;
-11. ``cli``: parses and calls.
+11. ``serve``: the receiver as a network service, its wire format and web demo (extra ``gesco[serve]``);
+12. ``cli``: parses and calls.
 
 The names a user reaches for first are importable from here (loaded on first use, so ``import gesco`` stays
 light): ``Link``, ``SemanticMap``, ``Transmitter``, ``ChannelQuality``, the channels, ``Receiver``,

@@ -46,10 +46,19 @@ def _compress(array: np.ndarray, bits: int) -> tuple[int, bytes]:
 
 
 def _decompress(codec: int, data: bytes, shape: tuple[int, int], bits: int) -> np.ndarray:
+    # Both decoders stop at the size the header states: a few damaged or hostile bytes must not inflate to
+    # gigabytes (codes arrive from the network, ``gesco serve``).
     if codec == _PNG:
-        decoded = np.asarray(Image.open(io.BytesIO(data)).convert("L"))
+        image = Image.open(io.BytesIO(data))
+        if image.size != (shape[1], shape[0]):
+            raise ValueError(f"the PNG part is {image.size[1]}x{image.size[0]}, the header says {shape[0]}x{shape[1]}")
+        decoded = np.asarray(image.convert("L"))
         return decoded > 0 if bits == 1 else decoded
-    raw = lzma.decompress(data, format=lzma.FORMAT_RAW, filters=[{"id": lzma.FILTER_LZMA2, "preset": 9}])
+    expected = -(-shape[0] * shape[1] // 8) if bits == 1 else shape[0] * shape[1]
+    decompressor = lzma.LZMADecompressor(format=lzma.FORMAT_RAW, filters=[{"id": lzma.FILTER_LZMA2, "preset": 9}])
+    raw = decompressor.decompress(data, max_length=expected)
+    if len(raw) != expected or (not decompressor.eof and decompressor.decompress(b"", max_length=1)):
+        raise ValueError(f"the LZMA part does not hold the {expected} bytes the header's size needs")
     flat = np.frombuffer(raw, dtype=np.uint8)
     if bits == 1:
         flat = np.unpackbits(flat)[: shape[0] * shape[1]].astype(bool)
