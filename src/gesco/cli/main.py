@@ -69,10 +69,23 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError) as err:
-        # User errors are reported in one line, without a traceback.
-        print(f"gesco {args.command}: error: {err}", file=sys.stderr)
+    except (ValueError, TypeError, OSError, MemoryError) as err:
+        # User errors (typed ValueError / TypeError) and faults of the environment (unreadable, full or
+        # read-only paths; out of memory) are reported in one line, without a traceback.
+        print(f"gesco {args.command}: error: {error_line(err)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"gesco {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def error_line(err: BaseException) -> str:
+    """``err`` as one line: the path and the reason of an OSError, the lines of a multi-line message joined."""
+    if isinstance(err, OSError) and err.filename is not None and err.strerror:
+        target = f"{err.filename} -> {err.filename2}" if err.filename2 else err.filename
+        return f"{err.strerror}: {target}"
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return "; ".join(lines) or f"{type(err).__name__} (no message)"
 
 
 if __name__ == "__main__":

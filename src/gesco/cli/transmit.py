@@ -71,7 +71,6 @@ def _load_input(args: argparse.Namespace, receiver: DiffusionReceiver) -> tuple[
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
     import time
     from dataclasses import asdict
 
@@ -80,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     from gesco.baselines.accounting import payload_sizes
     from gesco.cli.common import build_link_channel, channel_quality, sampler_config, write_png
     from gesco.evaluation.figures import condition_to_rgb, image_to_rgb, save_grid
-    from gesco.io import atomic_write_text
+    from gesco.io import output_folder, write_json
     from gesco.link import Link
     from gesco.pretrained import resolve
     from gesco.receiver.pipeline import DiffusionReceiver
@@ -93,46 +92,49 @@ def run(args: argparse.Namespace) -> int:
     map_denoiser = args.map_denoiser or receiver.config.map_denoiser
     link = Link(channel=build_link_channel(args), receiver=Receiver(receiver, map_denoiser=map_denoiser))
 
-    started = time.perf_counter()
-    out = link(
-        semantic_map, quality, generator=torch.Generator().manual_seed(args.seed), sampler=sampler, progress=True
-    )
-    seconds = time.perf_counter() - started
+    # the pictures and record.json are built aside and moved into --out together (record.json last), so a
+    # failed run leaves no set that looks complete; an unwritable --out fails here, before sampling
+    with output_folder(args.out, last=["record.json"]) as staging:
+        started = time.perf_counter()
+        out = link(
+            semantic_map, quality, generator=torch.Generator().manual_seed(args.seed), sampler=sampler, progress=True
+        )
+        seconds = time.perf_counter() - started
 
-    table = receiver.table
-    pictures = {
-        "map": semantic_map.colorize().permute(0, 2, 3, 1)[0].numpy(),
-        "received": condition_to_rgb(out.received.payload.values, table)[0],
-        f"condition-{map_denoiser}": condition_to_rgb(out.condition, table)[0],
-        "regenerated": image_to_rgb(out.images)[0],
-    }
-    if image is not None:
-        pictures = {"original": image, **pictures}
-    for name, picture in pictures.items():
-        write_png(args.out / f"{name}.png", picture)
-    sigma = float(out.received.sigma[0])
-    save_grid(
-        args.out / "figure.png",
-        [list(pictures.values())],
-        list(pictures),
-        title=f"gesco transmit: {args.channel}, {quality.describe()} (sigma {sigma:.3f}), map denoiser "
-        f"{map_denoiser}, {sampler.sampler} {sampler.steps} steps, guidance {sampler.guidance:g}",
-    )
-    (sizes,) = payload_sizes(semantic_map, None if image is None else image[None])
-    record = {
-        "quality": {"kind": quality.kind, "value": quality.values[0]},
-        "sigma": sigma,
-        "channel": args.channel,
-        "map_denoiser": map_denoiser,
-        "present_classes": [table.names[i] for i in out.payload.present_ids(0)],
-        "complex_channel_uses": int(out.received.complex_channel_uses[0]),
-        "payload_sizes": {**asdict(sizes), "per_pixel": sizes.per_pixel()},
-        "sampler": sampler.to_dict(),
-        "seconds": round(seconds, 3),
-        "model": str(args.model),
-        "seed": args.seed,
-    }
-    atomic_write_text(args.out / "record.json", json.dumps(record, indent=2, allow_nan=False) + "\n")
+        table = receiver.table
+        pictures = {
+            "map": semantic_map.colorize().permute(0, 2, 3, 1)[0].numpy(),
+            "received": condition_to_rgb(out.received.payload.values, table)[0],
+            f"condition-{map_denoiser}": condition_to_rgb(out.condition, table)[0],
+            "regenerated": image_to_rgb(out.images)[0],
+        }
+        if image is not None:
+            pictures = {"original": image, **pictures}
+        for name, picture in pictures.items():
+            write_png(staging / f"{name}.png", picture)
+        sigma = float(out.received.sigma[0])
+        save_grid(
+            staging / "figure.png",
+            [list(pictures.values())],
+            list(pictures),
+            title=f"gesco transmit: {args.channel}, {quality.describe()} (sigma {sigma:.3f}), map denoiser "
+            f"{map_denoiser}, {sampler.sampler} {sampler.steps} steps, guidance {sampler.guidance:g}",
+        )
+        (sizes,) = payload_sizes(semantic_map, None if image is None else image[None])
+        record = {
+            "quality": {"kind": quality.kind, "value": quality.values[0]},
+            "sigma": sigma,
+            "channel": args.channel,
+            "map_denoiser": map_denoiser,
+            "present_classes": [table.names[i] for i in out.payload.present_ids(0)],
+            "complex_channel_uses": int(out.received.complex_channel_uses[0]),
+            "payload_sizes": {**asdict(sizes), "per_pixel": sizes.per_pixel()},
+            "sampler": sampler.to_dict(),
+            "seconds": round(seconds, 3),
+            "model": str(args.model),
+            "seed": args.seed,
+        }
+        write_json(staging / "record.json", record)
     print(
         f"wrote {args.out}/figure.png and record.json: sigma {sigma:.3f}, "
         f"{int(out.received.complex_channel_uses[0]) / sizes.pixels:.2f} complex channel uses per pixel, "

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Protocol
 import torch
 from torch import nn
 
-from gesco.channel.base import Received
+from gesco.channel.base import Received, check_finite
 from gesco.receiver.map_denoisers import build_map_denoiser
 from gesco.receiver.noise_level import received_sigma
 
@@ -95,6 +95,8 @@ class Receiver(nn.Module):
         sampler: SamplerConfig | None = None,
         progress: bool = False,
     ) -> ReceiverOutput:
+        # a NaN here would be hidden by the map denoiser's argmax, and images made of it would look plausible
+        check_finite("the received map", received.payload.values)
         condition = self.map_denoiser(received)
         if self.image_generator is None:
             return ReceiverOutput(condition, None)

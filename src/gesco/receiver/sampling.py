@@ -26,6 +26,7 @@ plain clipping to [-1, 1].
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Literal
 
 import torch
@@ -40,6 +41,14 @@ from gesco.receiver.guidance import AUTOCAST_NAMES, autocast_dtype_from_name, gu
 
 RESPACED_SAMPLERS = ("ddpm", "ddim")
 IMAGE_CHANNELS = 3
+#: Largest |value| of a conditioning map the sampler takes. Maps are 0/1 plus channel noise: sigma 1e5 at the
+#: channels' lowest quality (-100 dB), times 1e3 under a deep zero-forced fade, stays below it; values near 1e20
+#: overflow the network's float32 normalisations into NaN images.
+MAX_CONDITION_MAGNITUDE = 1e9
+
+
+class NonFiniteSampleError(ValueError):
+    """Sampling produced NaN or infinite pixels; the message names the likely cause."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +84,10 @@ class SamplerConfig(Config):
             raise ValueError(f"sampler={self.sampler!r} is not supported; choose one of {list(SAMPLERS)}")
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
             raise ValueError(f"steps={self.steps!r} must be a positive int")
+        for name in ("guidance", "eta"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{name}={value!r} must be a finite number (guidance: 1 = conditional only, ~1-3)")
         if self.respacing is not None and self.sampler not in RESPACED_SAMPLERS:
             raise ValueError(
                 f"respacing={self.respacing!r} applies to {list(RESPACED_SAMPLERS)} only; "
@@ -141,6 +154,12 @@ def build_scheduler(config: SamplerConfig, diffusion: GaussianDiffusion) -> tupl
             scheduler = DDIMScheduler(**common, set_alpha_to_one=True)
         scheduler.set_timesteps(len(process))
         return scheduler, process.timestep_map.cpu()
+    if config.steps >= len(diffusion):
+        # the solvers' "linspace" timesteps repeat a timestep from T steps on, and the repeated step divides by 0
+        raise ValueError(
+            f"sampler {config.sampler!r} takes at most {len(diffusion) - 1} steps on a {len(diffusion)}-step "
+            f"process, got steps={config.steps}; use fewer steps (20-50 are typical) or the 'ddpm' sampler"
+        )
     common = dict(
         num_train_timesteps=len(diffusion),
         trained_betas=diffusion.betas.cpu().numpy(),
@@ -191,8 +210,9 @@ def sample(
     """
     config = config or SamplerConfig()
     process = GaussianDiffusion(diffusion).to(y.device)
-    if y.dim() != 4:
-        raise ValueError(f"y must be a (B, K, H, W) map, got shape {tuple(y.shape)}")
+    if y.dim() != 4 or 0 in y.shape:
+        raise ValueError(f"y must be a non-empty (B, K, H, W) map, got shape {tuple(y.shape)}")
+    _check_condition(y)
     shape = (y.shape[0], IMAGE_CHANNELS, *y.shape[2:])
     if x_T is None:
         x_T = torch.randn(shape, generator=generator, device=y.device, dtype=torch.float32)
@@ -222,7 +242,29 @@ def sample(
         x = scheduler.step(model_output, index, x, **step_options).prev_sample
         visited.append(int(t_model[0]))
     # Every sampler's last step lands on its (clipped) x_0 prediction, so x is already in [-1, 1].
+    if not torch.isfinite(x).all():
+        raise NonFiniteSampleError(
+            f"the {config.sampler} sampler ({config.steps} steps, guidance {config.guidance:g}) produced NaN or "
+            "infinite pixels although the conditioning map was finite; likely causes: a model whose weights hold "
+            "NaN (a diverged training run), or float16 overflow (run in float32: --fp32)"
+        )
     return SampleOutput(sample=x, model_timesteps=torch.tensor(visited, dtype=torch.long))
+
+
+def _check_condition(y: torch.Tensor) -> None:
+    """Refuse a conditioning map that would turn into NaN images, naming what is wrong with it."""
+    if not torch.isfinite(y).all():
+        bad = int((~torch.isfinite(y)).sum())
+        raise ValueError(
+            f"the conditioning map holds {bad} NaN or infinite values; check the received map (channel quality, "
+            "noise sigma) that produced it"
+        )
+    largest = float(y.abs().max())
+    if largest > MAX_CONDITION_MAGNITUDE:
+        raise ValueError(
+            f"the conditioning map holds values up to {largest:.3g}, above {MAX_CONDITION_MAGNITUDE:g}; maps are "
+            "0/1 plus channel noise, so check the received map, or clean it with the fds map denoiser"
+        )
 
 
 def _step_options(config: SamplerConfig, generator: torch.Generator | None) -> dict[str, Any]:
