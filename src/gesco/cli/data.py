@@ -76,6 +76,7 @@ def _run_synth(args: argparse.Namespace) -> int:
         write_coco_stuff,
         write_folder,
     )
+    from gesco.io import output_folder
 
     if args.n < 1:
         raise ValueError(f"--n must be at least 1, got {args.n}")
@@ -90,13 +91,16 @@ def _run_synth(args: argparse.Namespace) -> int:
         for seed in tqdm(range(args.seed, args.seed + args.n), desc=f"synth {args.layout}", unit="scene"):
             yield streets.scene(seed)
 
-    writers: dict[str, Callable[[], list[Path]]] = {
-        "cityscapes": lambda: write_cityscapes(args.out, split, scenes()),
-        "coco-stuff": lambda: write_coco_stuff(args.out, split, scenes()),
-        "ade20k": lambda: write_ade20k(args.out, split, scenes(), layout=args.ade20k_layout),
-        "folder": lambda: write_folder(args.out, scenes()),
+    writers: dict[str, Callable[[Path], list[Path]]] = {
+        "cityscapes": lambda out: write_cityscapes(out, split, scenes()),
+        "coco-stuff": lambda out: write_coco_stuff(out, split, scenes()),
+        "ade20k": lambda out: write_ade20k(out, split, scenes(), layout=args.ade20k_layout),
+        "folder": lambda out: write_folder(out, scenes()),
     }
-    written = writers[args.layout]()
+    # the scenes are written aside and merged into --out at the end (its other splits stay), so an interrupted
+    # run leaves no half-written split behind
+    with output_folder(args.out) as staging:
+        written = writers[args.layout](staging)
     where = args.out if args.layout == "folder" else f"{args.out} (split {split})"
     print(
         f"wrote {len(written)} scenes (seeds {args.seed}..{args.seed + args.n - 1}, "

@@ -13,7 +13,6 @@ SSIM, seconds) and ``OUT/results.json``.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from gesco.cli.options import add_sampler_options, sampler_of
@@ -60,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from gesco.evaluation.demo import demo_record, demo_table, run_demo
     from gesco.evaluation.segmenter import GescoSegmenter
-    from gesco.io import atomic_write_text
+    from gesco.io import atomic_write_text, output_folder, write_json
     from gesco.pretrained import resolve
     from gesco.receiver.pipeline import DiffusionReceiver
 
@@ -69,23 +68,26 @@ def run(args: argparse.Namespace) -> int:
     aware = None if args.aware_model == "none" else DiffusionReceiver.from_pretrained(resolve(args.aware_model))
     segmenter = GescoSegmenter.from_pretrained(resolve(args.segmenter))
     sampler = sampler_of(args, gesco.config.sampler, "cpu")
-    result = run_demo(
-        args.out,
-        gesco=gesco,
-        sdm=sdm,
-        aware=aware,
-        segmenter=segmenter,
-        scenes=args.scenes,
-        first_seed=args.scene_seed,
-        psnrs=args.psnr,
-        sampler=sampler,
-        seed=args.seed,
-        progress=not args.no_progress,
-    )
-    table = demo_table(result)
-    atomic_write_text(args.out / "table.md", table)
-    atomic_write_text(args.out / "results.json", json.dumps(demo_record(result), indent=2) + "\n")
+    # the figure, table and results are built aside and moved into --out together (results.json last)
+    with output_folder(args.out, last=["results.json"]) as staging:
+        result = run_demo(
+            staging,
+            gesco=gesco,
+            sdm=sdm,
+            aware=aware,
+            segmenter=segmenter,
+            scenes=args.scenes,
+            first_seed=args.scene_seed,
+            psnrs=args.psnr,
+            sampler=sampler,
+            seed=args.seed,
+            progress=not args.no_progress,
+        )
+        table = demo_table(result)
+        atomic_write_text(staging / "table.md", table)
+        write_json(staging / "results.json", demo_record(result))
     print()
     print(table, end="")
-    print(f"\nwrote {result.figure}, {args.out / 'table.md'} and {args.out / 'results.json'}")
+    figure = args.out / result.figure.relative_to(staging)
+    print(f"\nwrote {figure}, {args.out / 'table.md'} and {args.out / 'results.json'}")
     return 0

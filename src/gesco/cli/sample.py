@@ -58,7 +58,6 @@ def find_label_files(labels: Path, instances: Path | None) -> list[tuple[Path, P
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
     import time
 
     import numpy as np
@@ -69,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from gesco.datasets.label_files import read_label_map
     from gesco.datasets.preprocessing import read_id_map
     from gesco.evaluation.figures import image_to_rgb
-    from gesco.io import atomic_write_text
+    from gesco.io import output_folder, write_json
     from gesco.link import Link
     from gesco.pretrained import resolve
     from gesco.receiver.pipeline import DiffusionReceiver
@@ -85,37 +84,39 @@ def run(args: argparse.Namespace) -> int:
     sampler = sampler_config(args, receiver)
     map_denoiser = args.map_denoiser or receiver.config.map_denoiser
     link = Link(channel=build_link_channel(args), receiver=Receiver(receiver, map_denoiser=map_denoiser))
-    generator = torch.Generator().manual_seed(args.seed)
-    started = time.perf_counter()
-    written, sigmas = [], []
-    for first in tqdm(range(0, len(pairs), args.batch_size), desc="sample", unit="batch"):
-        chunk = pairs[first : first + args.batch_size]
-        labels = torch.from_numpy(np.stack([read_label_map(p, table) for p, _ in chunk]))
-        with_instances = all(i is not None for _, i in chunk)
-        instances = torch.from_numpy(np.stack([read_id_map(i) for _, i in chunk])) if with_instances else None
-        out = link(
-            SemanticMap(labels, table, instances, receiver.config.edge_rule),
-            quality,
-            generator=generator,
-            sampler=sampler,
-        )
-        sigmas += out.received.sigma.tolist()
-        for (path, _), image in zip(chunk, image_to_rgb(out.images), strict=True):
-            name = path.name.removesuffix(CITYSCAPES_LABELS).removesuffix(".png")
-            written.append(write_png(args.out / f"{name}.png", image))
-    seconds = time.perf_counter() - started
-    record = {
-        "quality": {"kind": quality.kind, "value": quality.values[0]},
-        "mean_sigma": float(np.mean(sigmas)),
-        "channel": args.channel,
-        "map_denoiser": map_denoiser,
-        "sampler": sampler.to_dict(),
-        "images": len(written),
-        "seconds": round(seconds, 3),
-        "seconds_per_image": round(seconds / len(written), 3),
-        "model": str(args.model),
-        "seed": args.seed,
-    }
-    atomic_write_text(args.out / "record.json", json.dumps(record, indent=2, allow_nan=False) + "\n")
+    # images and record.json are built aside and moved into --out together (record.json last)
+    with output_folder(args.out, last=["record.json"]) as staging:
+        generator = torch.Generator().manual_seed(args.seed)
+        started = time.perf_counter()
+        written, sigmas = [], []
+        for first in tqdm(range(0, len(pairs), args.batch_size), desc="sample", unit="batch"):
+            chunk = pairs[first : first + args.batch_size]
+            labels = torch.from_numpy(np.stack([read_label_map(p, table) for p, _ in chunk]))
+            with_instances = all(i is not None for _, i in chunk)
+            instances = torch.from_numpy(np.stack([read_id_map(i) for _, i in chunk])) if with_instances else None
+            out = link(
+                SemanticMap(labels, table, instances, receiver.config.edge_rule),
+                quality,
+                generator=generator,
+                sampler=sampler,
+            )
+            sigmas += out.received.sigma.tolist()
+            for (path, _), image in zip(chunk, image_to_rgb(out.images), strict=True):
+                name = path.name.removesuffix(CITYSCAPES_LABELS).removesuffix(".png")
+                written.append(write_png(staging / f"{name}.png", image))
+        seconds = time.perf_counter() - started
+        record = {
+            "quality": {"kind": quality.kind, "value": quality.values[0]},
+            "mean_sigma": float(np.mean(sigmas)),
+            "channel": args.channel,
+            "map_denoiser": map_denoiser,
+            "sampler": sampler.to_dict(),
+            "images": len(written),
+            "seconds": round(seconds, 3),
+            "seconds_per_image": round(seconds / len(written), 3),
+            "model": str(args.model),
+            "seed": args.seed,
+        }
+        write_json(staging / "record.json", record)
     print(f"wrote {len(written)} images to {args.out} ({seconds / len(written):.2f} s per image)")
     return 0
