@@ -12,7 +12,7 @@ from typing import ClassVar, Self
 import torch
 
 from gesco.config import Config
-from gesco.io import load_tensors, save_tensors
+from gesco.io import load_tensors, output_folder, save_tensors
 
 WEIGHTS_NAME = "model.safetensors"
 
@@ -56,11 +56,13 @@ class WeightsFolder:
     config_class: ClassVar[type[Config]]
 
     def save_pretrained(self, directory: str | Path) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` into ``directory`` atomically; return it."""
+        """Write ``config.json`` and ``model.safetensors`` into ``directory`` as one set: built aside and moved
+        in with the config last, so a failed write (full disk) never leaves a config without its weights."""
         directory = Path(directory)
-        self.config.save(directory)
         metadata = {"format": "pt", "class": type(self).__name__}
-        save_tensors(directory / WEIGHTS_NAME, self.state_dict(), metadata=metadata)
+        with output_folder(directory, last=[self.config.config_name]) as staging:
+            save_tensors(staging / WEIGHTS_NAME, self.state_dict(), metadata=metadata)
+            self.config.save(staging)
         return directory
 
     @classmethod

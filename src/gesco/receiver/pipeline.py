@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from gesco.config import Config
+from gesco.io import output_folder
 from gesco.receiver.diffusion import DiffusionConfig
 from gesco.receiver.map_denoisers import MAP_DENOISERS
 from gesco.receiver.noise_level import NoiseConditioned
@@ -106,9 +107,12 @@ class DiffusionReceiver:
             ).sample
 
     def save_pretrained(self, directory: str | Path) -> Path:
+        """Write ``receiver.json`` and ``unet/`` as one set, built aside and moved in with ``receiver.json`` last:
+        a failed write leaves no folder that loads as a receiver."""
         directory = Path(directory)
-        self.unet.save_pretrained(directory / "unet")
-        self.config.save(directory)
+        with output_folder(directory, last=[ReceiverConfig.config_name]) as staging:
+            self.unet.save_pretrained(staging / "unet")
+            self.config.save(staging)
         return directory
 
     @classmethod
