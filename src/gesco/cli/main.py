@@ -30,6 +30,8 @@ COMMANDS = {
     "train-deep-jscc": ("train_deep_jscc", "train the Deep JSCC baseline"),
     "waterfall": ("waterfall", "BLER of the 5G LDPC + QAM link against Es/N0 (plot + JSON)"),
     "train-map-denoiser": ("train_map_denoiser", "train the learned map denoiser through the link"),
+    "serve": ("serve", "the receiver as a network service, with a web demo"),
+    "send": ("send", "send a semantic map through the channel to a gesco serve receiver"),
 }
 
 
