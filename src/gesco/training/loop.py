@@ -6,8 +6,9 @@ rest, on HF accelerate, so it runs the same on this CPU, on one GPU, and under `
 ``torchrun`` on many processes (accelerate does DDP, mixed precision and the gradient all-reduce):
 
 1. seed torch with ``seed`` and build the model, so that the seed fixes the initial weights;
-2. with ``resume``, restore the newest checkpoint (weights, EMA, optimizer, LR scheduler, global RNG);
-   without it, refuse a folder that already holds checkpoints;
+2. remove the temporary folders of checkpoint writes a killed run left; with ``resume``, restore the newest
+   intact checkpoint (weights, EMA, optimizer, LR scheduler, every global RNG); without it, refuse a folder that
+   already holds checkpoints;
 3. for step s = start .. max_steps - 1: take the batch of :class:`StepBatchSampler`, compute the loss with
    every other draw from ``step_generator(seed, s, rank)``, stop if the loss is not finite, back-propagate,
    clip, step the optimizer and the learning rate (:func:`learning_rate_factor`), update the EMA;
@@ -41,8 +42,15 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from gesco.config import Config
-from gesco.io import atomic_write_text
-from gesco.training.checkpoint import TrainingState, list_checkpoints, restore_latest, save_checkpoint
+from gesco.io import write_json
+from gesco.training.checkpoint import (
+    TrainingState,
+    capture_rng,
+    list_checkpoints,
+    remove_partial_checkpoints,
+    restore_latest,
+    save_checkpoint,
+)
 from gesco.training.config import LR_SCHEDULES, MIXED_PRECISION
 from gesco.training.ema import EMA
 
@@ -322,6 +330,8 @@ class TrainingLoop:
         self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self.learning_rate_factor)
         self.ema = EMA(model, decay=settings.ema_decay, warmup=settings.ema_warmup)
         self.start_step = 0
+        if self.accelerator.is_main_process:
+            remove_partial_checkpoints(self.checkpoints)
         if resume:
             self.start_step = restore_latest(self.checkpoints, model, self.ema, optimizer, self.lr_scheduler)
         elif list_checkpoints(self.checkpoints):
@@ -447,7 +457,7 @@ class TrainingLoop:
                                 record = on_checkpoint(done) or {}
                         seconds = round(time.perf_counter() - started, 1)
                         history.append({"step": done, "loss": losses[-1], "seconds": seconds, **record})
-                        atomic_write_text(history_path, json.dumps(history, indent=2) + "\n")
+                        write_json(history_path, history)
                         shown = {k: f"{v:.3f}" for k, v in record.items() if isinstance(v, float)}
                         bar.set_postfix(loss=f"{losses[-1]:.4f}", **shown)
                 step = done
@@ -479,13 +489,21 @@ class TrainingLoop:
                 self.ema.updates,
                 self.optimizer.state_dict(),
                 self.lr_scheduler.state_dict(),
-                torch.get_rng_state(),
+                capture_rng(),
             )
             save_checkpoint(self.checkpoints, state, keep=self.settings.keep_checkpoints)
 
 
 def _read_history(path: Path) -> list[dict[str, Any]]:
-    return json.loads(path.read_text()) if path.is_file() else []
+    if not path.is_file():
+        return []
+    try:
+        history = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not JSON ({err}); delete it to resume without the earlier entries") from err
+    if not isinstance(history, list) or not all(isinstance(e, dict) and "step" in e for e in history):
+        raise ValueError(f"{path} must be a JSON list of entries with a 'step'; delete it to resume without them")
+    return history
 
 
 def _flat_fields(config: Config) -> dict[str, float | int | str | bool]:
