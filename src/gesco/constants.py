@@ -30,6 +30,9 @@ CHANNELS = {
     "rayleigh": "gesco.channel.fading:RayleighBlockFading",
     "unit-power": "gesco.channel.unit_power:UnitPowerAnalogChannel",
     "digital": "gesco.channel.digital.map_channel:DigitalGesco",
+    "ofdm": "gesco.channel.ofdm.map_channels:OfdmAnalogChannel",
+    "ofdm-digital": "gesco.channel.ofdm.map_channels:OfdmDigitalGesco",
+    "ofdm-official": "gesco.channel.ofdm.official:OfficialOfdmBits",
 }
 CHANNEL_NAMES = tuple(CHANNELS)
 

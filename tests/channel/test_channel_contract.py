@@ -27,7 +27,18 @@ CASES = {
     ),
     "unit-power": ({"fading": "awgn"}, ChannelQuality.esn0_db(5.0), ChannelQuality.esn0_db(math.inf), "gaussian"),
     "digital": ({}, ChannelQuality.esn0_db(10.0), ChannelQuality.esn0_db(30.0), "exact"),
+    "ofdm": (
+        {"model": "tdl-a", "csi": "perfect"},
+        ChannelQuality.esn0_db(10.0),
+        ChannelQuality.esn0_db(math.inf),
+        "enhanced",
+    ),
+    "ofdm-digital": ({"csi": "perfect"}, ChannelQuality.esn0_db(20.0), ChannelQuality.esn0_db(40.0), "exact"),
+    "ofdm-official": ({}, ChannelQuality.esn0_db(0.0), ChannelQuality.esn0_db(math.inf), "bits"),
 }
+
+#: Channels built on Sionna (the 'digital' extra); ofdm-official needs none.
+SIONNA_CHANNELS = ("digital", "ofdm", "ofdm-digital")
 
 
 def test_every_registered_channel_is_under_contract():
@@ -46,8 +57,8 @@ def payload():
 
 @pytest.fixture(scope="module", params=list(CASES))
 def case(request):
-    if request.param == "digital" and not HAS_SIONNA:
-        pytest.skip("the digital channel needs the 'digital' extra (Sionna)")
+    if request.param in SIONNA_CHANNELS and not HAS_SIONNA:
+        pytest.skip(f"the {request.param} channel needs the 'digital' extra (Sionna)")
     options, quality, noiseless, noise = CASES[request.param]
     return build_channel(request.param, **options), quality, noiseless, noise
 
@@ -89,6 +100,10 @@ class TestChannelContract:
         error = (received.payload.values - payload.values)[sent]
         if noise == "exact":  # a digital link above its cliff delivers the map exactly
             assert error.abs().max() == 0 and (received.sigma == 0).all() and received.known.all()
+            return
+        if noise == "bits":  # hard decisions: some bits flipped, every value still 0 or 1
+            assert (received.sigma == 0).all() and ((error == 0) | (error.abs() == 1)).all()
+            assert 0 < float((error != 0).float().mean()) < 0.5
             return
         assert (received.sigma > 0).all() and run(channel, payload, quality, 2).payload.values.ne(
             received.payload.values

@@ -88,6 +88,9 @@ class DigitalLink(nn.Module):
 
     Args:
         config: modulation, code rate, block length, CRC, decoder iterations, fading.
+        channel: a symbol channel with ``SymbolChannel``'s call shape (``(x, n0=, generator=) ->
+            EqualizedSymbols``) to send the QAM symbols over instead of ``config.fading``, e.g.
+            ``gesco.channel.ofdm.link.OfdmChannel``.
 
     >>> import torch
     >>> link = DigitalLink(DigitalConfig(block_bits=128))
@@ -96,7 +99,7 @@ class DigitalLink(nn.Module):
     (b'gesco', [True], 128)
     """
 
-    def __init__(self, config: DigitalConfig | None = None):
+    def __init__(self, config: DigitalConfig | None = None, *, channel: nn.Module | None = None):
         super().__init__()
         self.config = config = config or DigitalConfig()
         phy = import_sionna()
@@ -109,7 +112,7 @@ class DigitalLink(nn.Module):
             self.ldpc_encoder, hard_out=True, num_iter=config.decoder_iterations
         )
         self.modem = QamModem(config.modulation)
-        self.channel = SymbolChannel(fading=config.fading, coherence_symbols=config.coherence_symbols)
+        self.channel = channel or SymbolChannel(fading=config.fading, coherence_symbols=config.coherence_symbols)
 
     def forward(
         self,
@@ -130,7 +133,7 @@ class DigitalLink(nn.Module):
         message = message.reshape(n_blocks, per_block)
         # 2. CRC, LDPC (rate-matched, bit-interleaved for the QAM order), QAM: (n_blocks, S) symbols.
         symbols = self.modem.modulate(self.ldpc_encoder(self.crc_encoder(message)))
-        # 3. Channel and perfect-CSI equalisation.
+        # 3. Channel and equalisation (perfect CSI, or whatever the given symbol channel estimates).
         received = self.channel(symbols, n0=esn0_db_to_n0(esn0_db), generator=generator)
         # 4. APP demapping to bit logits, belief-propagation decoding, CRC check.
         decoded = self.ldpc_decoder(self.modem.llrs(received.symbols, received.n0))

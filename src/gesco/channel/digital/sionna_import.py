@@ -18,8 +18,9 @@ INSTALL_HINT = (
 )
 
 
-def import_sionna() -> ModuleType:
-    """Return ``sionna.phy`` with its ``fec`` and ``mapping`` subpackages loaded.
+def import_sionna(*subpackages: str) -> ModuleType:
+    """Return ``sionna.phy`` with its ``fec`` and ``mapping`` subpackages loaded, and any further
+    ``subpackages`` (full module names, e.g. ``"sionna.phy.ofdm"``).
 
     Raises:
         ImportError: Sionna is not installed; the message says how to install it.
@@ -27,7 +28,7 @@ def import_sionna() -> ModuleType:
     state = torch.get_rng_state()
     try:
         phy = importlib.import_module("sionna.phy")
-        for name in ("sionna.phy.fec.ldpc", "sionna.phy.fec.crc", "sionna.phy.mapping"):
+        for name in ("sionna.phy.fec.ldpc", "sionna.phy.fec.crc", "sionna.phy.mapping", *subpackages):
             importlib.import_module(name)
     except ImportError as err:
         raise ImportError(f"{INSTALL_HINT} ({err})") from err
