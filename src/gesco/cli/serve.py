@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     app = build_app(
         batcher,
         demo=demo,
-        settings=ServeSettings(token=args.token, max_body_bytes=args.max_body_bytes, model=args.model),
+        settings=ServeSettings(token=args.token or None, max_body_bytes=args.max_body_bytes, model=args.model),
     )
     sampler = batcher.sampler
     log.info(
@@ -119,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
     config = uvicorn.Config(
         app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=120, lifespan="on"
     )
+    # On SIGTERM / SIGINT uvicorn stops accepting, answers the requests in flight, runs the app's shutdown (which
+    # drains the batcher), then re-raises the signal: the exit status says how the server was stopped.
     uvicorn.Server(config).run()
-    log.info("stopped after %d images in %d batches", batcher.stats.images, batcher.stats.batches)
     return 0

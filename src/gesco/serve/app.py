@@ -22,6 +22,7 @@ import base64
 import hmac
 import importlib.resources
 import json
+import logging
 import os
 import time
 from collections import Counter
@@ -46,6 +47,7 @@ from gesco.serve.wire import WireFormatError, WireLimits, decode
 #: Paths open without the token: what a load balancer or an orchestrator polls.
 OPEN_PATHS = frozenset({"/healthz"})
 MAX_SEED = 2**63 - 1
+log = logging.getLogger("gesco.serve")
 
 
 @dataclass(frozen=True)
@@ -202,6 +204,7 @@ def build_app(batcher: Batcher, *, demo: DemoRunner | None = None, settings: Ser
         if demo is not None:
             await run_in_threadpool(demo.close)
         await run_in_threadpool(batcher.close)
+        log.info("stopped after %d images in %d batches", batcher.stats.images, batcher.stats.batches)
 
     app = FastAPI(
         title="gesco serve",
