@@ -9,8 +9,8 @@ link, GESCO-analog's unit-power map, Deep JSCC) runs over it unchanged. Per call
    ``ResourceGridMapper``, Kronecker pilots; data fill the subcarriers of one OFDM symbol, then the next);
 2. draw one channel realisation per slot: a TR 38.901 TDL or CDL profile at the configured delay spread,
    carrier frequency and UE speed, sampled at every OFDM symbol and turned into a frequency response
-   (``GenerateOFDMChannel``; slots are far apart in time, so their realisations are independent), or h = 1
-   for the flat "awgn" model;
+   (``GenerateOFDMChannel``; slots are far apart in time, so their realisations are independent), or H = I
+   (h = 1 per antenna) for the flat "awgn" model;
 3. y = H x + n on every resource element, n ~ CN(0, N0) drawn from the caller's generator (a
    frequency-domain model: the cyclic prefix is assumed longer than the channel, so no inter-symbol
    interference; Doppler within an OFDM symbol, i.e. inter-carrier interference, is not modelled);
@@ -138,8 +138,9 @@ class OfdmChannel(nn.Module):
     def frequency_response(self, slots: int, generator: torch.Generator | None) -> torch.Tensor:
         """complex64 (slots, 1, antennas, 1, antennas, ofdm_symbols, fft_size): H of each slot."""
         c = self.config
-        if self.generate is None:
-            return torch.ones(slots, 1, c.antennas, 1, c.antennas, c.ofdm_symbols, c.fft_size, dtype=torch.complex64)
+        if self.generate is None:  # flat: each receive antenna hears its own transmit antenna only, gain 1
+            identity = torch.eye(c.antennas, dtype=torch.complex64)[None, None, :, None, :, None, None]
+            return identity.expand(slots, 1, c.antennas, 1, c.antennas, c.ofdm_symbols, c.fft_size)
         seed = int(torch.randint(0, 2**62, (), generator=generator))
         with sionna_seeded(seed):
             return self.generate(slots)

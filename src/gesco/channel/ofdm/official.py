@@ -95,11 +95,12 @@ def load_frequency_responses(path: str | Path, *, fft_size: int = OFFICIAL_FFT_S
         array = loaded
     if not np.iscomplexobj(array):
         raise TypeError(f"{path}: frequency responses must be a complex array, got {array.dtype}")
+    shape = array.shape
     if array.ndim == 1:
         array = array[None]
     if array.ndim != 2 or array.shape[1] != fft_size or array.shape[0] == 0:
         raise ValueError(
-            f"{path}: responses of shape {array.shape}; expected ({fft_size},) or (R, {fft_size}) for {fft_size} "
+            f"{path}: responses of shape {shape}; expected ({fft_size},) or (R, {fft_size}) for {fft_size} "
             "subcarriers"
         )
     if not np.isfinite(array).all():
