@@ -36,6 +36,9 @@ CHANNELS = {
 }
 CHANNEL_NAMES = tuple(CHANNELS)
 
+#: Channel models of the OFDM link (``gesco.channel.ofdm``): flat, and the 3GPP TR 38.901 TDL and CDL profiles.
+OFDM_MODEL_NAMES = ("awgn", *(f"{family}-{p}" for family in ("tdl", "cdl") for p in "abcde"))
+
 #: Complex symbols that share one Rayleigh coefficient unless told otherwise (the coherence length), for every
 #: fading channel (analog, unit-power analog, digital) and the CLI's ``--coherence-symbols``.
 DEFAULT_COHERENCE_SYMBOLS = 1024

@@ -160,3 +160,14 @@ def test_flat_perfect_csi_waterfall_matches_awgn(one_torch_thread):
     )
     assert awgn.bler[0] > 0.5 > awgn.bler[-1] and ofdm.bler[0] > 0.5 > ofdm.bler[-1]
     assert crossing_db(ofdm.esn0_db, ofdm.bler) == pytest.approx(crossing_db(awgn.esn0_db, awgn.bler), abs=0.3)
+
+
+@needs_sionna
+def test_docstring_examples_run():
+    import doctest
+
+    from gesco.channel.ofdm import link, map_channels, official
+
+    for module in (link, map_channels, official):
+        failed, attempted = doctest.testmod(module)
+        assert attempted > 0 and failed == 0

@@ -179,3 +179,34 @@ def test_label_map_outside_the_model_table(model_dir, tmp_path, capsys):
         ]
     )
     assert code == 2 and "[40]" in capsys.readouterr().err
+
+
+def test_transmit_over_ofdm_records_the_link(model_dir, tmp_path):
+    pytest.importorskip("sionna")
+    out = tmp_path / "tx"
+    options = ["--ofdm-model", "tdl-c", "--speed", "30", "--csi", "perfect", "--delay-spread", "300"]
+    argv = ["transmit", "--model", str(model_dir), "--synthetic", "7", "--out", str(out), "--channel", "ofdm"]
+    assert main([*argv, *options, "--esn0-db", "5", "--map-denoiser", "none"]) == 0
+    record = json.loads((out / "record.json").read_text())
+    settings = record["channel_settings"]
+    assert record["channel"] == "ofdm" and record["sigma"] > 0
+    assert (settings["model"], settings["speed_kmh"], settings["csi"], settings["delay_spread_ns"]) == (
+        "tdl-c",
+        30.0,
+        "perfect",
+        300.0,
+    )
+
+
+def test_transmit_over_the_official_ofdm_bit_channel(model_dir, tmp_path):
+    out = tmp_path / "tx"
+    argv = ["transmit", "--model", str(model_dir), "--synthetic", "7", "--out", str(out), "--channel", "ofdm-official"]
+    assert main([*argv, "--esn0-db", "8"]) == 0
+    record = json.loads((out / "record.json").read_text())
+    assert record["channel"] == "ofdm-official" and record["sigma"] == 0 and record["channel_settings"] is None
+
+
+def test_ofdm_options_on_another_channel_are_refused_by_name(model_dir, tmp_path, capsys):
+    argv = ["transmit", "--model", str(model_dir), "--synthetic", "1", "--out", str(tmp_path / "o")]
+    assert main([*argv, "--psnr", "10", "--speed", "30"]) == 2
+    assert "takes no option ['speed_kmh']" in capsys.readouterr().err

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from gesco.cli.common import build_link_channel, channel_quality, sampler_config, write_png
+    from gesco.cli.common import build_link_channel, channel_quality, channel_settings, sampler_config, write_png
     from gesco.datasets.label_files import read_label_map
     from gesco.datasets.preprocessing import read_id_map
     from gesco.evaluation.figures import image_to_rgb
@@ -83,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
     quality = channel_quality(args)
     sampler = sampler_config(args, receiver)
     map_denoiser = args.map_denoiser or receiver.config.map_denoiser
-    link = Link(channel=build_link_channel(args), receiver=Receiver(receiver, map_denoiser=map_denoiser))
+    channel = build_link_channel(args)
+    link = Link(channel=channel, receiver=Receiver(receiver, map_denoiser=map_denoiser))
     # images and record.json are built aside and moved into --out together (record.json last)
     with output_folder(args.out, last=["record.json"]) as staging:
         generator = torch.Generator().manual_seed(args.seed)
@@ -109,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
             "quality": {"kind": quality.kind, "value": quality.values[0]},
             "mean_sigma": float(np.mean(sigmas)),
             "channel": args.channel,
+            "channel_settings": channel_settings(channel),
             "map_denoiser": map_denoiser,
             "sampler": sampler.to_dict(),
             "images": len(written),

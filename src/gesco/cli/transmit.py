@@ -77,7 +77,14 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from gesco.baselines.accounting import payload_sizes
-    from gesco.cli.common import build_link_channel, channel_quality, sampler_config, write_png
+    from gesco.cli.common import (
+        build_link_channel,
+        channel_label,
+        channel_quality,
+        channel_settings,
+        sampler_config,
+        write_png,
+    )
     from gesco.evaluation.figures import condition_to_rgb, image_to_rgb, save_grid
     from gesco.io import output_folder, write_json
     from gesco.link import Link
@@ -90,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
     quality = channel_quality(args)
     sampler = sampler_config(args, receiver)
     map_denoiser = args.map_denoiser or receiver.config.map_denoiser
-    link = Link(channel=build_link_channel(args), receiver=Receiver(receiver, map_denoiser=map_denoiser))
+    channel = build_link_channel(args)
+    link = Link(channel=channel, receiver=Receiver(receiver, map_denoiser=map_denoiser))
 
     # the pictures and record.json are built aside and moved into --out together (record.json last), so a
     # failed run leaves no set that looks complete; an unwritable --out fails here, before sampling
@@ -117,14 +125,15 @@ def run(args: argparse.Namespace) -> int:
             staging / "figure.png",
             [list(pictures.values())],
             list(pictures),
-            title=f"gesco transmit: {args.channel}, {quality.describe()} (sigma {sigma:.3f}), map denoiser "
-            f"{map_denoiser}, {sampler.sampler} {sampler.steps} steps, guidance {sampler.guidance:g}",
+            title=f"gesco transmit: {channel_label(args.channel, channel)}, {quality.describe()} (sigma {sigma:.3f}),"
+            f"\nmap denoiser {map_denoiser}, {sampler.sampler} {sampler.steps} steps, guidance {sampler.guidance:g}",
         )
         (sizes,) = payload_sizes(semantic_map, None if image is None else image[None])
         record = {
             "quality": {"kind": quality.kind, "value": quality.values[0]},
             "sigma": sigma,
             "channel": args.channel,
+            "channel_settings": channel_settings(channel),
             "map_denoiser": map_denoiser,
             "present_classes": [table.names[i] for i in out.payload.present_ids(0)],
             "complex_channel_uses": int(out.received.complex_channel_uses[0]),

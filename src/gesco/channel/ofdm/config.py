@@ -17,12 +17,12 @@ from types import MappingProxyType
 from typing import Literal
 
 from gesco.config import Config
+from gesco.constants import OFDM_MODEL_NAMES
 
 #: Channel models by name: "awgn" is h = 1 on every resource element (the flat reference), the others are the
 #: 3GPP TR 38.901 tapped-delay-line and clustered-delay-line profiles A to E (Sionna's ``TDL`` and ``CDL``).
 OFDM_MODELS = MappingProxyType(
-    {"awgn": ("flat", ""), **{f"tdl-{p.lower()}": ("tdl", p) for p in "ABCDE"}}
-    | {f"cdl-{p.lower()}": ("cdl", p) for p in "ABCDE"}
+    {name: ("flat", "") if name == "awgn" else (name[:3], name[4:].upper()) for name in OFDM_MODEL_NAMES}
 )
 
 CSI_MODES = ("ls", "perfect")

@@ -93,6 +93,10 @@ class OfdmAnalogChannel(UnitPowerAnalogChannel):
     def quality_hint(self) -> str:
         return "; an OFDM link is driven by the Es/N0 of its unit-power symbols"
 
+    def describe(self) -> str:
+        """The link for plots and reports, e.g. "analog map, TDL-A 100 ns 3 km/h, LS CSI (lin)"."""
+        return f"analog map, {self.config.describe()}"
+
     def transmit(self, payload: Payload, quality: ChannelQuality, generators: list[torch.Generator | None]) -> Received:
         return with_overhead(super().transmit(payload, quality, generators), self.config)
 
@@ -135,6 +139,11 @@ class OfdmDigitalGesco(DigitalGesco):
 
     def quality_hint(self) -> str:
         return "; PSNR labels, peak SNRs and sigma name the analog map's noise, which a digital link does not have"
+
+    def describe(self) -> str:
+        """The link for plots and reports, e.g. "QPSK r=0.50 LDPC, TDL-A 100 ns 3 km/h, LS CSI (lin)"."""
+        digital = self.link.config
+        return f"{digital.modulation.upper()} r={digital.actual_code_rate:.2f} LDPC, {self.config.describe()}"
 
     def transmit(
         self, payload: Payload, quality: ChannelQuality, generators: list[torch.Generator | None]

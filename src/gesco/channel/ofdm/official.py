@@ -100,8 +100,7 @@ def load_frequency_responses(path: str | Path, *, fft_size: int = OFFICIAL_FFT_S
         array = array[None]
     if array.ndim != 2 or array.shape[1] != fft_size or array.shape[0] == 0:
         raise ValueError(
-            f"{path}: responses of shape {shape}; expected ({fft_size},) or (R, {fft_size}) for {fft_size} "
-            "subcarriers"
+            f"{path}: responses of shape {shape}; expected ({fft_size},) or (R, {fft_size}) for {fft_size} subcarriers"
         )
     if not np.isfinite(array).all():
         raise ValueError(f"{path}: the responses hold NaN or Inf values")
@@ -163,6 +162,11 @@ class OfficialOfdmBits(Channel):
 
     def quality_hint(self) -> str:
         return "; the OFDM bit channel sends QPSK symbols at an Es/N0"
+
+    def describe(self) -> str:
+        """The link for plots and reports, e.g. "one-hot bits, QPSK, OFDM N_FFT 256 CP 32, synthetic response, ZF"."""
+        source = "synthetic response" if self.frequency_response is None else f"responses of {self.frequency_response}"
+        return f"one-hot bits, QPSK, OFDM N_FFT {self.fft_size} CP {self.cyclic_prefix}, {source}, ZF, hard decisions"
 
     def response(self, generator: torch.Generator | None) -> torch.Tensor:
         """complex64 (fft_size,): one map's frequency response."""
