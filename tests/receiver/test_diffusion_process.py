@@ -210,6 +210,36 @@ def test_mse_loss_per_sample_and_timestep_mapping():
     torch.testing.assert_close(first, second)
 
 
+def test_min_snr_weighting_matches_closed_form_and_keeps_plain_mse():
+    """min(SNR, gamma) / SNR from the linear schedule's closed form: 1 at noisy steps, below 1 near t = 0."""
+    config = DiffusionConfig(loss_weighting="min_snr", min_snr_gamma=5.0)
+    weighted = GaussianDiffusion(config)
+    plain = GaussianDiffusion()
+    _, alphas_cumprod = closed_form_linear(1000)
+    t = torch.tensor([0, 20, 100, 400, 999])
+    snr = alphas_cumprod[t.numpy()] / (1.0 - alphas_cumprod[t.numpy()])
+    expected_weight = np.minimum(snr, 5.0) / snr
+    torch.testing.assert_close(weighted.min_snr_weight(t), torch.tensor(expected_weight, dtype=torch.float32))
+    assert expected_weight[0] < 1e-3 and expected_weight[-1] == 1.0
+    model = StandInDenoiser()
+    generator = torch.Generator().manual_seed(3)
+    x0 = torch.rand(5, 3, 8, 8, generator=generator) * 2 - 1
+    y = torch.rand(5, 4, 8, 8, generator=generator)
+    noise = torch.randn(x0.shape, generator=generator)
+    out = weighted.training_loss(model, x0, t, y, noise=noise)
+    reference = plain.training_loss(model, x0, t, y, noise=noise)
+    torch.testing.assert_close(out.mse, reference.mse)
+    torch.testing.assert_close(out.loss, reference.mse * torch.tensor(expected_weight, dtype=torch.float32))
+
+
+@pytest.mark.parametrize("gamma", [0, -1.0, float("nan"), float("inf"), "5", True])
+def test_min_snr_gamma_rejects_bad_values(gamma):
+    with pytest.raises(ValueError, match="min_snr_gamma"):
+        DiffusionConfig(loss_weighting="min_snr", min_snr_gamma=gamma)
+    with pytest.raises(ValueError, match="loss_weighting"):
+        DiffusionConfig(loss_weighting="snr")
+
+
 class FixedOutput(nn.Module):
     """Returns the same leaf tensors whatever the input, to read gradients per output channel group."""
 

@@ -28,6 +28,7 @@ BETA_SCHEDULES = ("linear", "cosine")
 PREDICTIONS = ("epsilon",)
 VARIANCES = ("learned_range", "fixed_small", "fixed_large")
 LOSSES = ("mse", "hybrid")
+LOSS_WEIGHTINGS = ("uniform", "min_snr")
 
 # A denoiser: model(x (B, C, H, W), t (B,) long model timesteps, y (B, K, H, W)) -> (B, C or 2C, H, W).
 Denoiser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -50,6 +51,11 @@ class DiffusionConfig(Config):
             "fixed_small" (posterior variance beta~_t) or "fixed_large" (beta_t).
         loss: "mse" (epsilon MSE only, the released GESCO code) or "hybrid" (MSE + variational bound on the
             learned variance with the mean frozen, as in improved-diffusion and SDM).
+        loss_weighting: how the epsilon MSE is weighted over timesteps: "uniform" (Ho et al., the official
+            code) or "min_snr" (Hang et al. 2023, "Efficient Diffusion Training via Min-SNR Weighting"):
+            min(SNR(t), gamma) / SNR(t) with SNR(t) = alpha_bar_t / (1 - alpha_bar_t), which stops the
+            nearly clean steps, whose gradients conflict with the noisy ones, from dominating training.
+        min_snr_gamma: gamma of the min-SNR weighting (the paper's 5).
     """
 
     num_train_timesteps: int = 1000
@@ -57,6 +63,8 @@ class DiffusionConfig(Config):
     prediction: Literal["epsilon"] = "epsilon"
     variance: Literal["learned_range", "fixed_small", "fixed_large"] = "learned_range"
     loss: Literal["mse", "hybrid"] = "mse"
+    loss_weighting: Literal["uniform", "min_snr"] = "uniform"
+    min_snr_gamma: float = 5.0
 
     def __post_init__(self) -> None:
         if isinstance(self.num_train_timesteps, bool) or not isinstance(self.num_train_timesteps, int):
@@ -67,6 +75,14 @@ class DiffusionConfig(Config):
         _check_choice("prediction", self.prediction, PREDICTIONS)
         _check_choice("variance", self.variance, VARIANCES)
         _check_choice("loss", self.loss, LOSSES)
+        _check_choice("loss_weighting", self.loss_weighting, LOSS_WEIGHTINGS)
+        if (
+            isinstance(self.min_snr_gamma, bool)
+            or not isinstance(self.min_snr_gamma, int | float)
+            or not math.isfinite(self.min_snr_gamma)
+            or self.min_snr_gamma <= 0
+        ):
+            raise ValueError(f"min_snr_gamma={self.min_snr_gamma!r} must be a finite number > 0 (the paper's: 5)")
         if self.loss == "hybrid" and not self.learns_variance:
             raise ValueError(
                 f"loss='hybrid' trains the learned variance, but variance={self.variance!r} is fixed; "
@@ -168,8 +184,8 @@ class PMeanVariance:
 class LossOutput:
     """Per-sample training loss terms, each (B,) float32.
 
-    ``loss`` is what to average and minimise: ``mse`` (epsilon MSE averaged over pixels) plus, for the
-    hybrid loss, ``vb`` (the variational-bound term in bits per dimension, gradient flowing only into the
+    ``loss`` is what to average and minimise: ``mse`` (epsilon MSE averaged over pixels, times the min-SNR
+    weight when the config asks for it; the ``mse`` field itself is always unweighted) plus, for the hybrid loss, ``vb`` (the variational-bound term in bits per dimension, gradient flowing only into the
     variance channels). ``vb`` is None for the MSE-only loss.
     """
 
@@ -349,12 +365,20 @@ class GaussianDiffusion(nn.Module):
         self._check_output(model_output, x0)
         eps = model_output[:, :channels]
         mse = (noise - eps).pow(2).mean(dim=tuple(range(1, x0.dim())))
+        # The weighting changes what is minimised; the reported MSE stays the plain one, comparable across runs.
+        weighted = mse * self.min_snr_weight(t) if self.config.loss_weighting == "min_snr" else mse
         if self.config.loss == "mse":
-            return LossOutput(loss=mse, mse=mse, vb=None)
+            return LossOutput(loss=weighted, mse=mse, vb=None)
         # Learn the variance through the bound without letting the bound move the mean.
         frozen = torch.cat([eps.detach(), model_output[:, channels:]], dim=1)
         vb = self._vb_bits_per_dim(frozen, x0, x_t, t) * (self.config.num_train_timesteps / 1000.0)
-        return LossOutput(loss=mse + vb, mse=mse, vb=vb)
+        return LossOutput(loss=weighted + vb, mse=mse, vb=vb)
+
+    def min_snr_weight(self, t: torch.Tensor) -> torch.Tensor:
+        """(B,) min(SNR(t), gamma) / SNR(t), the min-SNR-gamma weight of an epsilon loss at step indices t."""
+        alpha_bar = self.alphas_cumprod[t].double()
+        snr = alpha_bar / (1.0 - alpha_bar)
+        return (snr.clamp(max=self.config.min_snr_gamma) / snr).float()
 
     def _vb_bits_per_dim(
         self, model_output: torch.Tensor, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor
