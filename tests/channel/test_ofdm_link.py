@@ -171,3 +171,19 @@ def test_docstring_examples_run():
     for module in (link, map_channels, official):
         failed, attempted = doctest.testmod(module)
         assert attempted > 0 and failed == 0
+
+
+def test_esn0_at_a_bler_is_interpolated_in_log_bler():
+    from gesco.channel.digital.config import DigitalConfig
+    from gesco.channel.digital.waterfall import BlerCurve
+
+    curve = BlerCurve(DigitalConfig(), np.array([0.0, 2.0, 4.0, 6.0]), np.array([1.0, 0.5, 0.05, 0.0]), 100)
+    # log10(0.1) lies 0.301 / 1.0 of the way from log10(0.5) down to log10(0.05)
+    assert curve.esn0_db_at(0.1) == pytest.approx(2.0 + 2.0 * math.log10(5) / 1.0)
+    assert curve.esn0_db_at(0.01) == 6.0  # the first zero count
+    assert (
+        curve.esn0_db_at(1e-4) == 6.0
+        and BlerCurve(curve.config, curve.esn0_db[:2], curve.bler[:2], 100).esn0_db_at(0.1) is None
+    )
+    with pytest.raises(ValueError, match="bler=1.5"):
+        curve.esn0_db_at(1.5)

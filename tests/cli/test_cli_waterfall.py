@@ -42,3 +42,24 @@ def test_waterfall_falls_from_one_to_zero_and_is_written(tmp_path):
 def test_waterfall_wants_a_png(tmp_path, capsys):
     assert main(["waterfall", "--out", str(tmp_path / "bler.jpg")]) == 2
     assert ".png" in capsys.readouterr().err
+
+
+def test_waterfall_over_ofdm_gives_one_curve_per_csi_and_speed(tmp_path):
+    out = tmp_path / "bler.png"
+    argv = ["waterfall", "--modulation", "qpsk", "--channel", "ofdm-awgn", "tdl-a", "--csi", "perfect", "ls"]
+    options = ["--speed", "3", "120", "--block-bits", "256", "--snr", "-6", "12", "--blocks", "8", "--out", str(out)]
+    assert main([*argv, *options]) == 0
+    curves = json.loads(out.with_suffix(".json").read_text())
+    # the flat channel ignores the speed: 2 curves; TDL-A: 2 CSI x 2 speeds
+    settings = [(c["ofdm"]["model"], c["ofdm"]["csi"], c["ofdm"]["speed_kmh"]) for c in curves]
+    assert settings == [
+        ("awgn", "perfect", 3.0),
+        ("awgn", "ls", 3.0),
+        ("tdl-a", "perfect", 3.0),
+        ("tdl-a", "perfect", 120.0),
+        ("tdl-a", "ls", 3.0),
+        ("tdl-a", "ls", 120.0),
+    ]
+    assert curves[3]["label"] == "QPSK r=0.50 k=256 TDL-A 100 ns 120 km/h, perfect CSI"
+    assert all(c["bler"][0] == 1.0 for c in curves) and curves[0]["bler"][1] == 0.0
+    assert curves[0]["esn0_db_at_bler_10pct"] == 12.0

@@ -73,11 +73,13 @@ def add_link_options(parser: argparse.ArgumentParser) -> None:
 
 def add_ofdm_options(parser: argparse.ArgumentParser, *, several: bool = False) -> None:
     """The OFDM link's channel model, delay spread, carrier, speed, CSI, equaliser and antennas (default: those of
-    ``gesco.channel.ofdm.OfdmConfig``); with ``several``, ``--csi`` and ``--speed`` take lists (one curve each)."""
+    ``gesco.channel.ofdm.OfdmConfig``); with ``several``, ``--csi`` and ``--speed`` take lists (one curve each)
+    and the channel models come from the command's own channel list."""
     many = {"nargs": "+"} if several else {}
-    parser.add_argument(
-        "--ofdm-model", choices=OFDM_MODEL_NAMES, default=None, help="OFDM channel model (default tdl-a)"
-    )
+    if not several:
+        parser.add_argument(
+            "--ofdm-model", choices=OFDM_MODEL_NAMES, default=None, help="OFDM channel model (default tdl-a)"
+        )
     parser.add_argument("--speed", type=float, default=None, **many, help="OFDM: UE speed in km/h (default 3)")
     parser.add_argument(
         "--delay-spread", type=float, default=None, help="OFDM: RMS delay spread in ns (default 100, 'nominal')"
@@ -99,7 +101,7 @@ def add_ofdm_options(parser: argparse.ArgumentParser, *, several: bool = False) 
 def ofdm_options(args: argparse.Namespace) -> dict:
     """The options of :func:`add_ofdm_options` as ``OfdmConfig`` fields (None where not given)."""
     return {
-        "model": args.ofdm_model,
+        "model": getattr(args, "ofdm_model", None),
         "speed_kmh": args.speed,
         "delay_spread_ns": args.delay_spread,
         "carrier_frequency_ghz": args.carrier_frequency,
