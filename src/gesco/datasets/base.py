@@ -17,6 +17,32 @@ from gesco.io import atomic_path
 
 
 @dataclass(frozen=True)
+class Boxes:
+    """Ground-truth boxes of one image.
+
+    ``xyxy``: float32 (N, 4) ``(x0, y0, x1, y1)`` in pixel edges: a box covering columns 3..5 has
+    x0 = 3, x1 = 6. ``classes``: int64 (N,) label ids (Cityscapes label ids, also its channels).
+    ``instances``: int64 (N,) instance ids (``label_id * 1000 + k``).
+    """
+
+    xyxy: torch.Tensor
+    classes: torch.Tensor
+    instances: torch.Tensor
+
+    @staticmethod
+    def from_rows(rows: np.ndarray) -> Boxes:
+        """From an (N, 6) array of rows ``(x0, y0, x1, y1, class, instance)`` (e.g. ``SyntheticScene.boxes``)."""
+        rows = np.asarray(rows)
+        if rows.ndim != 2 or rows.shape[1] != 6:
+            raise ValueError(f"box rows must have shape (N, 6): x0, y0, x1, y1, class, instance; got {rows.shape}")
+        return Boxes(
+            xyxy=torch.from_numpy(rows[:, :4].astype(np.float32)),
+            classes=torch.from_numpy(rows[:, 4].astype(np.int64)),
+            instances=torch.from_numpy(rows[:, 5].astype(np.int64)),
+        )
+
+
+@dataclass(frozen=True)
 class Sample:
     """One image with its semantic map.
 
@@ -26,12 +52,16 @@ class Sample:
     ``instances``: int64 (H, W) raw instance ids as stored on disk (e.g. Cityscapes
     ``label_id * 1000 + k``), or None where the data set has no instance maps.
     ``name``: the file stem (or synthetic scene name) the sample came from.
+    ``depth``: float32 (H, W) metric depth (m; 0 where unknown), or None where the data set has none.
+    ``boxes``: the object boxes (:class:`Boxes`), or None where the data set has none.
     """
 
     image: torch.Tensor
     labels: torch.Tensor
     instances: torch.Tensor | None
     name: str
+    depth: torch.Tensor | None = None
+    boxes: Boxes | None = None
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,10 @@ Layout (``root`` holds both trees)::
     gtFine/{split}/{city}/{city}_{seq:06d}_{frame:06d}_gtFine_instanceIds.png  16-bit instance ids
     gtFine/{split}/{city}/{city}_{seq:06d}_{frame:06d}_gtFine_color.png        colours (RGBA)
 
+With ``geometry=True`` the loader also reads each image's depth (``disparity/`` with ``camera/``) and its
+object boxes (``gtFine/*_gtFine_polygons.json``) where those files exist; the writer writes them for
+synthetic scenes (see :mod:`gesco.datasets.cityscapes_geometry`).
+
 Channels are the 35 label ids: 0..33 as stored, and the license plate (id -1, which would be 255 in
 an 8-bit map) as channel 34. Instance ids are returned as stored, 16-bit: stuff pixels hold their
 label id, things ``label_id * 1000 + k``.
@@ -14,15 +18,27 @@ label id, things ``label_id * 1000 + k``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+import torch
 from cityscapesscripts.helpers.labels import labels as cityscapes_labels
+from PIL import Image
 
-from gesco.datasets.base import ImageLabelDataset, list_files, pair_sorted, save_image_file
+from gesco.datasets.base import Boxes, ImageLabelDataset, Sample, list_files, pair_sorted, save_image_file
+from gesco.datasets.cityscapes_geometry import (
+    CAMERA_SUFFIX,
+    DISPARITY_SUFFIX,
+    POLYGONS_SUFFIX,
+    disparity_png_to_depth,
+    read_baseline_fx,
+    read_polygon_boxes,
+    write_scene_geometry,
+)
 from gesco.datasets.label_files import cityscapes_channels
-from gesco.datasets.preprocessing import Preprocessing
+from gesco.datasets.preprocessing import Preprocessing, read_id_map
 from gesco.datasets.synthetic import SyntheticScene
 
 NUM_CLASSES = 35
@@ -49,6 +65,9 @@ class CityscapesDataset(ImageLabelDataset):
     native size. Resizing keeps the aspect (BOX halving, then BICUBIC); maps go NEAREST.
     ``flip``: random horizontal flips (the official training setting), seeded by ``seed``.
     ``instances``: also load the instance maps (Cityscapes always has them).
+    ``geometry``: also load ``depth`` (metres, 0 where the disparity is invalid; resized NEAREST) and
+    ``boxes`` (scaled with the image) where an image has disparity and camera files, or a polygons file;
+    samples without them keep None. Not with ``flip``: evaluation data are read unflipped.
     """
 
     num_classes = NUM_CLASSES
@@ -62,10 +81,14 @@ class CityscapesDataset(ImageLabelDataset):
         flip: bool = False,
         seed: int = 0,
         instances: bool = True,
+        geometry: bool = False,
     ) -> None:
         if split not in ("train", "val", "test"):
             raise ValueError(f"Cityscapes split must be 'train', 'val' or 'test', got {split!r}")
+        if geometry and flip:
+            raise ValueError("geometry=True reads depth and boxes for evaluation, unflipped: pass flip=False")
         root = Path(root)
+        self.root, self.split, self.geometry = root, split, geometry
         images = (list_files(root / "leftImg8bit" / split, IMAGE_SUFFIX), (IMAGE_SUFFIX,))
         labels = (list_files(root / "gtFine" / split, LABEL_SUFFIX), (LABEL_SUFFIX,))
         inst = (list_files(root / "gtFine" / split, INSTANCE_SUFFIX), (INSTANCE_SUFFIX,)) if instances else None
@@ -74,6 +97,31 @@ class CityscapesDataset(ImageLabelDataset):
 
     def to_channels(self, ids: np.ndarray, path: Path) -> np.ndarray:
         return cityscapes_channels(ids, path)
+
+    def __getitem__(self, index: int) -> Sample:
+        sample = super().__getitem__(index)
+        if not self.geometry:
+            return sample
+        files = self.files[index]
+        city, stem = files.image.parent.name, files.name
+        height, width = sample.labels.shape
+        depth = boxes = None
+        disparity = self.root / "disparity" / self.split / city / f"{stem}{DISPARITY_SUFFIX}"
+        if disparity.is_file():
+            camera = self.root / "camera" / self.split / city / f"{stem}{CAMERA_SUFFIX}"
+            if not camera.is_file():
+                raise FileNotFoundError(f"{disparity} has no camera file {camera}; its depth needs baseline and fx")
+            native = disparity_png_to_depth(read_id_map(disparity), read_baseline_fx(camera))
+            # Depth in metres does not change with the image size; NEAREST keeps invalid pixels invalid.
+            resized = Image.fromarray(native).resize((width, height), resample=Image.NEAREST)
+            depth = torch.from_numpy(np.array(resized, np.float32))
+        polygons = self.root / "gtFine" / self.split / city / f"{stem}{POLYGONS_SUFFIX}"
+        if polygons.is_file():
+            rows, (native_h, native_w) = read_polygon_boxes(polygons)
+            boxes = Boxes.from_rows(rows)
+            scale = torch.tensor([width / native_w, height / native_h] * 2)
+            boxes = dataclasses.replace(boxes, xyxy=boxes.xyxy * scale)
+        return dataclasses.replace(sample, depth=depth, boxes=boxes)
 
 
 def write_cityscapes(
@@ -87,7 +135,8 @@ def write_cityscapes(
     """Write scenes as Cityscapes files ``{city}_{index:06d}_000019_*``; returns the image paths.
 
     Label maps are 8-bit label ids, instance maps 16-bit Cityscapes instance ids, colour maps
-    the cityscapesscripts colours (RGBA, as the release). Files are written atomically.
+    the cityscapesscripts colours (RGBA, as the release). Scenes with depth and boxes also get their
+    disparity, camera and polygons files. Files are written atomically.
     """
     if split not in ("train", "val", "test"):
         raise ValueError(f"Cityscapes split must be 'train', 'val' or 'test', got {split!r}")
@@ -109,5 +158,6 @@ def write_cityscapes(
         save_image_file(gt / f"{stem}{INSTANCE_SUFFIX}", scene.instances.astype(np.uint16))
         color = np.concatenate([palette[scene.labels], np.full((*scene.labels.shape, 1), 255, np.uint8)], axis=2)
         save_image_file(gt / f"{stem}{COLOR_SUFFIX}", color)
+        write_scene_geometry(root, split, city, stem, scene)
         written.append(image_path)
     return written

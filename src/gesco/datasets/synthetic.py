@@ -13,6 +13,12 @@ sign 20, vegetation 21, terrain 22, sky 23, person 24, car 26) and instances use
 encoding: stuff pixels hold their label id, thing pixels ``label_id * 1000 + k`` with k = 0, 1, ...
 per class.
 
+Every scene also carries its ground truth of geometry: a per-pixel depth map from the pinhole camera
+(the ground plane's depth from each row below the horizon, every object at the depth of its ground
+contact point, façades and car sides receding per column, sky capped at ``SKY_DEPTH_M`` = 1000 m),
+and a box with class and instance id for every visible person, car, pole, traffic sign and traffic
+light.
+
 Scene ``seed`` fixes both layout and appearance. ``appearance_seed`` re-renders the same layout
 (identical labels and instances) with other colours, textures and lighting.
 
@@ -23,6 +29,8 @@ Example:
     ((64, 128, 3), dtype('uint8'), dtype('int32'))
     >>> bool((streets.scene(7, appearance_seed=1).labels == scene.labels).all())
     True
+    >>> scene.depth.dtype, scene.boxes.shape[1]
+    (dtype('float32'), 6)
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from gesco.datasets.base import Sample, image_to_tensor
+from gesco.datasets.base import Boxes, Sample, image_to_tensor
 from gesco.datasets.synthetic_appearance import NoiseBank, render
 from gesco.datasets.synthetic_canvas import (
     BUILDING,
@@ -47,6 +55,7 @@ from gesco.datasets.synthetic_canvas import (
     TRAFFIC_LIGHT,
     TRAFFIC_SIGN,
     VEGETATION,
+    Camera,
     Canvas,
 )
 from gesco.datasets.synthetic_layout import draw_layout
@@ -75,12 +84,22 @@ class SyntheticScene:
 
     ``image``: uint8 (H, W, 3) RGB. ``labels``: uint8 (H, W) Cityscapes label ids.
     ``instances``: int32 (H, W) Cityscapes instance ids. ``seed``: the scene's seed.
+    ``depth``: float32 (H, W) camera-axis depth Z of each pixel's surface in metres (sky: 1000).
+    ``boxes``: int32 (N, 6) rows ``(x0, y0, x1, y1, label id, instance id)``, one per visible person,
+    car, pole, traffic sign and traffic light in drawing order; the box covers columns ``x0 .. x1 - 1``
+    and rows ``y0 .. y1 - 1``. Persons and cars carry their id in ``instances``; the other classes
+    are numbered the same way (``label * 1000 + k``) though Cityscapes gives them no instance map.
+    ``camera``: the pinhole camera the scene was drawn with (focal length and principal point in
+    pixels). The three are None for a scene built by hand without them.
     """
 
     image: np.ndarray
     labels: np.ndarray
     instances: np.ndarray
     seed: int
+    depth: np.ndarray | None = None
+    boxes: np.ndarray | None = None
+    camera: Camera | None = None
 
 
 def _check_seed(name: str, value: object) -> int:
@@ -115,7 +134,16 @@ class SyntheticStreets:
         canvas = Canvas(self.height, self.width)
         camera = draw_layout(canvas, layout_rng)
         image = render(canvas, camera, self._noise, look_rng)
-        return SyntheticScene(image=image, labels=canvas.labels, instances=canvas.finished_instances(), seed=seed)
+        instances = canvas.finished_instances()
+        return SyntheticScene(
+            image=image,
+            labels=canvas.labels,
+            instances=instances,
+            seed=seed,
+            depth=canvas.depth,
+            boxes=canvas.finished_boxes(instances),
+            camera=camera,
+        )
 
 
 class SyntheticStreetsDataset(Dataset):
@@ -123,7 +151,8 @@ class SyntheticStreetsDataset(Dataset):
 
     Labels are Cityscapes label ids, which are also the Cityscapes channel indices (35 classes),
     so this data set drops in wherever Cityscapes does. Use disjoint seed ranges for training and
-    evaluation, e.g. ``seed_offset=0`` and ``seed_offset=1_000_000``.
+    evaluation, e.g. ``seed_offset=0`` and ``seed_offset=1_000_000``. Samples carry the scene's
+    ``depth`` and ``boxes`` (:class:`~gesco.datasets.base.Boxes`).
     """
 
     num_classes = 35
@@ -148,4 +177,6 @@ class SyntheticStreetsDataset(Dataset):
             labels=torch.from_numpy(scene.labels.astype(np.int64)),
             instances=torch.from_numpy(scene.instances.astype(np.int64)),
             name=f"synthetic_{seed:07d}",
+            depth=torch.from_numpy(scene.depth),
+            boxes=Boxes.from_rows(scene.boxes),
         )

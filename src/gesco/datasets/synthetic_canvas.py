@@ -1,7 +1,8 @@
 """The drawing surface and pinhole camera of the synthetic street scenes.
 
 A scene is drawn back to front onto a :class:`Canvas` that holds, per pixel, the Cityscapes label
-id, the Cityscapes instance id, a *material slot* and the orientation of the surface. Geometry
+id, the Cityscapes instance id, a *material slot*, the orientation of the surface, its depth and
+which boxed object (if any) it belongs to. Geometry
 (what is where) and appearance (what colour each material slot gets) are drawn from two separate
 random streams, so one layout can be rendered as many different images.
 """
@@ -18,6 +19,12 @@ ROAD, SIDEWALK, BUILDING, POLE = 7, 8, 11, 17
 TRAFFIC_LIGHT, TRAFFIC_SIGN, VEGETATION, TERRAIN, SKY = 19, 20, 21, 22, 23
 PERSON, CAR = 24, 26
 THING_CLASSES = (PERSON, CAR)
+#: Classes whose objects get a ground-truth box: the instance classes plus the compact stuff objects a
+#: street-scene detector is asked for (Cityscapes gives poles, lights and signs no instance ids).
+BOX_CLASSES = (POLE, TRAFFIC_LIGHT, TRAFFIC_SIGN, PERSON, CAR)
+#: Depth of the sky and the cap on every depth (m): the ground just below the horizon would otherwise
+#: run to infinity.
+SKY_DEPTH_M = 1000.0
 
 # Surface orientation per pixel; the renderer lights each one differently (sun side, shade).
 GROUND, FRONTAL, FACES_LEFT, FACES_RIGHT, SKYWARD = 0, 1, 2, 3, 4
@@ -72,7 +79,10 @@ class Canvas:
     Arrays are (H, W): ``labels`` uint8 Cityscapes label ids, ``instances`` int32 Cityscapes
     instance ids (stuff: the label id; things: label id * 1000 + k), ``material`` int16 indices
     into ``material_kinds``, ``facing`` uint8 surface orientation, ``ground_x`` float32 lateral
-    world position of ground pixels (m; used by the renderer for cast shadows).
+    world position of ground pixels (m; used by the renderer for cast shadows), ``depth`` float32
+    camera-axis distance Z of the visible surface (m; the sky and the far ground at
+    :data:`SKY_DEPTH_M`), ``owner`` int32 the boxed object a pixel shows (``k`` >= 1 is object
+    ``box_labels[k - 1]``, 0 none).
     """
 
     height: int
@@ -82,6 +92,9 @@ class Canvas:
     material: np.ndarray = field(init=False)
     facing: np.ndarray = field(init=False)
     ground_x: np.ndarray = field(init=False)
+    depth: np.ndarray = field(init=False)
+    owner: np.ndarray = field(init=False)
+    box_labels: list[int] = field(default_factory=list)
     material_kinds: list[str] = field(default_factory=list)
     material_shade_of: list[tuple[int, float] | None] = field(default_factory=list)
     _next_instance: dict[int, int] = field(default_factory=dict)
@@ -94,6 +107,8 @@ class Canvas:
         self.material = np.full(shape, sky_material, np.int16)
         self.facing = np.full(shape, SKYWARD, np.uint8)
         self.ground_x = np.zeros(shape, np.float32)
+        self.depth = np.full(shape, SKY_DEPTH_M, np.float32)
+        self.owner = np.zeros(shape, np.int32)
 
     @property
     def thin_px(self) -> int:
@@ -117,6 +132,11 @@ class Canvas:
         self._next_instance[label] = k + 1
         return label * 1000 + k
 
+    def new_box(self, label: int) -> int:
+        """Open a boxed object of class ``label``; paint its parts with the returned ``owner``."""
+        self.box_labels.append(label)
+        return len(self.box_labels)
+
     def paint(
         self,
         rows: tuple[int, int],
@@ -125,13 +145,17 @@ class Canvas:
         materials: list[int] | np.ndarray,
         label: int,
         *,
+        depth: float | np.ndarray,
         facing: int = FRONTAL,
         instance: int | None = None,
+        owner: int = 0,
     ) -> None:
         """Draw one object over the window ``rows`` x ``cols``.
 
         ``parts`` is an int array of the window's shape: 0 leaves a pixel untouched, ``p > 0``
-        paints it with material ``materials[p - 1]``; ``facing`` is the surface orientation.
+        paints it with material ``materials[p - 1]``; ``depth`` (m) is one value or an array that
+        broadcasts to the window (e.g. per column for a wall seen at an angle); ``facing`` is the
+        surface orientation; ``owner`` the boxed object (:meth:`new_box`) the pixels show, 0 none.
         """
         window = (slice(*rows), slice(*cols))
         mask = parts > 0
@@ -142,6 +166,8 @@ class Canvas:
         self.instances[window][mask] = label if instance is None else instance
         self.material[window][mask] = lookup[parts[mask] - 1]
         self.facing[window][mask] = facing
+        self.depth[window][mask] = np.broadcast_to(np.asarray(depth, np.float32), mask.shape)[mask]
+        self.owner[window][mask] = owner
 
     def finished_instances(self) -> np.ndarray:
         """Instance map with the visible instances of each thing class renumbered k = 0, 1, ...
@@ -160,3 +186,34 @@ class Canvas:
             remap[visible] = np.arange(visible.size, dtype=np.int32)
             out[mask] = label * 1000 + remap[k]
         return out
+
+    def finished_boxes(self, instances: np.ndarray) -> np.ndarray:
+        """One box per boxed object with visible pixels, in drawing order: int32 (N, 6) rows
+        ``(x0, y0, x1, y1, label id, instance id)``.
+
+        The box is the bounding rectangle of the object's visible pixels in pixel edges: it covers
+        columns ``x0 .. x1 - 1`` and rows ``y0 .. y1 - 1``. ``instances`` is :meth:`finished_instances`;
+        persons and cars take their instance id from it, the other classes are numbered
+        ``label * 1000 + k`` the same way (k = 0, 1, ... per class over the visible objects).
+        """
+        rows, cols = np.nonzero(self.owner)
+        ids = self.owner[rows, cols]
+        # Sort the pixels by object once; each object is then one run, reduced in a single call per edge.
+        order = np.argsort(ids, kind="stable")
+        rows, cols, ids = rows[order], cols[order], ids[order]
+        visible, starts = np.unique(ids, return_index=True)
+        if visible.size == 0:
+            return np.zeros((0, 6), np.int32)
+        labels = np.asarray(self.box_labels, np.int64)[visible - 1]
+        numbers = np.zeros(labels.size, np.int64)
+        for label in np.unique(labels):
+            numbers[labels == label] = label * 1000 + np.arange((labels == label).sum())
+        things = np.isin(labels, THING_CLASSES)
+        numbers[things] = instances[rows[starts], cols[starts]][things]
+        edges = (
+            np.minimum.reduceat(cols, starts),
+            np.minimum.reduceat(rows, starts),
+            np.maximum.reduceat(cols, starts) + 1,
+            np.maximum.reduceat(rows, starts) + 1,
+        )
+        return np.stack([*edges, labels, numbers], axis=1).astype(np.int32)

@@ -20,6 +20,7 @@ from gesco.datasets.synthetic_canvas import (
     GROUND,
     ROAD,
     SIDEWALK,
+    SKY_DEPTH_M,
     TERRAIN,
     VEGETATION,
     Camera,
@@ -145,6 +146,7 @@ def _draw_ground(canvas: Canvas, cam: Camera, street: Street, rng: np.random.Gen
     canvas.instances[window] = canvas.labels[window]
     canvas.material[window] = materials[parts - 1]
     canvas.facing[window] = GROUND
+    canvas.depth[window] = np.minimum(z, SKY_DEPTH_M)
     canvas.ground_x[window] = x_m
 
 
@@ -230,7 +232,7 @@ def _draw_building_row(canvas: Canvas, cam: Camera, x_plane: float, rng: np.rand
             parts = facade.parts(along, y_m, detail)
             materials = [canvas.new_material(k) for k in ("wall", "window", "shop_front", "roof_trim")]
             facing = FACES_RIGHT if x_plane < 0 else FACES_LEFT
-            canvas.paint(rows, cols, parts, materials, BUILDING, facing=facing)
+            canvas.paint(rows, cols, parts, materials, BUILDING, depth=zc, facing=facing)
         z += length
 
 
@@ -251,7 +253,7 @@ def _draw_end_buildings(canvas: Canvas, cam: Camera, street: Street, rng: np.ran
         detail = np.array(facade.spacing_m * k >= 3.5 * scale and facade.floor_m * k >= 3 * scale)
         parts = facade.parts((xc - cam.x_of(x, z)) / k, y_m, detail)
         materials = [canvas.new_material(kind) for kind in ("wall", "window", "shop_front", "roof_trim")]
-        canvas.paint(rows, cols, parts, materials, BUILDING, facing=FRONTAL)
+        canvas.paint(rows, cols, parts, materials, BUILDING, depth=z, facing=FRONTAL)
         x += width
 
 
@@ -266,7 +268,7 @@ def _draw_hedge(canvas: Canvas, cam: Camera, x_plane: float, height_m: float, rn
     top = height_m * (1 + sum(a * np.sin(zc * f + p) for f, p, a in waves) / 1.5)
     parts = np.where((y_m >= 0) & (y_m < np.minimum(top, top_m)), 1, 0)
     facing = FACES_RIGHT if x_plane < 0 else FACES_LEFT
-    canvas.paint(rows, cols, parts, [canvas.new_material("foliage")], VEGETATION, facing=facing)
+    canvas.paint(rows, cols, parts, [canvas.new_material("foliage")], VEGETATION, depth=zc, facing=facing)
 
 
 def _spaced(rng: np.random.Generator, count: int, low: float, high: float, gap: float) -> list[float]:

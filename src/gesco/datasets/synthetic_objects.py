@@ -5,6 +5,10 @@ and paints itself onto a :class:`~gesco.datasets.synthetic_canvas.Canvas` inside
 window, opening its own material slots. The layout paints objects far to near, so nearer objects
 occlude farther ones. Small parts get a minimum size in pixels (thin structures at least
 ``canvas.thin_px`` wide) so that a small segmenter can still learn them at 64 x 128.
+
+Depth follows the geometry: flat figures (persons, poles with their signs and lights, trees, a car's
+face) lie at the depth of their ground contact point, a car's side recedes column by column. Cars,
+persons, poles, signs and traffic lights each open a boxed object (:meth:`Canvas.new_box`).
 """
 
 from __future__ import annotations
@@ -57,10 +61,11 @@ class Car:
         instance = canvas.new_instance(CAR)
         lamp = "tail_light" if self.seen_from_behind else "head_light"
         materials = [canvas.new_material(k) for k in ("car_body", "car_glass", "tyre", lamp, "plate")]
-        self._paint_side(canvas, cam, materials, instance)
-        self._paint_face(canvas, cam, materials, instance)
+        owner = canvas.new_box(CAR)
+        self._paint_side(canvas, cam, materials, instance, owner)
+        self._paint_face(canvas, cam, materials, instance, owner)
 
-    def _paint_side(self, canvas: Canvas, cam: Camera, materials: list[int], instance: int) -> None:
+    def _paint_side(self, canvas: Canvas, cam: Camera, materials: list[int], instance: int, owner: int) -> None:
         w, h, length, z = self.width_m, self.height_m, self.length_m, self.z_m
         side_x = self.x_m - w / 2 if self.x_m > 0 else self.x_m + w / 2
         if abs(side_x) < 0.3:  # straight ahead: the side is edge-on
@@ -87,9 +92,9 @@ class Car:
         parts[wheel] = 3
         parts[:, ((t < 0) | (t > 1))[0]] = 0
         facing = FACES_LEFT if side_x > 0 else FACES_RIGHT
-        canvas.paint(rows, cols, parts, materials, CAR, facing=facing, instance=instance)
+        canvas.paint(rows, cols, parts, materials, CAR, depth=zc, facing=facing, instance=instance, owner=owner)
 
-    def _paint_face(self, canvas: Canvas, cam: Camera, materials: list[int], instance: int) -> None:
+    def _paint_face(self, canvas: Canvas, cam: Camera, materials: list[int], instance: int, owner: int) -> None:
         w, h, z = self.width_m, self.height_m, self.z_m
         x0, x1 = cam.x_of(self.x_m - w / 2, z), cam.x_of(self.x_m + w / 2, z)
         bottom = cam.y_of(0.0, z)
@@ -109,7 +114,7 @@ class Car:
         parts[wheel] = 3
         parts[lamp & body] = 4
         parts[plate & body] = 5
-        canvas.paint(rows, cols, parts, materials, CAR, instance=instance)
+        canvas.paint(rows, cols, parts, materials, CAR, depth=z, instance=instance, owner=owner)
 
 
 @dataclass(frozen=True)
@@ -151,7 +156,8 @@ class Person:
         parts[hair] = 5
         kinds = ("shirt", "trousers", "shoes", "skin", "hair")
         materials = [canvas.new_material(kind) for kind in kinds]
-        canvas.paint(rows, cols, parts, materials, PERSON, instance=canvas.new_instance(PERSON))
+        instance, owner = canvas.new_instance(PERSON), canvas.new_box(PERSON)
+        canvas.paint(rows, cols, parts, materials, PERSON, depth=self.z_m, instance=instance, owner=owner)
 
 
 SIGN_SCHEMES = {
@@ -199,7 +205,7 @@ class Sign:
             parts[(np.abs(a) < 0.45) & (np.abs(b) < 0.16) & (parts > 0)] = 3
         names = (outer, inner, symbol or inner)
         materials = [canvas.new_material(kind) for kind in names]
-        canvas.paint(rows, cols, parts, materials, TRAFFIC_SIGN)
+        canvas.paint(rows, cols, parts, materials, TRAFFIC_SIGN, depth=z_m, owner=canvas.new_box(TRAFFIC_SIGN))
 
 
 @dataclass(frozen=True)
@@ -225,7 +231,7 @@ class TrafficLight:
             parts[disk] = 2 + (lamp == self.lit)
         colour = ("lamp_red", "lamp_amber", "lamp_green")[self.lit]
         materials = [canvas.new_material(kind) for kind in ("light_housing", "lamp_off", colour)]
-        canvas.paint(rows, cols, parts, materials, TRAFFIC_LIGHT)
+        canvas.paint(rows, cols, parts, materials, TRAFFIC_LIGHT, depth=z_m, owner=canvas.new_box(TRAFFIC_LIGHT))
 
 
 @dataclass(frozen=True)
@@ -253,14 +259,15 @@ class Pole:
         # A round pole: lit on its left half, shaded on its right, a cue thin poles can be told by.
         halves = np.where(np.arange(cols[1] - cols[0]) < (cols[1] - cols[0] + 1) // 2, 1, 2)
         parts = np.broadcast_to(halves, (rows[1] - rows[0], cols[1] - cols[0]))
-        canvas.paint(rows, cols, parts, materials, POLE)
+        owner = canvas.new_box(POLE)  # the arm is part of the pole's box
+        canvas.paint(rows, cols, parts, materials, POLE, depth=self.z_m, owner=owner)
         material = materials[:1]
         if self.arm_m:
             arm_rows = bar_span(cam.y_of(self.height_m, self.z_m) + width / 2, width, canvas.height)
             xa, xb = sorted((cam.x_of(self.x_m, self.z_m), cam.x_of(self.x_m + self.arm_m, self.z_m)))
             arm_cols = pixel_span(xa, xb, canvas.width)
             shape = (arm_rows[1] - arm_rows[0], arm_cols[1] - arm_cols[0])
-            canvas.paint(arm_rows, arm_cols, np.ones(shape, np.int64), material, POLE)
+            canvas.paint(arm_rows, arm_cols, np.ones(shape, np.int64), material, POLE, depth=self.z_m, owner=owner)
         if self.sign is not None:
             self.sign.paint(canvas, cam, self.x_m, self.z_m)
         if self.light is not None:
@@ -297,4 +304,4 @@ class Tree:
         parts = np.where(trunk, 1, 0)
         parts[crown] = 2
         materials = [canvas.new_material("trunk"), canvas.new_material("foliage")]
-        canvas.paint(rows, cols, parts, materials, VEGETATION)
+        canvas.paint(rows, cols, parts, materials, VEGETATION, depth=self.z_m)
