@@ -1,7 +1,8 @@
 """Data sets: the synthetic street scenes, and Cityscapes, COCO-Stuff, ADE20K and plain folders on disk.
 
 Every loader is a torch ``Dataset`` of :class:`Sample` (image in [-1, 1], labels as channel
-indices, raw instance ids, and where known depth and object boxes); batch them with ``DataLoader(..., collate_fn=collate)``. The writers
+indices, raw instance ids, and where known depth and object boxes); batch them with
+``DataLoader(..., collate_fn=collate)``. The writers
 put synthetic scenes into each on-disk layout, so the whole pipeline can run without real data.
 """
 
