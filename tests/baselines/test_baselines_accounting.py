@@ -84,3 +84,23 @@ def test_jpeg_quality_is_the_best_that_fits():
         choose_jpeg_quality(image, max_bits=sizes[1] - 1)
     with pytest.raises(TypeError, match="uint8"):
         choose_jpeg_quality(image.astype(np.float32), max_bits=budget)
+
+
+@pytest.mark.parametrize(
+    ("height", "width", "per_pixel", "budget"),
+    [(16, 32, 0.3, 153), (10, 10, 0.255, 25), (7, 9, 1.5, 94), (64, 128, 1 / 24, 341)],
+)
+def test_budgets_at_fractional_rates_keep_whole_uses_within_the_rate(height, width, per_pixel, budget):
+    # 153.6, 25.5, 94.5 and 341.33 channel uses: the budget is the whole number that stays within the rate
+    assert channel_use_budget(height, width, per_pixel=per_pixel) == budget
+
+
+def test_payload_sizes_count_the_whole_presence_bitmap_as_side_information():
+    from gesco.baselines import payload_sizes
+
+    labels = torch.full((2, 3, 5), 7)
+    labels[1, :, 3:] = 26  # map 0 holds one class, map 1 two: the bitmap has one bit per class of the table
+    sizes = payload_sizes(SemanticMap(labels, "cityscapes"))
+    assert [s.side_info_bits for s in sizes] == [35, 35]
+    assert [s.analog_real_values for s in sizes] == [2 * 15, 3 * 15]
+    assert sizes[1].per_pixel()["side_info_bits"] == pytest.approx(35 / 15)

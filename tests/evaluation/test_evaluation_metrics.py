@@ -114,3 +114,10 @@ def test_distribution_metrics_self_zero_and_growing(generator):
     assert again.kid_mean == metrics.score(real + 0.5).kid_mean  # seeded subsets
     with pytest.raises(ValueError, match="generated features"):
         metrics.score(torch.zeros(1, 8))
+
+
+def test_a_class_predicted_but_absent_from_the_target_scores_zero():
+    # target: road x4. predicted: road x2, building x2 -> road 2/4; building (absent from the target) 0/2
+    result = scores([[ROAD, ROAD, BUILDING, BUILDING]], [[ROAD, ROAD, ROAD, ROAD]])
+    assert result.per_class_iou == pytest.approx({"road": 0.5, "building": 0.0})
+    assert result.miou == pytest.approx(0.25)

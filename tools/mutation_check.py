@@ -1,0 +1,429 @@
+"""Does the test suite notice small deliberate bugs in core logic? Apply each mutant to a copy, run its tests.
+
+Each mutant replaces one exact snippet of one source file (the snippet must occur exactly once) and names the
+test files that should catch it. The repository itself is never touched: ``src/`` and ``tests/`` are copied
+into a temporary folder, each mutant is applied there in turn, and pytest runs with that copy first on
+``PYTHONPATH``. A mutant is caught when pytest fails.
+
+    python tools/mutation_check.py                 # every mutant, a summary at the end
+    python tools/mutation_check.py --only ema      # mutants whose name contains "ema"
+    python tools/mutation_check.py --list
+
+Exit status: 0 when at least ``--require`` (default 0.95) of the mutants are caught, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    path: str
+    old: str
+    new: str
+    tests: tuple[str, ...]  # test files or pytest node ids that should catch the mutant
+
+
+TRAINING = ("tests/training/test_loop.py", "tests/training/test_training_wiring.py")
+FAULTS = ("tests/training/test_training_faults.py",)
+PARTS = ("tests/training/test_training_parts.py", "tests/training/test_training_conditioning.py")
+FADING = ("tests/channel/test_channel_fading.py", "tests/channel/test_digital_phy.py")
+ACCOUNTING = ("tests/baselines/test_baselines_accounting.py", "tests/baselines/test_deep_jscc.py")
+IO = ("tests/test_io.py",)
+MIOU = tuple(
+    f"tests/evaluation/test_evaluation_metrics.py::{name}"
+    for name in (
+        "test_identical_maps_score_one",
+        "test_hand_computed_confusion",
+        "test_confusion_accumulates_over_batches_and_accepts_no_class_predictions",
+        "test_a_class_predicted_but_absent_from_the_target_scores_zero",
+    )
+)
+BAD = ("tests/test_bad_inputs.py",)
+
+MUTANTS = (
+    # training-loop wiring
+    Mutant(
+        "dropout not applied",
+        "src/gesco/training/trainer.py",
+        "drop_condition(condition, config.condition_dropout,",
+        "drop_condition(condition, 0.0,",
+        ("tests/training/test_training_wiring.py",),
+    ),
+    Mutant(
+        "dropout at half its rate",
+        "src/gesco/training/conditioning.py",
+        ">= probability\n",
+        ">= probability / 2\n",
+        PARTS,
+    ),
+    Mutant(
+        "training noise list ignored",
+        "src/gesco/training/trainer.py",
+        "sigmas=config.noise_sigmas,",
+        "sigmas=NOISE_AWARE_TRAINING_SIGMAS,",
+        ("tests/training/test_training_wiring.py",),
+    ),
+    Mutant(
+        "paper noise list changed",
+        "src/gesco/channel/quality.py",
+        "(0.6, 0.36, 0.22, 0.13, 0.08, 0.05, 0.0, 0.0, 0.0)",
+        "(0.6, 0.36, 0.22, 0.13, 0.08, 0.05, 0.0, 0.0)",
+        PARTS,
+    ),
+    Mutant(
+        "paper noise one per map",
+        "src/gesco/training/conditioning.py",
+        "sigma = draw_sigmas(batch, sigmas, per_map=False,",
+        "sigma = draw_sigmas(batch, sigmas, per_map=True,",
+        PARTS,
+    ),
+    Mutant(
+        "channel mode without FDS",
+        "src/gesco/training/conditioning.py",
+        "return out.condition, sigma",
+        "return out.received.payload.values, sigma",
+        PARTS,
+    ),
+    Mutant(
+        "trainer ignores the noise mode",
+        "src/gesco/training/trainer.py",
+        "mode=config.noise,",
+        'mode="paper",',
+        ("tests/training/test_training_wiring.py",),
+    ),
+    # EMA
+    Mutant(
+        "EMA lerp weight swapped",
+        "src/gesco/training/ema.py",
+        "shadow.lerp_(value.detach().float(), 1.0 - decay)",
+        "shadow.lerp_(value.detach().float(), decay)",
+        PARTS,
+    ),
+    Mutant(
+        "EMA warm-up off by one",
+        "src/gesco/training/ema.py",
+        "(1 + self.updates) / (10 + self.updates)",
+        "(1 + self.updates) / (11 + self.updates)",
+        PARTS,
+    ),
+    Mutant(
+        "EMA update count lost on resume",
+        "src/gesco/training/checkpoint.py",
+        "ema.load_state_dict(state.ema, state.ema_updates)",
+        "ema.load_state_dict(state.ema, 0)",
+        TRAINING,
+    ),
+    Mutant(
+        "EMA weights not restored",
+        "src/gesco/training/checkpoint.py",
+        "ema.load_state_dict(state.ema, state.ema_updates)",
+        "ema.load_state_dict(state.model, state.ema_updates)",
+        TRAINING,
+    ),
+    Mutant(
+        "model weights saved as EMA",
+        "src/gesco/training/loop.py",
+        "                self.ema.state_dict(),\n",
+        "                self.unwrapped_model.state_dict(),\n",
+        TRAINING,
+    ),
+    # batches and sharding
+    Mutant(
+        "ranks overlap after the first step",
+        "src/gesco/training/loop.py",
+        "first = (position * self.world_size + self.rank) * self.batch_size",
+        "first = (position + self.rank) * self.batch_size",
+        TRAINING,
+    ),
+    Mutant(
+        "every epoch in one order",
+        "src/gesco/training/loop.py",
+        "if step_epoch != epoch:",
+        "if epoch is None:",
+        TRAINING,
+    ),
+    Mutant(
+        "step draws ignore the rank",
+        "src/gesco/training/loop.py",
+        "return _seeded_generator(_STEP_STREAM, seed, step, rank)",
+        "return _seeded_generator(_STEP_STREAM, seed, step)",
+        TRAINING,
+    ),
+    Mutant(
+        "warm-up starts at zero",
+        "src/gesco/training/loop.py",
+        "return (step + 1) / warmup_steps",
+        "return step / warmup_steps",
+        TRAINING,
+    ),
+    # checkpoints and resume
+    Mutant(
+        "numpy RNG not restored",
+        "src/gesco/training/checkpoint.py",
+        '    if "numpy" in state:\n',
+        '    if "numpy" in state and False:\n',
+        FAULTS,
+    ),
+    Mutant(
+        "no fallback to an older checkpoint",
+        "src/gesco/training/checkpoint.py",
+        "for path in reversed(found):",
+        "for path in reversed(found[-1:]):",
+        FAULTS,
+    ),
+    Mutant(
+        "partial checkpoints never removed",
+        "src/gesco/training/checkpoint.py",
+        "        shutil.rmtree(folder, ignore_errors=True)\n",
+        "        pass\n",
+        FAULTS,
+    ),
+    Mutant(
+        "state.json fields unchecked",
+        "src/gesco/training/checkpoint.py",
+        "        if isinstance(value, bool) or not isinstance(value, int) or value < 0:\n",
+        "        if False:\n",
+        FAULTS,
+    ),
+    Mutant(
+        "keeps one checkpoint too many",
+        "src/gesco/training/checkpoint.py",
+        "list_checkpoints(root)[:-keep]",
+        "list_checkpoints(root)[: -keep - 1]",
+        PARTS,
+    ),
+    # fading
+    Mutant(
+        "fading blocks tiled, not contiguous",
+        "src/gesco/channel/digital/symbol_channel.py",
+        "h = h.repeat_interleave(block, dim=1)[:, :length]",
+        "h = h.repeat(1, block)[:, :length]",
+        FADING,
+    ),
+    Mutant(
+        "complex noise variance per real dimension",
+        "src/gesco/channel/digital/symbol_channel.py",
+        "math.sqrt(variance / 2)",
+        "math.sqrt(variance)",
+        FADING,
+    ),
+    Mutant(
+        "no coherence length fades per symbol",
+        "src/gesco/channel/digital/symbol_channel.py",
+        "block = self.coherence_symbols or length",
+        "block = self.coherence_symbols or 1",
+        FADING,
+    ),
+    # quality
+    Mutant(
+        "peak SNR as a power ratio",
+        "src/gesco/channel/quality.py",
+        "10 ** (-snr_db / 20)",
+        "10 ** (-snr_db / 10)",
+        ("tests/channel/test_channel_awgn.py",),
+    ),
+    Mutant(
+        "Es/N0 noise per real value",
+        "src/gesco/channel/quality.py",
+        "math.sqrt(mean_square * esn0_db_to_n0(esn0_db))",
+        "math.sqrt(mean_square * esn0_db_to_n0(esn0_db) / 2)",
+        ("tests/channel/test_channel_unit_power.py",),
+    ),
+    # accounting and metrics
+    Mutant(
+        "budget floors the per-pixel rate",
+        "src/gesco/baselines/accounting.py",
+        "return math.floor(per_pixel * height * width)",
+        "return math.floor(per_pixel) * height * width",
+        ACCOUNTING,
+    ),
+    Mutant(
+        "budget rounds up",
+        "src/gesco/baselines/accounting.py",
+        "return math.floor(per_pixel * height * width)",
+        "return math.ceil(per_pixel * height * width)",
+        ACCOUNTING,
+    ),
+    Mutant(
+        "side information counts present classes",
+        "src/gesco/baselines/accounting.py",
+        "side_info_bits=table.num_classes,",
+        "side_info_bits=int(present[b].sum()),",
+        ACCOUNTING,
+    ),
+    Mutant(
+        "analog side information dropped",
+        "src/gesco/baselines/accounting.py",
+        "height * width, payload.table.num_classes)",
+        "height * width, 0)",
+        ACCOUNTING,
+    ),
+    Mutant(
+        "channel uses round down",
+        "src/gesco/channel/symbols.py",
+        "return math.ceil(real_values / 2)",
+        "return real_values // 2",
+        ACCOUNTING,
+    ),
+    Mutant(
+        "mIoU union without false positives",
+        "src/gesco/evaluation/metrics.py",
+        "union = in_target + in_prediction - true_positive",
+        "union = in_target",
+        MIOU,
+    ),
+    Mutant(
+        "mIoU skips predicted-only classes",
+        "src/gesco/evaluation/metrics.py",
+        "occurs = union > 0",
+        "occurs = in_target > 0",
+        MIOU,
+    ),
+    # writes and guards
+    Mutant(
+        "text written in place",
+        "src/gesco/io.py",
+        "    with atomic_path(path) as tmp:\n        tmp.write_text(text)",
+        "    Path(path).write_text(text)",
+        IO,
+    ),
+    Mutant(
+        "writer gets the real path",
+        "src/gesco/io.py",
+        "    with atomic_path(path) as tmp:\n        writer(tmp)",
+        "    writer(Path(path))",
+        IO,
+    ),
+    Mutant(
+        "JSON not checked for NaN",
+        "src/gesco/io.py",
+        "    found = first_non_finite(data)\n",
+        "    found = None\n",
+        IO + BAD,
+    ),
+    Mutant(
+        "output folder written in place", "src/gesco/io.py", "        yield staging\n", "        yield path\n", IO + BAD
+    ),
+    Mutant(
+        "solver step limit off by one",
+        "src/gesco/receiver/sampling.py",
+        "if config.steps >= len(diffusion):",
+        "if config.steps > len(diffusion):",
+        BAD,
+    ),
+    Mutant(
+        "guidance not checked",
+        "src/gesco/receiver/sampling.py",
+        'for name in ("guidance", "eta"):',
+        'for name in ("eta",):',
+        BAD,
+    ),
+    Mutant(
+        "condition magnitude unchecked",
+        "src/gesco/receiver/sampling.py",
+        "    if largest > MAX_CONDITION_MAGNITUDE:\n",
+        "    if False:\n",
+        BAD,
+    ),
+    Mutant(
+        "CLI lets OSError through",
+        "src/gesco/cli/main.py",
+        "except (ValueError, TypeError, OSError, MemoryError) as err:",
+        "except (ValueError, TypeError, FileNotFoundError) as err:",
+        BAD,
+    ),
+    Mutant(
+        "config unknown fields accepted",
+        "src/gesco/config.py",
+        "        if unknown:\n",
+        "        if False:\n",
+        ("tests/test_config.py",) + BAD,
+    ),
+)
+
+
+def apply(copy: Path, mutant: Mutant) -> str:
+    """Write the mutant into the copy; return the original text."""
+    path = copy / mutant.path
+    text = path.read_text()
+    count = text.count(mutant.old)
+    if count != 1:
+        raise SystemExit(f"mutant {mutant.name!r}: its snippet occurs {count} times in {mutant.path}, not once")
+    path.write_text(text.replace(mutant.old, mutant.new))
+    return text
+
+
+def run_tests(copy: Path, tests: tuple[str, ...], timeout: int) -> tuple[bool, float]:
+    """(caught, seconds): whether pytest failed on the mutated copy."""
+    env = {**os.environ, "PYTHONPATH": str(copy / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
+    started = time.perf_counter()
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests],
+            cwd=copy,
+            env=env,
+            capture_output=True,
+            timeout=timeout,
+        )
+        caught = result.returncode != 0
+    except subprocess.TimeoutExpired:
+        caught = True  # a mutant that hangs the suite is noticed
+    return caught, time.perf_counter() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", help="run the mutants whose name contains this")
+    parser.add_argument("--list", action="store_true", help="list the mutants and stop")
+    parser.add_argument("--timeout", type=int, default=600, help="seconds per mutant")
+    parser.add_argument("--require", type=float, default=0.95, help="fraction of mutants that must be caught")
+    args = parser.parse_args()
+    mutants = [m for m in MUTANTS if args.only is None or args.only in m.name]
+    missing = sorted({t for m in mutants for t in m.tests if not (ROOT / t.partition("::")[0]).is_file()})
+    if missing:
+        raise SystemExit(f"test files named by mutants do not exist: {missing}")
+    if args.list:
+        for m in mutants:
+            print(f"{m.name:45s} {m.path}")
+        return 0
+    with tempfile.TemporaryDirectory(prefix="gesco-mutants-") as folder:
+        copy = Path(folder) / "repo"
+        copy.mkdir()
+        for part in ("src", "tests", "pyproject.toml"):
+            source = ROOT / part
+            (shutil.copytree if source.is_dir() else shutil.copy)(source, copy / part)
+        # tests find the official reference tensors beside the repository
+        shared = ROOT.parent / "shared"
+        if shared.is_dir():
+            (Path(folder) / "shared").symlink_to(shared)
+        for mutant in mutants:  # every snippet is checked before any test runs
+            (copy / mutant.path).write_text(apply(copy, mutant))
+        caught_count = 0
+        for mutant in mutants:
+            original = apply(copy, mutant)
+            try:
+                caught, seconds = run_tests(copy, mutant.tests, args.timeout)
+            finally:
+                (copy / mutant.path).write_text(original)
+            caught_count += caught
+            print(f"{'caught  ' if caught else 'SURVIVED'} {seconds:6.1f} s  {mutant.name}", flush=True)
+    share = caught_count / len(mutants) if mutants else 1.0
+    print(f"{caught_count} of {len(mutants)} mutants caught ({share:.0%})")
+    return 0 if share >= args.require else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
