@@ -160,9 +160,13 @@ def output_folder(path: str | Path, *, last: Sequence[str] = ()) -> Iterator[Pat
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise OutputPathError(f"{path} is an existing file, but an output folder goes there; give another path")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_staging(path)
-    staging = Path(tempfile.mkdtemp(prefix=f"{_staging_prefix(path)}{os.getpid()}-", dir=path.parent))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_staging(path)
+        staging = Path(tempfile.mkdtemp(prefix=f"{_staging_prefix(path)}{os.getpid()}-", dir=path.parent))
+    except OSError as err:
+        # name the output asked for, not the staging folder beside it
+        raise OSError(err.errno, f"{err.strerror} (cannot create an output folder there)", str(path)) from err
     try:
         yield staging
         if path.is_dir():
