@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from gesco.cli.common import add_ofdm_options, ofdm_options
 from gesco.cli.options import (
     add_data_options,
     add_sampler_options,
@@ -42,7 +43,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--channel", choices=("awgn", "rayleigh"), default="awgn")
+    parser.add_argument(
+        "--channel",
+        choices=("awgn", "rayleigh", "ofdm"),
+        default="awgn",
+        help="ofdm: every method over the OFDM link (--ofdm-model, --speed, --delay-spread, --csi, ...)",
+    )
     parser.add_argument("--snr", type=float, nargs="+", default=list(DEFAULT_SNRS), help="Es/N0 values in dB")
     parser.add_argument("--n", type=int, default=200, help="images (default 200)")
     parser.add_argument(
@@ -68,6 +74,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=DEFAULT_COHERENCE_SYMBOLS,
         help=f"Rayleigh: symbols per fading coefficient (default {DEFAULT_COHERENCE_SYMBOLS})",
     )
+    add_ofdm_options(parser)
     add_sampler_options(parser)
     add_scoring_options(parser, default_segmenter=SEGMENTER)
     parser.add_argument("--batch-size", type=int, default=16)
@@ -83,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
 
     from gesco.baselines.deep_jscc import DeepJSCC
     from gesco.channel.digital.config import DigitalConfig
+    from gesco.channel.ofdm.config import OfdmConfig
     from gesco.evaluation.compare import Comparison
     from gesco.evaluation.compare_report import write_compare_report
     from gesco.pretrained import resolve
@@ -91,6 +99,10 @@ def run(args: argparse.Namespace) -> int:
     require_positive(args, "n", "batch_size", "kid_subsets", "block_bits", "coherence_symbols")
     require_non_negative(args, "examples")
     digital = DigitalConfig(modulation=args.modulation, code_rate=args.code_rate, block_bits=args.block_bits)
+    ofdm_given = {k: v for k, v in ofdm_options(args).items() if v is not None}
+    if ofdm_given and args.channel != "ofdm":
+        raise ValueError(f"OFDM options {sorted(ofdm_given)} need --channel ofdm, not --channel {args.channel}")
+    ofdm = OfdmConfig(**ofdm_given) if args.channel == "ofdm" else None
     receiver = DiffusionReceiver.from_pretrained(resolve(args.model))
     deep_jscc = DeepJSCC.from_pretrained(resolve(args.deep_jscc))
     aware = None if args.aware_model == "none" else DiffusionReceiver.from_pretrained(resolve(args.aware_model))
@@ -115,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
         coherence_symbols=args.coherence_symbols,
         aware=aware,
         progress=not args.no_progress,
+        ofdm=ofdm,
     )
     scoring = build_scoring(args, dataset, count, receiver.table, feature_dir=args.out / "features", device="cpu")
     notes.update(scoring.notes)
@@ -128,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
         "snr_db": args.snr,
         "digital_link": digital.to_dict(),
         "coherence_symbols": args.coherence_symbols if args.channel == "rayleigh" else None,
+        "ofdm": None if ofdm is None else {**ofdm.to_dict(), "label": ofdm.describe()},
         "sampler": sampler.to_dict(),
         "segmenter": args.segmenter,
         "seed": args.seed,

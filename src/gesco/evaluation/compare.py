@@ -1,7 +1,8 @@
 """GESCO against what a radio engineer would otherwise do, at equal channel uses, over SNR.
 
 Methods (each image of the evaluation set, at each Es/N0 in dB, over AWGN or Rayleigh block
-fading with perfect CSI):
+fading with perfect CSI, or over OFDM through a 3GPP TR 38.901 channel with estimated or perfect CSI,
+``gesco.channel.ofdm``, where every method's complex symbols fill the data resource elements):
 
 - ``classical``: the image as JPEG over the digital link (5G LDPC + CRC + QAM); its quality is
   the best that fits the channel-use budget; a failed block loses the image, which the receiver
@@ -43,6 +44,7 @@ from tqdm.auto import tqdm
 from gesco.baselines.deep_jscc import DeepJSCC
 from gesco.channel.digital.config import MIN_CODE_RATE, DigitalConfig
 from gesco.channel.digital.symbol_channel import SymbolChannel
+from gesco.channel.ofdm.config import OfdmConfig
 from gesco.channel.quality import ChannelQuality
 from gesco.channel.unit_power import UnitPowerAnalogChannel
 from gesco.constants import COMPARE_METHODS, DEFAULT_COHERENCE_SYMBOLS
@@ -125,8 +127,10 @@ class Comparison:
         receiver: the GESCO receiver (noise-aware), for both GESCO methods.
         deep_jscc: the Deep JSCC model; its channel uses per pixel are the budget.
         dataset: the evaluation set; items 0 .. count - 1 are used.
-        channel: "awgn" or "rayleigh" (block fading, ``coherence_symbols`` per coefficient, perfect CSI).
+        channel: "awgn", "rayleigh" (block fading, ``coherence_symbols`` per coefficient, perfect CSI) or
+            "ofdm" (the OFDM link of ``ofdm``, default ``OfdmConfig()``).
         coherence_symbols: complex symbols per fading coefficient, for every method alike.
+        ofdm: the OFDM link's settings (channel model, speed, delay spread, CSI, ...) when ``channel="ofdm"``.
         digital: the digital link of the classical method (modulation, code rate, block length, CRC);
             GESCO-digital uses it at its most robust fitting code rate.
         sampler: how the receiver samples.
@@ -147,9 +151,12 @@ class Comparison:
         coherence_symbols: int | None = DEFAULT_COHERENCE_SYMBOLS,
         aware: DiffusionReceiver | None = None,
         progress: bool = True,
+        ofdm: OfdmConfig | None = None,
     ):
-        if channel not in ("awgn", "rayleigh"):
-            raise ValueError(f"channel must be 'awgn' or 'rayleigh', got {channel!r}")
+        if channel not in ("awgn", "rayleigh", "ofdm"):
+            raise ValueError(f"channel must be 'awgn', 'rayleigh' or 'ofdm', got {channel!r}")
+        if ofdm is not None and channel != "ofdm":
+            raise ValueError(f"OFDM settings were given for channel={channel!r}; use channel='ofdm'")
         size = tuple(receiver.config.image_size)
         if tuple(deep_jscc.config.image_size) != size:
             raise ValueError(
@@ -161,12 +168,21 @@ class Comparison:
         self.aware = aware
         self.channel, self.sampler, self.seed, self.batch_size = channel, sampler, seed, batch_size
         self.progress = progress
-        self.digital = digital.replace(fading=channel, coherence_symbols=coherence_symbols)
-        self.symbol_channel = SymbolChannel(fading=channel, coherence_symbols=coherence_symbols)
-        self.analog_link = Link(
-            channel=UnitPowerAnalogChannel(fading=channel, coherence_symbols=coherence_symbols),
-            receiver=Receiver(None, map_denoiser="fds"),
-        )
+        if channel == "ofdm":
+            from gesco.channel.ofdm.link import OfdmChannel
+            from gesco.channel.ofdm.map_channels import OfdmAnalogChannel
+
+            # One OFDM link for all: Deep JSCC's latent, the QAM symbols of both digital methods and the map.
+            self.ofdm = ofdm or OfdmConfig()
+            self.digital = digital
+            self.symbol_channel = OfdmChannel(self.ofdm)
+            analog_channel = OfdmAnalogChannel(config=self.ofdm)
+        else:
+            self.ofdm = None
+            self.digital = digital.replace(fading=channel, coherence_symbols=coherence_symbols)
+            self.symbol_channel = SymbolChannel(fading=channel, coherence_symbols=coherence_symbols)
+            analog_channel = UnitPowerAnalogChannel(fading=channel, coherence_symbols=coherence_symbols)
+        self.analog_link = Link(channel=analog_channel, receiver=Receiver(None, map_denoiser="fds"))
         self.pixels = size[0] * size[1]
         self.budget = deep_jscc.config.channel_uses
         self._links: dict[DigitalConfig, object] = {}
@@ -179,7 +195,7 @@ class Comparison:
         from gesco.channel.digital.phy import DigitalLink
 
         if config not in self._links:
-            self._links[config] = DigitalLink(config)
+            self._links[config] = DigitalLink(config, channel=self.symbol_channel if self.ofdm else None)
         return self._links[config]
 
     def _generator(self, index: int, snr: float) -> torch.Generator:
