@@ -62,3 +62,13 @@ def test_ofdm_settings_need_the_ofdm_channel(assets):
         comparison(assets, "rayleigh", OfdmConfig())
     with pytest.raises(ValueError, match="'awgn', 'rayleigh' or 'ofdm', got 'tdl-a'"):
         comparison(assets, "tdl-a")
+
+
+def test_reports_name_the_ofdm_link():
+    from gesco.evaluation.compare import CompareResult
+    from gesco.evaluation.compare_report import channel_title
+
+    label = OfdmConfig(speed_kmh=120.0).describe()
+    over_ofdm = CompareResult(["deep-jscc"], [0.0], "ofdm", 1, 6.0, [], None, (), {"ofdm": {"label": label}})
+    assert channel_title(over_ofdm) == "OFDM TDL-A 100 ns 120 km/h, LS CSI (lin)"
+    assert channel_title(CompareResult(["deep-jscc"], [0.0], "awgn", 1, 6.0, [], None, (), {"ofdm": None})) == "AWGN"

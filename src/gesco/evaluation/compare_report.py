@@ -47,6 +47,12 @@ class Crossover:
     better_above: str
 
 
+def channel_title(result: CompareResult) -> str:
+    """The channel for titles: "AWGN", or the OFDM link with its model, speed and CSI."""
+    ofdm = result.settings.get("ofdm")
+    return f"OFDM {ofdm['label']}" if ofdm else result.channel.upper()
+
+
 def _value(metric: MetricColumn, scores) -> float | None:
     value = metric.read(scores)
     return value if value is not None and math.isfinite(value) else None
@@ -116,7 +122,7 @@ def markdown_report(result: CompareResult) -> str:
     metrics = reported_metrics(result)
     cells = {(c.method, c.snr): c for c in result.cells}
     snrs = [f"{s:g}" for s in result.snrs]
-    lines = [f"# gesco compare: {result.channel.upper()}, {result.count} images", ""]
+    lines = [f"# gesco compare: {channel_title(result)}, {result.count} images", ""]
     lines += [f"- {k}: {v}" for k, v in result.settings.items() if v is not None and not isinstance(v, dict)]
     lines += [f"- channel-use budget: {result.budget_per_pixel:.3f} complex channel uses per pixel", ""]
     lines += [
@@ -208,7 +214,7 @@ def write_plots(result: CompareResult, folder: Path) -> list[Path]:
                 rotation=90,
                 va="bottom",
             )
-        ax.set_xlabel(f"Es/N0 (dB), {result.channel.upper()}")
+        ax.set_xlabel(f"Es/N0 (dB), {channel_title(result)}")
         ax.set_title(f"{result.budget_per_pixel:.2f} channel uses per pixel, {result.count} images", fontsize=9)
         ylabel = f"{metric.title} ({'higher' if metric.higher_is_better else 'lower'} is better)"
         written.append(save_metric_plot(fig, ax, folder / f"{metric.key}.png", ylabel=ylabel))
@@ -244,7 +250,7 @@ def write_compare_report(result: CompareResult, out: str | Path, *, dataset: Dat
                 example_rows(result, dataset, out, index),
                 titles,
                 row_titles=[f"{s:g} dB" for s in result.snrs],
-                title=f"{name}, {result.channel.upper()}, {result.budget_per_pixel:.2f} channel uses per pixel",
+                title=f"{name}, {channel_title(result)}, {result.budget_per_pixel:.2f} channel uses per pixel",
             )
         )
     return written
