@@ -66,16 +66,20 @@ class Sample:
 
 @dataclass(frozen=True)
 class Batch:
-    """Stacked samples: ``image`` (B, 3, H, W), ``labels`` (B, H, W), ``instances`` (B, H, W) or None."""
+    """Stacked samples: ``image`` (B, 3, H, W), ``labels`` (B, H, W), ``instances`` (B, H, W) or None,
+    ``depth`` (B, H, W) or None, ``boxes`` one :class:`Boxes` per sample or None."""
 
     image: torch.Tensor
     labels: torch.Tensor
     instances: torch.Tensor | None
     names: tuple[str, ...]
+    depth: torch.Tensor | None = None
+    boxes: tuple[Boxes, ...] | None = None
 
 
 def collate(samples: list[Sample]) -> Batch:
-    """DataLoader ``collate_fn``: stack samples; ``instances`` is None if any sample lacks them."""
+    """DataLoader ``collate_fn``: stack samples; ``instances``, ``depth`` and ``boxes`` are None if any sample
+    lacks them."""
     if not samples:
         raise ValueError("cannot collate an empty list of samples")
     instances = None
@@ -86,6 +90,8 @@ def collate(samples: list[Sample]) -> Batch:
         labels=torch.stack([s.labels for s in samples]),
         instances=instances,
         names=tuple(s.name for s in samples),
+        depth=torch.stack([s.depth for s in samples]) if all(s.depth is not None for s in samples) else None,
+        boxes=tuple(s.boxes for s in samples) if all(s.boxes is not None for s in samples) else None,
     )
 
 
