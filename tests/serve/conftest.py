@@ -65,7 +65,7 @@ class Server:
         return self.log.read_text()
 
 
-def start_server(model: Path, log: Path, *options: str, timeout: float = 120) -> Server:
+def start_server(model: Path, log: Path, *options: str, timeout: float = 300) -> Server:
     """``gesco serve`` in its own process on a free loopback port; returns once ``/healthz`` answers."""
     port = free_port()
     command = [sys.executable, "-m", "gesco.cli.main", "serve", "--model", str(model), "--port", str(port)]

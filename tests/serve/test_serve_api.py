@@ -210,14 +210,16 @@ def test_sigterm_answers_the_requests_in_flight_then_exits(tiny_model, tmp_path)
     sender = threading.Thread(
         target=lambda: answers.append(post_message(f"{server.url}/v1/regenerate", scene_message(1)))
     )
-    sender.start()
-    deadline = time.monotonic() + 60
-    while in_flight(server) == 0 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert in_flight(server) == 1  # the signal arrives while the request is being regenerated
-    assert server.stop()
+    try:
+        sender.start()
+        deadline = time.monotonic() + 60
+        while in_flight(server) == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert in_flight(server) == 1  # the signal arrives while the request is being regenerated
+    finally:
+        stopped = server.stop()
     sender.join(60)
-    assert len(answers) == 1 and answers[0]["kind"] == "analog"
+    assert stopped and len(answers) == 1 and answers[0]["kind"] == "analog"
     log = server.log_text()
     assert log.index("Shutting down") < log.index("regenerated a batch of 1")
     assert "stopped after 1 images in 1 batches" in log

@@ -33,6 +33,7 @@ from urllib.parse import parse_qs
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
@@ -212,6 +213,12 @@ def build_app(batcher: Batcher, *, demo: DemoRunner | None = None, settings: Ser
         description="The GESCO receiver as a service: send a received semantic map, get the regenerated image.",
         lifespan=lifespan,
     )
+
+    @app.exception_handler(RequestValidationError)
+    async def refused_request(_request: Request, err: RequestValidationError):
+        # One error shape for every refusal (ErrorResponse), FastAPI's field list flattened into its detail.
+        fields = "; ".join(f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in err.errors())
+        return JSONResponse({"error": "RequestValidationError", "detail": fields}, status_code=422)
 
     @app.post(
         "/v1/regenerate",
