@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 import types
 import typing
@@ -130,6 +131,9 @@ def _convert(value: Any, annotation: Any, where: str) -> Any:
     if annotation is float:
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             raise _Mismatch()
+        if math.isnan(value):
+            # Python's JSON reader takes a bare NaN; no setting means it
+            raise _Mismatch("NaN is no setting")
         return float(value)
     if annotation is str:
         if not isinstance(value, str):
@@ -227,6 +231,6 @@ class Config:
             raise FileNotFoundError(f"no {cls.__name__} config at {path}")
         try:
             data = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise ConfigError(f"{path} is not valid JSON: {err}") from err
         return cls.from_dict(data, source=str(path))

@@ -5,13 +5,15 @@ A foundation module: it imports only :mod:`gesco.config` and :mod:`gesco.io`, so
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar, Self
 
 import torch
 
-from gesco.config import Config
+from gesco.config import Config, ConfigError
 from gesco.io import load_tensors, output_folder, save_tensors
 
 WEIGHTS_NAME = "model.safetensors"
@@ -79,7 +81,18 @@ class WeightsFolder:
         config = cls.config_class.load(directory)
         path = directory / WEIGHTS_NAME
         weights = {k: v.float() if v.is_floating_point() else v for k, v in load_tensors(path, device=device).items()}
-        return cls.from_state_dict(weights, config, source=str(path)).to(device).eval()
+        try:
+            return cls.from_state_dict(weights, config, source=str(path)).to(device).eval()
+        except StateDictMismatchError as err:
+            absent = _fields_absent_from(directory / config.config_name, config)
+            if not absent:
+                raise
+            # the likely cause is the config, not the weights: name the fields that fell back to defaults
+            raise ConfigError(
+                f"{directory / config.config_name} lacks the fields {absent}, so their defaults were used and the "
+                f"weights do not fit ({len(err.missing) + len(err.unexpected) + len(err.wrong_shapes)} tensors "
+                "differ); restore those fields"
+            ) from err
 
     @classmethod
     def from_state_dict(
@@ -90,3 +103,9 @@ class WeightsFolder:
         check_state_dict({k: v.shape for k, v in model.state_dict().items()}, state_dict, source=source)
         model.load_state_dict(state_dict)
         return model
+
+
+def _fields_absent_from(path: Path, config: Config) -> list[str]:
+    """The fields of ``config`` that its JSON file at ``path`` does not set (they took their defaults)."""
+    data = json.loads(path.read_text())
+    return sorted(f.name for f in dataclasses.fields(config) if f.init and f.name not in data)

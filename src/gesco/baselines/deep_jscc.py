@@ -81,6 +81,8 @@ class DeepJSCCConfig(Config):
 
 def latent_channels_for(channel_uses_per_pixel: float) -> int:
     """The largest even latent width whose channel uses per pixel stay within ``channel_uses_per_pixel``."""
+    if not (isinstance(channel_uses_per_pixel, (int, float)) and math.isfinite(channel_uses_per_pixel)):
+        raise ValueError(f"channel uses per pixel must be a finite number, got {channel_uses_per_pixel!r}")
     channels = 2 * math.floor(channel_uses_per_pixel * DOWNSAMPLING**2)
     if channels < 2:
         raise ValueError(

@@ -62,8 +62,15 @@ def paper_sigma(psnr_label: float) -> float:
     return PAPER_PSNR_SIGMA[int(psnr_label)]
 
 
+def _check_db(name: str, value: float) -> None:
+    """Refuse a NaN, -inf or below-``MIN_DB`` level, which would turn into an infinite or NaN noise."""
+    if math.isnan(value) or value < MIN_DB:
+        raise ValueError(f"{name} {value!r} dB must be a number >= {MIN_DB:g} dB (+inf: noiseless)")
+
+
 def peak_snr_db_to_sigma(snr_db: float) -> float:
     """sigma = sqrt(P / 10^(SNR/10)) with peak power P = 1; +inf dB gives 0 (noiseless)."""
+    _check_db("the peak SNR", snr_db)
     return 0.0 if snr_db == math.inf else 10 ** (-snr_db / 20)
 
 
@@ -74,6 +81,7 @@ def peak_snr_db_of_sigma(sigma: float) -> float:
 
 def esn0_db_to_n0(esn0_db: float) -> float:
     """Noise variance per complex symbol N0 for an Es/N0 in dB at Es = 1 (+inf dB: 0)."""
+    _check_db("Es/N0", esn0_db)
     return 0.0 if esn0_db == math.inf else 10 ** (-esn0_db / 10)
 
 

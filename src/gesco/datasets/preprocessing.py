@@ -15,6 +15,7 @@ then get the same crop and flip. The functions here generalise the square target
 
 from __future__ import annotations
 
+import errno
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,10 +26,38 @@ from PIL import Image
 LABEL_MODES = ("L", "P", "I;16", "I;16B", "I;16L", "I")
 
 
+class UnreadableImageError(ValueError):
+    """An image file that is empty, truncated or in no image format PIL reads."""
+
+
+def load_image_file(path: str | Path, what: str = "image") -> Image.Image:
+    """The image at ``path``, fully decoded (so a truncated file fails here, naming it, not later).
+
+    Raises:
+        FileNotFoundError, IsADirectoryError: no file at ``path`` / a folder there (the path is the OSError's
+            ``filename``).
+        UnreadableImageError (a ValueError): an empty, truncated or non-image file.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, f"the {what} must be an image file, not a folder", str(path))
+    if not path.is_file():
+        raise FileNotFoundError(errno.ENOENT, f"no {what} file", str(path))
+    if path.stat().st_size == 0:
+        raise UnreadableImageError(f"{what} {path} is an empty file")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image
+    except (OSError, SyntaxError, Image.DecompressionBombError) as err:
+        # PIL reports a foreign format as UnidentifiedImageError and a cut-off file as OSError("truncated")
+        reason = f"{what} {path} is not a readable image (truncated or another format)"
+        raise UnreadableImageError(f"{reason}: {err}") from err
+
+
 def read_image(path: Path) -> Image.Image:
     """An image file as 8-bit RGB."""
-    with Image.open(path) as image:
-        return image.convert("RGB")
+    return load_image_file(path).convert("RGB")
 
 
 def read_id_map(path: Path) -> np.ndarray:
@@ -37,13 +66,13 @@ def read_id_map(path: Path) -> np.ndarray:
     16-bit maps (Cityscapes ``*_instanceIds.png``) keep all 16 bits: nothing goes through an
     8-bit conversion here.
     """
-    with Image.open(path) as image:
-        if image.mode not in LABEL_MODES:
-            raise ValueError(
-                f"id map {path} has image mode {image.mode!r}; expected a single-channel PNG of "
-                f"integer ids (one of {LABEL_MODES}), e.g. the gray *_labelIds.png, not a colour map"
-            )
-        return np.asarray(image).astype(np.int64)
+    image = load_image_file(path, "id map")
+    if image.mode not in LABEL_MODES:
+        raise ValueError(
+            f"id map {path} has image mode {image.mode!r}; expected a single-channel PNG of "
+            f"integer ids (one of {LABEL_MODES}), e.g. the gray *_labelIds.png, not a colour map"
+        )
+    return np.asarray(image).astype(np.int64)
 
 
 def _box_halve(image: Image.Image, short_side: int) -> Image.Image:

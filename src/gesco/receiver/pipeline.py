@@ -21,6 +21,7 @@ from gesco.receiver.map_denoisers import MAP_DENOISERS
 from gesco.receiver.noise_level import NoiseConditioned
 from gesco.receiver.sampling import SamplerConfig, sample
 from gesco.receiver.unet import GescoUNet, UNetConfig
+from gesco.receiver.unet.config import check_image_size
 from gesco.semantics.classes import ClassTable, class_table
 
 
@@ -87,6 +88,7 @@ class DiffusionReceiver:
                 f"conditioning maps must have shape (B, {self.unet.config.label_channels}, H, W) for this model, "
                 f"got {tuple(condition.shape)}"
             )
+        check_image_size(tuple(condition.shape[-2:]), self.unet.config)
         model = self.unet
         if self.unet.config.noise_conditioning:
             if sigma is None:

@@ -122,6 +122,7 @@ class TrainConfig(Config):
                 raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)}")
         if self.noise != "none" and not self.noise_sigmas:
             raise ValueError("noise-aware training needs at least one sigma in noise_sigmas")
+        check_run_settings(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: str | None = None) -> Self:

@@ -59,8 +59,11 @@ DEVICES = ("auto", "cpu")
 _STEP_STREAM, _EPOCH_STREAM = 0, 1
 
 
-class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or Inf; training stopped before the weights were touched."""
+class NonFiniteLossError(RuntimeError, ValueError):
+    """The loss became NaN or Inf; training stopped before the weights were touched.
+
+    Also a ``ValueError``: a diverged run is the data's or the settings' fault, which the command line reports in
+    one line like every other bad value."""
 
 
 def _seeded_generator(*words: int) -> torch.Generator:

@@ -19,6 +19,7 @@ from gesco.receiver.diffusion import GaussianDiffusion
 from gesco.receiver.noise_level import NoiseConditioned
 from gesco.receiver.pipeline import ReceiverConfig, receiver_from_weights
 from gesco.receiver.unet import GescoUNet
+from gesco.receiver.unet.config import check_image_size
 from gesco.semantics.classes import ClassTable
 from gesco.semantics.maps import SemanticMap
 from gesco.training.conditioning import drop_condition, noisy_condition
@@ -82,6 +83,10 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     """Run (or continue, with ``resume``) the training described by ``config``; export ``output_dir/model``."""
     table = dataset_class_table(config)
     _check_model_fits_table(config, table)
+    try:
+        check_image_size(config.data.size, config.model)
+    except ValueError as err:
+        raise ValueError(f"data.size: {err}") from None
     diffusion = GaussianDiffusion(config.diffusion)
 
     def build_model() -> GescoUNet:

@@ -153,3 +153,29 @@ class UNetConfig(Config):
 
 
 PRESET_NAMES = ("cityscapes", "coco_stuff", "ade20k", "small64", "official_tiny")
+
+
+def size_factor(config: UNetConfig) -> int:
+    """Total downsampling of the UNet: ``2 ** (levels - 1)``; each side of an image must be a multiple of it."""
+    return 2 ** (len(config.channel_mult) - 1)
+
+
+def check_image_size(image_size: tuple[int, int], config: UNetConfig) -> tuple[int, int]:
+    """``image_size`` as (height, width) ints, if the UNet of ``config`` can take it.
+
+    Raises:
+        ValueError: a side that is not a positive int, or not a multiple of :func:`size_factor`.
+    """
+    if len(image_size) != 2 or any(
+        isinstance(side, bool) or not isinstance(side, int) or side < 1 for side in image_size
+    ):
+        raise ValueError(f"image_size must be (height, width) in positive ints, got {image_size!r}")
+    factor = size_factor(config)
+    if any(side % factor for side in image_size):
+        height, width = (-(-side // factor) * factor for side in image_size)
+        raise ValueError(
+            f"image size {image_size[0]}x{image_size[1]} cannot go through this UNet: its "
+            f"{len(config.channel_mult)} levels halve the image {len(config.channel_mult) - 1} times, so each side "
+            f"must be a multiple of {factor} (e.g. {height}x{width})"
+        )
+    return int(image_size[0]), int(image_size[1])
