@@ -149,11 +149,15 @@ def load_checkpoint(path: str | Path) -> TrainingState:
         file = path / name
         try:
             if file.stat().st_size == 0:
-                raise CheckpointError(f"checkpoint {path} is incomplete or corrupt: {name} is empty (a write was cut short)")
+                raise CheckpointError(
+                    f"checkpoint {path} is incomplete or corrupt: {name} is empty (a write was cut short)"
+                )
             loaded[name] = torch.load(file, weights_only=True)
         except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
             reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise CheckpointError(f"checkpoint {path} is incomplete or corrupt: {name} is missing or unreadable ({reason})") from err
+            raise CheckpointError(
+                f"checkpoint {path} is incomplete or corrupt: {name} is missing or unreadable ({reason})"
+            ) from err
     try:
         model, ema = load_tensors(path / "model.safetensors"), load_tensors(path / "ema.safetensors")
     except (OSError, ValueError) as err:
@@ -206,8 +210,7 @@ def restore_latest(root: str | Path, model, ema, optimizer, lr_scheduler) -> int
             continue
         if errors:
             warnings.warn(
-                f"resuming from {path.name}: the newer checkpoint(s) could not be read: "
-                + "; ".join(map(str, errors)),
+                f"resuming from {path.name}: the newer checkpoint(s) could not be read: " + "; ".join(map(str, errors)),
                 CheckpointFallbackWarning,
                 stacklevel=2,
             )
