@@ -58,7 +58,7 @@ def test_the_ground_truth_scores_perfectly_and_a_scaled_depth_by_its_scale(batch
 
 def test_missed_objects_lower_recall_and_median_scaling_removes_scale(batches):
     oracle = Oracle(gain=3.0, first_only=True)
-    meter = GeometryMeter(detector=oracle, depth_estimator=oracle, median_scaling=True)
+    meter = GeometryMeter(detector=oracle, depth_estimator=oracle, median_scaling=True, min_area=1)
     for batch in batches:
         oracle.batch = batch
         meter.update(batch.image, batch)

@@ -122,3 +122,14 @@ def test_meter_averages_images_not_pixels():
     assert result.abs_rel == pytest.approx(0.5) and result.delta1 == pytest.approx(0.5) and result.images == 2
     with pytest.raises(ValueError, match="same"):
         depth_errors(torch.ones(2, 2), torch.ones(2, 3))
+
+
+def test_small_boxes_and_the_predictions_finding_them_are_left_out():
+    targets = [truth((0, 0, 10, 10, CAR), (20, 0, 22, 4, CAR))]  # the second is 2 x 4 = 8 px^2
+    predictions = [found((20, 0, 22, 4, CAR, 0.9), (40, 0, 50, 10, CAR, 0.8), (0, 0, 10, 10, CAR, 0.7))]
+    every = detection_scores(predictions, targets, image_size=(40, 60)).per_class[CAR]
+    assert every.num_targets == 2 and every.ap50 == pytest.approx(0.5 * 1 + 0.5 * 2 / 3)
+    large = detection_scores(predictions, targets, image_size=(40, 60), min_area=10).per_class[CAR]
+    # left: a false positive (0.8) then the hit (0.7): precision 1/2 at recall 1
+    assert large.num_targets == 1 and large.num_predictions == 2 and large.ap50 == pytest.approx(0.5)
+    assert large.recall == 1.0

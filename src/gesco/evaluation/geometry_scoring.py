@@ -54,6 +54,7 @@ class GeometryMeter:
         detector, depth_estimator: the networks (already on the images' device).
         classes: the detector's classes, reported even where a set has none of them.
         score_threshold: predictions below it count for AP but not for recall or localisation.
+        min_area: ground-truth boxes smaller than this (px^2) are left out (see ``detection_scores``).
         median_scaling: rescale each depth map to the ground truth's median (scale-ambiguous networks).
         max_depth: farthest ground-truth depth scored (m), None for all.
     """
@@ -65,13 +66,14 @@ class GeometryMeter:
         depth_estimator: DepthEstimator | None,
         classes: Sequence[int] = (),
         score_threshold: float = 0.0,
+        min_area: float = 0.0,
         median_scaling: bool = False,
         max_depth: float | None = DEFAULT_MAX_DEPTH_M,
     ) -> None:
         if detector is None and depth_estimator is None:
             raise ValueError("a GeometryMeter needs a detector, a depth estimator, or both")
         self.detector, self.depth_estimator = detector, depth_estimator
-        self.classes, self.score_threshold = tuple(classes), score_threshold
+        self.classes, self.score_threshold, self.min_area = tuple(classes), score_threshold, min_area
         self._depth = DepthMeter(median_scaling=median_scaling, max_depth=max_depth)
         self._predictions: list[Detections] = []
         self._targets: list = []
@@ -103,6 +105,7 @@ class GeometryMeter:
                 image_size=self._image_size,
                 classes=self.classes,
                 score_threshold=self.score_threshold,
+                min_area=self.min_area,
             )
         return GeometryScores(
             detection=detection, depth=self._depth.result() if self.depth_estimator is not None else None
