@@ -21,7 +21,6 @@ import asyncio
 import base64
 import hmac
 import importlib.resources
-import json
 import logging
 import os
 import time
@@ -356,7 +355,7 @@ def build_app(batcher: Batcher, *, demo: DemoRunner | None = None, settings: Ser
         job = None if demo is None else demo.get(job_id)
         if job is None:
             return JSONResponse({"error": "NotFound", "detail": f"no transmission {job_id!r}"}, status_code=404)
-        return DemoJobView(**json.loads(json.dumps(asdict(job))))
+        return DemoJobView(**asdict(job))
 
     return Guard(app, settings=settings, statuses=statuses)
 

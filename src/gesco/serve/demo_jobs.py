@@ -19,6 +19,7 @@ import base64
 import io
 import itertools
 import logging
+import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -86,7 +87,11 @@ class DemoRequest:
 
 @dataclass
 class DemoJob:
-    """A transmission's state, read by the page while it runs: ``done`` of ``total`` stages, at ``stage``."""
+    """A transmission's state, read by the page while it runs: ``done`` of ``total`` stages, at ``stage``.
+
+    The worker replaces ``images`` and ``notes`` instead of changing them in place (:meth:`show`, :meth:`note`),
+    so a reader on another thread never iterates a dict or list that is growing.
+    """
 
     id: str
     state: str = "queued"
@@ -98,6 +103,12 @@ class DemoJob:
     sigma: float | None = None
     seconds: float | None = None
     error: str | None = None
+
+    def show(self, column: str, picture: np.ndarray) -> None:
+        self.images = {**self.images, column: png_base64(picture)}
+
+    def note(self, text: str) -> None:
+        self.notes = [*self.notes, text]
 
 
 class DemoRunner:
@@ -208,8 +219,6 @@ class DemoRunner:
             return SemanticMap(labels, table, instances, receiver.config.edge_rule), scene.image
         if request.label_png is None:
             raise ValueError("give a synthetic scene or a label map PNG")
-        import tempfile
-
         with tempfile.NamedTemporaryFile(suffix=".png") as file:
             file.write(request.label_png)
             file.flush()
@@ -238,23 +247,23 @@ class DemoRunner:
         received = out.received
         job.sigma = float(received.sigma[0])
         if picture is not None:
-            job.images[ORIGINAL] = png_base64(picture)
-        job.images[RECEIVED] = png_base64(condition_to_rgb(received.payload.values, table)[0])
+            job.show(ORIGINAL, picture)
+        job.show(RECEIVED, condition_to_rgb(received.payload.values, table)[0])
 
         self._step(job, "regenerating with GESCO")
         regeneration = self.batcher.submit(decode(encode(received, 0, channel=request.channel)), seed=request.seed)
         result = regeneration.result()
-        job.images[DENOISED] = png_base64(condition_to_rgb(result.condition[None], table)[0])
-        job.images[GESCO] = png_base64(result.image)
+        job.show(DENOISED, condition_to_rgb(result.condition[None], table)[0])
+        job.show(GESCO, result.image)
 
         height, width = self.batcher.receiver.config.image_size
         x_T = torch.randn(1, 3, height, width, generator=torch.Generator().manual_seed(request.seed))
         if self.sdm is not None:
             self._step(job, "regenerating with the SDM-style receiver")
             sdm = self.sdm(received.payload.values, x_T=x_T, sigma=received_sigma(received, "channel"))
-            job.images[SDM] = png_base64(image_to_rgb(sdm)[0])
+            job.show(SDM, image_to_rgb(sdm)[0])
         if self.deep_jscc is not None and not baselines:
-            job.notes.append("Deep JSCC and JPEG + LDPC run on a synthetic scene at an Es/N0 (unit-power or digital)")
+            job.note("Deep JSCC and JPEG + LDPC run on a synthetic scene at an Es/N0 (unit-power or digital)")
         if baselines:
             self._baselines(job, request, picture)
         self._step(job, "done")
@@ -273,9 +282,9 @@ class DemoRunner:
                 channel=SymbolChannel(fading=fading),
                 generator=torch.Generator().manual_seed(request.seed),
             )
-        job.images[DEEP_JSCC] = png_base64(image_to_rgb(decoded)[0])
+        job.show(DEEP_JSCC, image_to_rgb(decoded)[0])
         if not _has_digital():
-            job.notes.append("JPEG + LDPC needs the digital extra: pip install 'gesco[digital]'")
+            job.note("JPEG + LDPC needs the digital extra: pip install 'gesco[digital]'")
             return
         from gesco.baselines.jpeg_ldpc import JpegOverDigital
         from gesco.channel.digital.config import DigitalConfig
@@ -288,9 +297,9 @@ class DemoRunner:
             snr_db=snr,
             generator=torch.Generator().manual_seed(request.seed),
         )
-        job.images[CLASSICAL] = png_base64(classical.image)
+        job.show(CLASSICAL, classical.image)
         if not classical.decoded:
-            job.notes.append("JPEG + LDPC: a block failed its CRC, the image is lost (grey)")
+            job.note("JPEG + LDPC: a block failed its CRC, the image is lost (grey)")
 
 
 def _has_digital() -> bool:
