@@ -185,8 +185,9 @@ class LossOutput:
     """Per-sample training loss terms, each (B,) float32.
 
     ``loss`` is what to average and minimise: ``mse`` (epsilon MSE averaged over pixels, times the min-SNR
-    weight when the config asks for it; the ``mse`` field itself is always unweighted) plus, for the hybrid loss, ``vb`` (the variational-bound term in bits per dimension, gradient flowing only into the
-    variance channels). ``vb`` is None for the MSE-only loss.
+    weight when the config asks for it; the ``mse`` field itself is always unweighted) plus, for the hybrid
+    loss, ``vb`` (the variational-bound term in bits per dimension, gradient flowing only into the variance
+    channels). ``vb`` is None for the MSE-only loss.
     """
 
     loss: torch.Tensor
