@@ -4,6 +4,8 @@
 - ``RayleighBlockFading``: the same values as complex symbols under block fading;
 - ``UnitPowerAnalogChannel``: the map as unit-power symbols at an Es/N0 (AWGN or fading);
 - ``DigitalGesco`` (``gesco.channel.digital``): the map coded losslessly over 5G LDPC + QAM at an Es/N0.
+- ``OfdmAnalogChannel``, ``OfdmDigitalGesco`` (``gesco.channel.ofdm``): those two over OFDM through 3GPP TDL/CDL
+  channels with LS-estimated or perfect CSI; ``OfficialOfdmBits``: the official OFDM bit channel.
 
 ``gesco.channel.registry`` builds them by name.
 """

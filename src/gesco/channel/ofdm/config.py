@@ -64,7 +64,8 @@ class OfdmConfig(Config):
         speed_kmh: UE speed, km/h.
         csi: "ls" (least-squares estimates at the pilots, interpolated) or "perfect" (the true response).
         equalizer: "lmmse" or "zf" (Sionna's ``LMMSEEqualizer`` / ``ZFEqualizer``).
-        antennas: 1 (SISO) or 2 (2x2 MIMO, two spatial streams).
+        antennas: 1 (SISO) or 2 (2x2 MIMO, two spatial streams, one per transmit antenna, no precoding); every
+            stream's symbols have unit energy, so Es/N0 is per stream and per receive antenna.
         fft_size: subcarriers per OFDM symbol (all carry data or pilots; no guard band).
         subcarrier_spacing_khz: subcarrier spacing, kHz.
         ofdm_symbols: OFDM symbols per slot.
