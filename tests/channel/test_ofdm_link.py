@@ -13,6 +13,8 @@ from gesco.config import ConfigError
 
 HAS_SIONNA = importlib.util.find_spec("sionna") is not None
 needs_sionna = pytest.mark.skipif(not HAS_SIONNA, reason="the OFDM link needs the 'digital' extra (Sionna)")
+#: One torch thread: on this shared 2-core machine two OpenMP threads wait on each other.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class TestOfdmConfig:

@@ -20,6 +20,9 @@ from gesco.channel.quality import ChannelQuality
 from gesco.datasets.synthetic import SyntheticStreets
 from gesco.semantics import SemanticMap, Transmitter
 
+#: One torch thread: on this shared 2-core machine two OpenMP threads wait on each other.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 @pytest.fixture(scope="module")
 def payload():
