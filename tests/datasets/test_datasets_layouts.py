@@ -25,7 +25,15 @@ def test_a_cityscapes_folder_is_detected_and_read_at_the_receiver_size(tmp_path,
     assert detect_layout(tmp_path) == "cityscapes"
     dataset = build_evaluation_dataset(tmp_path, (8, 16), count=99)
     assert isinstance(dataset, CityscapesDataset) and len(dataset) == 2
-    assert tuple(dataset[0].labels.shape) == (8, 16)
+    assert tuple(dataset[0].labels.shape) == (8, 16) and dataset[0].depth is None
+    with_geometry = build_evaluation_dataset(tmp_path, (8, 16), count=99, geometry=True)[0]
+    assert tuple(with_geometry.depth.shape) == (8, 16) and len(with_geometry.boxes.classes) > 0
+
+
+@pytest.mark.parametrize("layout", ["ade20k", "coco-stuff"])
+def test_depth_and_boxes_are_read_from_cityscapes_folders_only(tmp_path, layout):
+    with pytest.raises(ValueError, match=f"the {layout} layout of .* has no ground-truth depth or boxes"):
+        build_evaluation_dataset(tmp_path, (16, 32), count=2, layout=layout, geometry=True)
 
 
 def test_a_plain_folder_is_detected_but_cannot_be_scored(tmp_path, scenes):

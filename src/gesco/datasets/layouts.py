@@ -57,6 +57,7 @@ def build_evaluation_dataset(
     layout: str = "auto",
     split: str = "val",
     first_seed: int | None = None,
+    geometry: bool = False,
 ) -> Dataset:
     """The evaluation set at a receiver's image size.
 
@@ -68,14 +69,16 @@ def build_evaluation_dataset(
         split: of a folder, e.g. ``"val"``.
         first_seed: synthetic only: the first scene's seed; default :data:`~gesco.constants.EVALUATION_SEED_OFFSET`,
             disjoint from every training seed.
+        geometry: a folder: also read its ground-truth depth and boxes (Cityscapes only; synthetic scenes
+            always carry them).
 
     Returns:
         A ``Dataset`` of :class:`~gesco.datasets.base.Sample` (Cityscapes classes for synthetic scenes).
 
     Raises:
         FileNotFoundError: ``data`` is neither ``"synthetic"`` nor a folder.
-        ValueError: an unknown layout, a layout that cannot be detected, or the plain ``"folder"`` layout,
-            which has no class table to score against.
+        ValueError: an unknown layout, a layout that cannot be detected, the plain ``"folder"`` layout,
+            which has no class table to score against, or ``geometry`` for a layout without depth and boxes.
     """
     if str(data) == SYNTHETIC:
         seed = EVALUATION_SEED_OFFSET if first_seed is None else first_seed
@@ -87,8 +90,13 @@ def build_evaluation_dataset(
         raise ValueError(f"unknown layout {layout!r}; choose 'auto' or one of {list(DATA_LAYOUTS)}")
     if layout == "auto":
         layout = detect_layout(root)
+    if geometry and layout != "cityscapes":
+        raise ValueError(
+            f"the {layout} layout of {root} has no ground-truth depth or boxes; detection and depth are scored "
+            "on Cityscapes folders and synthetic scenes"
+        )
     if layout == "cityscapes":
-        return CityscapesDataset(root, split, size=size)
+        return CityscapesDataset(root, split, size=size, geometry=geometry)
     if layout == "coco-stuff":
         return CocoStuffDataset(root, split, size=size)
     if layout == "ade20k":

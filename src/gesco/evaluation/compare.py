@@ -118,6 +118,8 @@ class CompareResult:
     settings: dict
     notes: dict[str, str] = field(default_factory=dict)
     generation_seconds: dict[str, float] = field(default_factory=dict)
+    #: Class name of each ground-truth box label id, for the per-class detection keys.
+    label_names: dict[int, str] = field(default_factory=dict)
 
 
 class Comparison:
@@ -375,6 +377,7 @@ class Comparison:
             settings=dict(settings or {}),
             notes=dict(notes or {}),
             generation_seconds=seconds,
+            label_names=scorer.label_names,
         )
 
 

@@ -1,9 +1,9 @@
 """The report of ``gesco compare``: a table, a plot per metric against SNR, crossovers, example figures.
 
-Files written into ``OUT`` (atomically): ``results.json`` (settings, every cell, crossovers), ``results.csv``,
-``report.md``, ``plots/<metric>.png`` (metric against Es/N0 in dB, one line per method, the real images as a
-dashed reference, crossovers of GESCO with the classical link marked) and ``figures/examples_<name>.png``
-(a row per SNR: the image, then each method's picture).
+Files written into ``OUT`` (atomically): ``results.json`` (settings, every cell with its per-class detection
+scores, crossovers), ``results.csv``, ``report.md``, ``plots/<metric>.png`` (metric against Es/N0 in dB, one line
+per method, the real images as a dashed reference where the metric scores them, crossovers of GESCO with the
+classical link marked) and ``figures/examples_<name>.png`` (a row per SNR: the image, then each method's picture).
 """
 
 from __future__ import annotations
@@ -31,8 +31,13 @@ from gesco.evaluation.figures import save_grid, save_metric_plot  # noqa: E402
 from gesco.evaluation.report import METRICS, MetricColumn, csv_text, format_value  # noqa: E402
 from gesco.io import atomic_write_text  # noqa: E402
 
-#: The metrics the comparison reports (pixel-level PSNR included: it is what JPEG and Deep JSCC optimise).
-COMPARE_METRICS = tuple(m for m in METRICS if m.key in ("miou", "ssim", "lpips", "fid", "image_psnr"))
+#: The metrics the comparison reports (pixel-level PSNR included: it is what JPEG and Deep JSCC optimise; the
+#: detection and depth metrics only where a detector or depth network is given).
+COMPARE_METRICS = tuple(
+    m
+    for m in METRICS
+    if m.key in ("miou", "ssim", "lpips", "fid", "image_psnr", "ap50", "localisation_diagonal", "abs_rel", "delta1")
+)
 
 
 @dataclass(frozen=True)
@@ -104,10 +109,12 @@ def results_json(result: CompareResult) -> dict:
                 "over_budget": c.over_budget,
                 "delivered": c.delivered,
                 **{m.key: _value(m, c.scores) for m in COMPARE_METRICS},
+                "geometry": c.scores.geometry.flat(result.label_names) if c.scores.geometry else None,
             }
             for c in result.cells
         ],
         "real_images_miou": result.real.segmentation.miou if result.real.segmentation else None,
+        "real_images_geometry": result.real.geometry.flat(result.label_names) if result.real.geometry else None,
         "crossovers": [vars(x) for m in COMPARE_METRICS for x in crossovers(result, m)],
         "notes": result.notes,
         "generation_seconds": result.generation_seconds,
@@ -164,11 +171,10 @@ def markdown_report(result: CompareResult) -> str:
                 + " | ".join(format_value(_value(metric, cells[method, s].scores), metric.key) for s in snrs)
                 + " |"
             )
-        if metric.key == "miou" and result.real.segmentation is not None:
+        real = _value(metric, result.real)
+        if real is not None:
             lines.append(
-                "| Real images (reference) | "
-                + " | ".join([format_value(result.real.segmentation.miou, "miou")] * len(snrs))
-                + " |"
+                "| Real images (reference) | " + " | ".join([format_value(real, metric.key)] * len(snrs)) + " |"
             )
     delivered = [m for m in result.methods if any(cells[m, s].delivered is not None for s in snrs)]
     if delivered:
@@ -202,8 +208,9 @@ def write_plots(result: CompareResult, folder: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(6, 4))
         for method, values in metric_curves(result, metric).items():
             ax.plot(result.snrs, [math.nan if v is None else v for v in values], "-o", label=METHOD_LABELS[method])
-        if metric.key == "miou" and result.real.segmentation is not None:
-            ax.axhline(result.real.segmentation.miou, linestyle="--", color="grey", label="real images")
+        real = _value(metric, result.real)
+        if real is not None:
+            ax.axhline(real, linestyle="--", color="grey", label="real images")
         for crossing in crossovers(result, metric):
             ax.axvline(crossing.snr_db, linestyle=":", color="black", alpha=0.6)
             ax.annotate(

@@ -3,7 +3,8 @@
 Files written into ``OUT`` (atomically):
 
 - ``results.json``: settings, seeds, methods and samplers, every score of every (method, PSNR) cell including
-  per-class IoU, notes on skipped metrics, payload sizes and timings (non-finite numbers as null);
+  per-class IoU, per-class detection (``geometry``: AP50 and recall per class, localisation in pixels), notes
+  on skipped metrics, payload sizes and timings (non-finite numbers as null);
 - ``results.csv``: one row per (method, PSNR), one column per metric; ``per_class_iou.csv``: one row per
   (method, PSNR, class);
 - ``report.md``: rows = methods, columns = PSNR label x metric (as the paper's tables), per-class IoU tables,
@@ -47,6 +48,14 @@ class MetricColumn:
     read: Callable[[SetScores], float | None]
 
 
+def _detection(scores: SetScores) -> bool:
+    return scores.geometry is not None and scores.geometry.detection is not None
+
+
+def _depth(scores: SetScores) -> bool:
+    return scores.geometry is not None and scores.geometry.depth is not None
+
+
 METRICS = (
     MetricColumn("miou", "mIoU", True, lambda s: s.segmentation.miou if s.segmentation else None),
     MetricColumn("pixel_accuracy", "Acc", True, lambda s: s.segmentation.pixel_accuracy if s.segmentation else None),
@@ -56,6 +65,15 @@ METRICS = (
     MetricColumn("ssim", "SSIM", True, lambda s: s.paired.ssim if s.paired else None),
     MetricColumn("ms_ssim", "MS-SSIM", True, lambda s: s.paired.ms_ssim if s.paired else None),
     MetricColumn("image_psnr", "PSNR dB", True, lambda s: s.paired.psnr if s.paired else None),
+    MetricColumn("ap50", "AP50", True, lambda s: s.geometry.detection.map50 if _detection(s) else None),
+    MetricColumn(
+        "localisation_diagonal",
+        "Loc/diag",
+        False,
+        lambda s: s.geometry.detection.localisation_diagonal if _detection(s) else None,
+    ),
+    MetricColumn("abs_rel", "AbsRel", False, lambda s: s.geometry.depth.abs_rel if _depth(s) else None),
+    MetricColumn("delta1", "δ1", True, lambda s: s.geometry.depth.delta1 if _depth(s) else None),
 )
 REFERENCE_LABELS = {REAL_IMAGES: "Real images (reference)", RECEIVED_MAP: "Argmax of the FDS-filtered received map"}
 
@@ -85,7 +103,7 @@ def reported_metrics(result: SweepResult) -> list[MetricColumn]:
     return [m for m in METRICS if any(_finite(m.read(c.scores)) is not None for c in result.cells)]
 
 
-def _cell_record(cell, metrics: Sequence[MetricColumn]) -> dict:
+def _cell_record(cell, metrics: Sequence[MetricColumn], label_names: dict[int, str]) -> dict:
     record = {"method": cell.method, "psnr": cell.psnr}
     record.update({m.key: _finite(m.read(cell.scores)) for m in metrics})
     distribution = cell.scores.distribution
@@ -93,6 +111,8 @@ def _cell_record(cell, metrics: Sequence[MetricColumn]) -> dict:
     segmentation = cell.scores.segmentation
     record["per_class_iou"] = dict(segmentation.per_class_iou) if segmentation else None
     record["images"] = cell.scores.paired.images if cell.scores.paired else None
+    geometry = cell.scores.geometry
+    record["geometry"] = {k: _finite(v) for k, v in geometry.flat(label_names).items()} if geometry else None
     return record
 
 
@@ -114,7 +134,7 @@ def results_json(result: SweepResult) -> dict:
         "methods": methods,
         "references": [{"name": k, "label": v} for k, v in REFERENCE_LABELS.items()],
         "metrics": [{"key": m.key, "title": m.title, "higher_is_better": m.higher_is_better} for m in METRICS],
-        "results": [_cell_record(c, METRICS) for c in result.cells],
+        "results": [_cell_record(c, METRICS, result.label_names) for c in result.cells],
         "classes": list(result.class_names),
         "notes": result.notes,
         "payload_per_pixel": dict(result.payload),

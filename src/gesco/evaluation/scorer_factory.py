@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset
 
+from gesco.evaluation.geometry_networks import load_depth_estimator, load_detector
+from gesco.evaluation.geometry_scoring import GeometryMeter
 from gesco.evaluation.inception import InceptionFeatures
 from gesco.evaluation.lpips import load_lpips
 from gesco.evaluation.metrics import MS_SSIM_MIN_SIDE, EvaluationClasses
@@ -33,6 +36,12 @@ class ScoringNetworks:
         fid: compute FID and KID (False skips the Inception network).
         lpips: LPIPS weights, one or two lpips-layout state dicts or one TorchScript file; empty skips LPIPS.
         kid_subsets: subsets of the KID estimate.
+        detector: a TorchScript / ONNX detector file for AP50, per-class recall and localisation error; None
+            skips them.
+        detector_config: its JSON config (default: the ``.json`` beside it).
+        depth: a TorchScript / ONNX monocular depth network file for AbsRel and delta_1; None skips them.
+        depth_config: its JSON config (default: the ``.json`` beside it).
+        depth_median_scaling: rescale each depth map to the ground truth's median (networks known up to scale).
     """
 
     segmenter: str | Path | None = None
@@ -41,6 +50,11 @@ class ScoringNetworks:
     fid: bool = True
     lpips: Sequence[str | Path] = ()
     kid_subsets: int = 100
+    detector: str | Path | None = None
+    detector_config: str | Path | None = None
+    depth: str | Path | None = None
+    depth_config: str | Path | None = None
+    depth_median_scaling: bool = False
 
 
 @dataclass(frozen=True)
@@ -74,7 +88,8 @@ def build_set_scorer(
         device, batch_size, seed, progress: as :class:`~gesco.evaluation.scoring.SetScorer`.
 
     Raises:
-        ValueError: the segmenter predicts another class table than ``table``.
+        ValueError: the segmenter predicts another class table than ``table``; a network's config, or median
+            scaling, is given without its network.
         FileNotFoundError: a named network file or folder does not exist.
     """
     notes: dict[str, str] = {}
@@ -97,9 +112,27 @@ def build_set_scorer(
     inception = InceptionFeatures(networks.inception) if networks.fid else None
     if inception is None:
         notes["fid"] = notes["kid"] = "skipped (--no-fid)"
-    for network in (segmenter, lpips, inception):
+    if networks.detector_config is not None and networks.detector is None:
+        raise ValueError(f"a detector config ({networks.detector_config}) was given without a detector file")
+    if (networks.depth_config is not None or networks.depth_median_scaling) and networks.depth is None:
+        raise ValueError("a depth config or depth median scaling was given without a depth network file")
+    detector = None if networks.detector is None else load_detector(networks.detector, networks.detector_config)
+    if detector is None:
+        notes["ap50"] = notes["localisation_diagonal"] = "no --detector given"
+    depth = None if networks.depth is None else load_depth_estimator(networks.depth, networks.depth_config)
+    if depth is None:
+        notes["abs_rel"] = notes["delta1"] = "no --depth network given"
+    for network in (segmenter, lpips, inception, detector, depth):
         if network is not None:
             network.to(device)
+    geometry = None
+    if detector is not None or depth is not None:
+        geometry = partial(
+            GeometryMeter,
+            detector=detector,
+            depth_estimator=depth,
+            median_scaling=networks.depth_median_scaling,
+        )
     scorer = SetScorer(
         dataset,
         count,
@@ -112,6 +145,9 @@ def build_set_scorer(
         batch_size=batch_size,
         kid_subsets=networks.kid_subsets,
         seed=seed,
+        geometry=geometry,
+        # Box labels are class ids of the table (Cityscapes label ids are its channels).
+        label_names=dict(enumerate(table.names)),
         device=device,
         progress=progress,
     )

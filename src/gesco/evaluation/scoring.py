@@ -3,14 +3,16 @@
 A set is a folder of PNGs named like the ground-truth samples. :class:`SetScorer` holds what every set is
 scored with (segmenter, LPIPS, Inception features of the real images for FID / KID) and scores a set in one
 pass over its images: segmenter mIoU against the transmitted maps, SSIM / MS-SSIM / PSNR / LPIPS against the
-ground-truth images, FID / KID against the real images. Inception features are cached per set beside the
-images' folder tree (``features/...safetensors``), so a rerun scores a finished set without the network.
+ground-truth images, FID / KID against the real images, and, with a detector or a depth network, the objects
+and depth against the ground truth the batches carry (:class:`~gesco.evaluation.geometry_scoring.GeometryMeter`).
+Inception features are cached per set beside the images' folder tree (``features/...safetensors``), so a rerun
+scores a finished set without the network.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from gesco.datasets.base import Batch, collate, image_to_tensor
+from gesco.evaluation.geometry_scoring import GeometryMeter, GeometryScores
 from gesco.evaluation.inception import InceptionFeatures
 from gesco.evaluation.metrics import (
     DistributionMetrics,
@@ -43,6 +46,7 @@ class SetScores:
     segmentation: SegmentationScores | None = None
     paired: PairedScores | None = None
     distribution: DistributionScores | None = None
+    geometry: GeometryScores | None = None
 
 
 def ground_truth_batches(dataset: Dataset, count: int, batch_size: int) -> Iterator[Batch]:
@@ -92,6 +96,9 @@ class SetScorer:
         ms_ssim: compute MS-SSIM (the images must be large enough).
         inception: feature extractor for FID / KID (None: no FID / KID).
         feature_dir: where the Inception features of each set are cached.
+        geometry: makes a fresh :class:`~gesco.evaluation.geometry_scoring.GeometryMeter` (detector and / or
+            depth network) for each set scored (None: no detection or depth metrics).
+        label_names: class name of each ground-truth box label id, for the reports' per-class keys.
         device: where the networks run (they must be there already); scores are gathered on the CPU.
     """
 
@@ -109,10 +116,13 @@ class SetScorer:
         batch_size: int = 16,
         kid_subsets: int = 100,
         seed: int = 0,
+        geometry: Callable[[], GeometryMeter] | None = None,
+        label_names: Mapping[int, str] | None = None,
         device: str | torch.device = "cpu",
         progress: bool = True,
     ):
         self.dataset, self.count, self.classes = dataset, count, classes
+        self.geometry, self.label_names = geometry, dict(label_names or {})
         self.segmenter, self.lpips, self.ms_ssim, self.inception = segmenter, lpips, ms_ssim, inception
         self.feature_dir, self.batch_size, self.progress = feature_dir, batch_size, progress
         self.device = torch.device(device)
@@ -146,13 +156,22 @@ class SetScorer:
         return self._distribution
 
     def score_real(self) -> SetScores:
-        """The real images as if they were regenerations: the segmenter's mIoU on ground truth."""
-        if self.segmenter is None:
+        """The real images as if they were regenerations: the segmenter's mIoU and the detection and depth
+        scores on the ground truth (the ceiling of the regenerations)."""
+        if self.segmenter is None and self.geometry is None:
             return SetScores()
-        confusion = SegmentationConfusion(self.classes)
-        for batch in self._batches("segment real images"):
-            confusion.update(self.segmenter.predict(batch.image.to(self.device)), batch.labels)
-        return SetScores(segmentation=confusion.compute())
+        confusion = SegmentationConfusion(self.classes) if self.segmenter is not None else None
+        geometry = self.geometry() if self.geometry is not None else None
+        for batch in self._batches("score real images"):
+            images = batch.image.to(self.device)
+            if confusion is not None:
+                confusion.update(self.segmenter.predict(images), batch.labels)
+            if geometry is not None:
+                geometry.update(images, batch)
+        return SetScores(
+            segmentation=confusion.compute() if confusion is not None else None,
+            geometry=geometry.compute() if geometry is not None else None,
+        )
 
     def score_maps(self, predicted_maps: Callable[[Batch, int], torch.Tensor], description: str) -> SetScores:
         """mIoU of label maps made from the ground truth, e.g. the argmax of received maps.
@@ -171,6 +190,7 @@ class SetScorer:
             raise FileNotFoundError(f"{len(missing)} images missing in {folder}, e.g. {missing[:3]}")
         confusion = SegmentationConfusion(self.classes) if self.segmenter is not None else None
         paired = PairedImageMetrics(lpips=self.lpips, ms_ssim=self.ms_ssim)
+        geometry = self.geometry() if self.geometry is not None else None
         cache = self._feature_cache(key) if self.inception is not None else None
         cached = cache.load() if cache is not None else None
         features = []
@@ -179,6 +199,8 @@ class SetScorer:
             if confusion is not None:
                 confusion.update(self.segmenter.predict(generated), batch.labels)
             paired.update(generated, batch.image.to(self.device))
+            if geometry is not None:
+                geometry.update(generated, batch)
             if cache is not None and cached is None:
                 features.append(self.inception(generated).cpu())
         distribution = None
@@ -191,4 +213,5 @@ class SetScorer:
             segmentation=confusion.compute() if confusion is not None else None,
             paired=paired.compute(),
             distribution=distribution,
+            geometry=geometry.compute() if geometry is not None else None,
         )

@@ -209,6 +209,8 @@ class SweepResult:
     settings: dict
     generation_seconds: dict[str, float] = field(default_factory=dict)
     scoring_seconds: float = 0.0
+    #: Class name of each ground-truth box label id, for the per-class detection keys.
+    label_names: dict[int, str] = field(default_factory=dict)
 
 
 def payload_summary(dataset: Dataset, count: int, receiver: DiffusionReceiver) -> dict[str, float]:
@@ -328,6 +330,7 @@ def run_sweep(
         settings=dict(settings or {}),
         generation_seconds=generation_seconds,
         scoring_seconds=round(time.perf_counter() - started, 3),
+        label_names=scorer.label_names,
     )
 
 
