@@ -33,7 +33,10 @@ KNOWN = {
 }
 
 #: Values for configs whose defaults are not valid on their own (an external segmenter needs its label map).
-NOT_DEFAULT = {"ExternalSegmenterConfig": {"label_map": (7, 8, -1), "input_size": (32, 64)}}
+NOT_DEFAULT = {
+    "ExternalSegmenterConfig": {"label_map": (7, 8, -1), "input_size": (32, 64)},
+    "ExternalDetectorConfig": {"label_map": (26, 24, -1), "input_size": (32, 64)},
+}
 
 
 def _import_every_module() -> None:

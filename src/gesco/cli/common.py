@@ -20,6 +20,19 @@ if TYPE_CHECKING:
 
 def add_link_options(parser: argparse.ArgumentParser) -> None:
     """Channel, quality, map denoiser, sampler, precision and seed options of every command that runs the link."""
+    add_channel_options(parser)
+    parser.add_argument(
+        "--map-denoiser",
+        choices=MAP_DENOISER_NAMES,
+        default=None,
+        help="fds (the paper's fast denoising) or none; default: the model's own (receiver.json)",
+    )
+    add_sampler_options(parser)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the channel noise and the sampler")
+
+
+def add_channel_options(parser: argparse.ArgumentParser) -> None:
+    """The channel and its quality: what :func:`build_link_channel` and :func:`channel_quality` read."""
     quality = parser.add_mutually_exclusive_group(required=True)
     quality.add_argument("--psnr", type=float, help="the paper's PSNR label: 100 30 25 20 15 10 5 1 (analog channels)")
     quality.add_argument(
@@ -61,14 +74,6 @@ def add_link_options(parser: argparse.ArgumentParser) -> None:
         help="ofdm-official: .npy/.npz of complex responses (N_FFT,) or (R, N_FFT), one row drawn per map "
         "(format: gesco.channel.ofdm.official); default a synthetic frequency-selective response per map",
     )
-    parser.add_argument(
-        "--map-denoiser",
-        choices=MAP_DENOISER_NAMES,
-        default=None,
-        help="fds (the paper's fast denoising) or none; default: the model's own (receiver.json)",
-    )
-    add_sampler_options(parser)
-    parser.add_argument("--seed", type=int, default=0, help="seed of the channel noise and the sampler")
 
 
 def add_ofdm_options(parser: argparse.ArgumentParser, *, several: bool = False) -> None:

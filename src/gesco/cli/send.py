@@ -12,7 +12,7 @@ import argparse
 import os
 from pathlib import Path
 
-from gesco.constants import CHANNEL_NAMES
+from gesco.cli.common import add_channel_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,13 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--labels", type=Path, help="label map PNG, as stored by the served model's data set")
     source.add_argument("--synthetic", type=int, metavar="SEED", help="a synthetic street scene of this seed")
     parser.add_argument("--instances", type=Path, help="instance map PNG beside --labels (for the edge channel)")
-    quality = parser.add_mutually_exclusive_group(required=True)
-    quality.add_argument("--psnr", type=float, help="the paper's PSNR label (analog channels)")
-    quality.add_argument("--peak-snr-db", type=float, help="SNR in dB referred to the map's peak value 1 (analog)")
-    quality.add_argument("--esn0-db", type=float, help="Es/N0 in dB of unit-power symbols (unit-power, digital)")
-    parser.add_argument("--channel", choices=CHANNEL_NAMES, default="awgn")
-    parser.add_argument("--fading", choices=("awgn", "rayleigh"), default=None, help="unit-power and digital medium")
-    parser.add_argument("--coherence-symbols", type=int, default=None, help="complex symbols per fading coefficient")
+    add_channel_options(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of the channel noise and the receiver's x_T")
     parser.add_argument("--tag", type=int, default=0, help="request id the server echoes (0 .. 2^64-1)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for the answer")
