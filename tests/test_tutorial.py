@@ -120,7 +120,9 @@ def test_tutorial_channels(executed):
     assert rayleigh["sigma"] == [pytest.approx(0.36)]
     assert rayleigh["complex_channel_uses"] == [analog_uses]
     assert rayleigh["unit_power_sigma"][0] > 0
-    assert results["channels"] == sorted(["awgn", "rayleigh", "unit-power", "digital"])
+    assert results["channels"] == sorted(
+        ["awgn", "rayleigh", "unit-power", "digital", "ofdm", "ofdm-digital", "ofdm-official"]
+    )
 
 
 @pytest.mark.slow
