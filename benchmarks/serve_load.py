@@ -147,7 +147,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--requests", type=int, default=2, help="requests per client")
     parser.add_argument("--seconds", type=float, default=300, help="no client starts a request after this long")
-    parser.add_argument("--max-batch", type=int, default=8, help="the server's --max-batch (its default 8) and the offline batch")
+    parser.add_argument(
+        "--max-batch", type=int, default=8, help="the server's --max-batch (its default 8) and the offline batch"
+    )
     parser.add_argument("--psnr", type=float, default=10)
     args = parser.parse_args()
 
