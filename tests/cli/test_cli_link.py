@@ -1,7 +1,9 @@
 import json
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from gesco.cli.main import main
 from gesco.receiver.pipeline import DiffusionReceiver, ReceiverConfig
@@ -210,3 +212,18 @@ def test_ofdm_options_on_another_channel_are_refused_by_name(model_dir, tmp_path
     argv = ["transmit", "--model", str(model_dir), "--synthetic", "1", "--out", str(tmp_path / "o")]
     assert main([*argv, "--psnr", "10", "--speed", "30"]) == 2
     assert "takes no option ['speed_kmh']" in capsys.readouterr().err
+
+
+def test_transmit_through_a_learned_map_denoiser_named_by_its_folder(model_dir, tmp_path):
+    from gesco.receiver.learned_denoiser import LearnedMapDenoiser, MapDenoiserConfig
+
+    torch.manual_seed(0)
+    config = MapDenoiserConfig(hidden_channels=8, dilations=(1,), skip="received", output="one_hot")
+    folder = LearnedMapDenoiser(config).save_pretrained(tmp_path / "denoiser")
+    out = tmp_path / "tx"
+    argv = ["transmit", "--model", str(model_dir), "--synthetic", "7", "--psnr", "100", "--out", str(out)]
+    assert main([*argv, "--map-denoiser", str(folder)]) == 0
+    assert json.loads((out / "record.json").read_text())["map_denoiser"] == str(folder)
+    # an untrained received-skip denoiser on a clean map is the plain argmax: the transmitted map exactly
+    denoised = np.asarray(Image.open(out / "condition-learned.png"))
+    assert np.array_equal(denoised, np.asarray(Image.open(out / "map.png")))

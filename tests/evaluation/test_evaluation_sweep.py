@@ -218,3 +218,13 @@ def test_evaluate_rejects_bad_requests(assets, tmp_path, capsys):
     args = evaluate_args(assets, tmp_path / "x")
     args[args.index("--psnr") + 2] = "12"
     assert main(args) == 2 and "unknown PSNR label 12" in capsys.readouterr().err
+
+
+def test_the_gesco_rows_use_the_map_denoiser_asked_for():
+    methods = build_methods(SAMPLER, with_sdm=True, guidance_sweep=[2.0], blind_sigma=True, map_denoiser="den")
+    by_name = {m.name: m for m in methods}
+    for name in ("gesco", "gesco-blind", "gesco-g2"):
+        assert by_name[name].map_denoiser == "den", name
+    assert "map denoiser den" in by_name["gesco"].label
+    # the ablations keep their own: SDM and "without FDS" see the received map as it is
+    assert by_name["sdm"].map_denoiser == by_name["gesco-no-fds"].map_denoiser == "none"

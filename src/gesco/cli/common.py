@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gesco.cli.options import add_sampler_options, sampler_of
-from gesco.constants import CHANNEL_NAMES, DEFAULT_COHERENCE_SYMBOLS, MAP_DENOISER_NAMES, OFDM_MODEL_NAMES
+from gesco.cli.options import add_map_denoiser_option, add_sampler_options, sampler_of
+from gesco.constants import CHANNEL_NAMES, DEFAULT_COHERENCE_SYMBOLS, OFDM_MODEL_NAMES
 
 if TYPE_CHECKING:
     import numpy as np
@@ -21,12 +21,7 @@ if TYPE_CHECKING:
 def add_link_options(parser: argparse.ArgumentParser) -> None:
     """Channel, quality, map denoiser, sampler, precision and seed options of every command that runs the link."""
     add_channel_options(parser)
-    parser.add_argument(
-        "--map-denoiser",
-        choices=MAP_DENOISER_NAMES,
-        default=None,
-        help="fds (the paper's fast denoising) or none; default: the model's own (receiver.json)",
-    )
+    add_map_denoiser_option(parser)
     add_sampler_options(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of the channel noise and the sampler")
 

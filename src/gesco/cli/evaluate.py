@@ -22,6 +22,7 @@ from pathlib import Path
 
 from gesco.cli.options import (
     add_data_options,
+    add_map_denoiser_option,
     add_sampler_options,
     add_scoring_options,
     build_scoring,
@@ -63,6 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="add a GESCO row told its blind noise estimate instead of the channel's sigma (noise-conditioned models)",
     )
+    add_map_denoiser_option(parser)
     add_scoring_options(parser, default_segmenter=None)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--samples", type=int, default=4, help="rows of the sample figures (0: no figures)")
@@ -103,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         guidance_sweep=args.guidance_sweep,
         sampler_sweep=args.sampler_sweep,
         blind_sigma=args.blind_sigma,
+        map_denoiser=args.map_denoiser or receivers[GESCO].config.map_denoiser,
     )
     if args.methods is not None:
         unknown = sorted(set(args.methods) - {m.name for m in methods})

@@ -10,7 +10,7 @@ import argparse
 import re
 from pathlib import Path
 
-from gesco.constants import DATA_LAYOUTS, SAMPLERS
+from gesco.constants import DATA_LAYOUTS, MAP_DENOISER_NAMES, SAMPLERS
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -180,4 +180,28 @@ def build_scoring(args: argparse.Namespace, dataset, count: int, table, *, featu
         batch_size=max(args.batch_size, 16),
         seed=args.seed,
         progress=not args.no_progress,
+    )
+
+
+def map_denoiser_choice(value: str) -> str:
+    """A ``--map-denoiser`` value: a built-in name, or a learned map denoiser's folder or shipped name."""
+    if value in MAP_DENOISER_NAMES:
+        return value
+    from gesco.receiver.map_denoisers import learned_denoiser_folder
+
+    try:
+        learned_denoiser_folder(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return value
+
+
+def add_map_denoiser_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--map-denoiser",
+        type=map_denoiser_choice,
+        default=None,
+        metavar="{fds,none,DENOISER}",
+        help="fds (the paper's fast denoising), none, or a learned map denoiser's folder or shipped name "
+        "(e.g. map-denoiser-synthetic-streets-64x128); default: the model's own (receiver.json)",
     )

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gesco.cli.common import add_link_options
+from gesco.constants import MAP_DENOISER_NAMES
 
 if TYPE_CHECKING:
     import numpy as np
@@ -113,7 +114,10 @@ def run(args: argparse.Namespace) -> int:
         pictures = {
             "map": semantic_map.colorize().permute(0, 2, 3, 1)[0].numpy(),
             "received": condition_to_rgb(out.received.payload.values, table)[0],
-            f"condition-{map_denoiser}": condition_to_rgb(out.condition, table)[0],
+            # a learned map denoiser is named by a path: its file name is "condition-learned"
+            f"condition-{map_denoiser if map_denoiser in MAP_DENOISER_NAMES else 'learned'}": condition_to_rgb(
+                out.condition, table
+            )[0],
             "regenerated": image_to_rgb(out.images)[0],
         }
         if image is not None:

@@ -60,7 +60,8 @@ class Method:
         name: key and folder name.
         label: the row label of the report.
         model: which receiver generates: ``"gesco"`` or ``"sdm"``.
-        map_denoiser: the receiver's map denoiser ("fds" or "none", ``gesco.receiver.map_denoisers``).
+        map_denoiser: the receiver's map denoiser ("fds", "none" or a learned one's folder or shipped name,
+            ``gesco.receiver.map_denoisers``).
         sigma_source: the noise level a noise-conditioned receiver is told: "channel" or "blind" (estimated).
         clean_map: condition on the noiseless map (one set, shown at every PSNR).
         sampler: how to sample.
@@ -352,13 +353,15 @@ def build_methods(
     guidance_sweep: Sequence[float] = (),
     sampler_sweep: Sequence[tuple[str, int]] = (),
     blind_sigma: bool = False,
+    map_denoiser: str = "fds",
 ) -> list[Method]:
     """The report's methods: GESCO, the SDM ablation (if a model is given), no FDS, the oracle, and variants;
     ``blind_sigma`` adds GESCO told its blind noise estimate instead of the channel's sigma (for a
-    noise-conditioned receiver)."""
-    methods = [Method(GESCO, "GESCO (noise-aware + FDS)", GESCO, "fds", False, sampler)]
+    noise-conditioned receiver); ``map_denoiser`` is GESCO's (the paper's FDS by default)."""
+    label = "GESCO (noise-aware + FDS)" if map_denoiser == "fds" else f"receiver + map denoiser {map_denoiser}"
+    methods = [Method(GESCO, label, GESCO, map_denoiser, False, sampler)]
     if blind_sigma:
-        methods.append(Method(BLIND, "GESCO, blind sigma estimate", GESCO, "fds", False, sampler, "blind"))
+        methods.append(Method(BLIND, "GESCO, blind sigma estimate", GESCO, map_denoiser, False, sampler, "blind"))
     if with_sdm:
         methods.append(Method(SDM, "SDM (clean-trained, no FDS)", SDM, "none", False, sampler))
     methods += [
@@ -369,10 +372,11 @@ def build_methods(
         variant = sampler_variant(sampler, guidance=guidance)
         if variant != sampler:
             methods.append(
-                Method(f"gesco-g{guidance:g}", f"GESCO, guidance {guidance:g}", GESCO, "fds", False, variant)
+                Method(f"gesco-g{guidance:g}", f"GESCO, guidance {guidance:g}", GESCO, map_denoiser, False, variant)
             )
     for name, steps in sampler_sweep:
         variant = sampler_variant(sampler, sampler=name, steps=steps)
         if variant != sampler:
-            methods.append(Method(f"gesco-{name}{steps}", f"GESCO, {name} {steps} steps", GESCO, "fds", False, variant))
+            label = f"GESCO, {name} {steps} steps"
+            methods.append(Method(f"gesco-{name}{steps}", label, GESCO, map_denoiser, False, variant))
     return methods

@@ -3,11 +3,15 @@
 A map denoiser is any ``nn.Module`` called as ``denoiser(received) -> condition``: it gets the whole
 :class:`~gesco.channel.base.Received` (values, transmitted mask, sigma, known pixels) and returns float
 (B, C, H, W) with the untransmitted channels at 0. Two are built in and registered by name in
-``MAP_DENOISERS``: ``"fds"`` (the paper's fast denoising, the default) and ``"none"``.
+``MAP_DENOISERS``: ``"fds"`` (the paper's fast denoising, the default) and ``"none"``. A learned map denoiser
+(:class:`gesco.receiver.learned_denoiser.LearnedMapDenoiser`) is named by its folder or its shipped name, so
+configs and command lines name it like the built-in ones.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from types import MappingProxyType
 
 import torch
@@ -64,10 +68,33 @@ class NoDenoiser(nn.Module):
 MAP_DENOISERS = MappingProxyType({"fds": FastDenoiser, "none": NoDenoiser})
 
 
+def learned_denoiser_folder(name: str) -> Path:
+    """The folder of the learned map denoiser ``name`` (a path or a shipped model's name).
+
+    Raises:
+        ValueError: ``name`` is neither, or its folder holds no learned map denoiser.
+    """
+    from gesco.pretrained import resolve
+
+    try:
+        folder = resolve(name)
+    except FileNotFoundError:
+        raise ValueError(
+            f"unknown map denoiser {name!r}; choose one of {list(MAP_DENOISERS)}, a learned map denoiser's "
+            "folder or shipped name"
+        ) from None
+    config = folder / "config.json"
+    if not config.is_file() or json.loads(config.read_text()).get("_class_name") != "MapDenoiserConfig":
+        raise ValueError(f"{name!r} is not a learned map denoiser's folder (no config.json of a MapDenoiserConfig)")
+    return folder
+
+
 def build_map_denoiser(choice: str | nn.Module) -> nn.Module:
-    """A registered map denoiser by name, or the module given."""
+    """A registered map denoiser by name, a learned one by folder or shipped name, or the module given."""
     if isinstance(choice, nn.Module):
         return choice
-    if choice not in MAP_DENOISERS:
-        raise ValueError(f"unknown map denoiser {choice!r}; choose one of {list(MAP_DENOISERS)} or pass a module")
-    return MAP_DENOISERS[choice]()
+    if choice in MAP_DENOISERS:
+        return MAP_DENOISERS[choice]()
+    from gesco.receiver.learned_denoiser import LearnedMapDenoiser
+
+    return LearnedMapDenoiser.from_pretrained(learned_denoiser_folder(choice))

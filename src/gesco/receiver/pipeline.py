@@ -17,7 +17,7 @@ import torch
 from gesco.config import Config
 from gesco.io import output_folder
 from gesco.receiver.diffusion import DiffusionConfig
-from gesco.receiver.map_denoisers import MAP_DENOISERS
+from gesco.receiver.map_denoisers import MAP_DENOISERS, learned_denoiser_folder
 from gesco.receiver.noise_level import NoiseConditioned
 from gesco.receiver.sampling import SamplerConfig, sample
 from gesco.receiver.unet import GescoUNet, UNetConfig
@@ -36,17 +36,16 @@ class ReceiverConfig(Config):
     image_size: tuple[int, int] = (64, 128)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     sampler: SamplerConfig = field(default_factory=lambda: SamplerConfig(sampler="dpmpp", steps=20, guidance=2.0))
-    #: The map denoiser this model is meant to be fed through (``gesco.receiver.map_denoisers.MAP_DENOISERS``):
-    #: "fds" for the noise-aware GESCO receiver, "none" for the SDM-style one trained on clean maps.
+    #: The map denoiser this model is meant to be fed through (``gesco.receiver.map_denoisers.MAP_DENOISERS``, or
+    #: a learned map denoiser's shipped name): "fds" for the noise-aware GESCO receiver, "none" for the SDM-style
+    #: one trained on clean maps.
     map_denoiser: str = "fds"
     #: How the conditioning maps were made noisy in training ("paper", "channel" or "none").
     training_noise: str = "paper"
 
     def __post_init__(self) -> None:
         if self.map_denoiser not in MAP_DENOISERS:
-            raise ValueError(
-                f"ReceiverConfig.map_denoiser must be one of {list(MAP_DENOISERS)}, got {self.map_denoiser!r}"
-            )
+            learned_denoiser_folder(self.map_denoiser)
 
 
 class DiffusionReceiver:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
 import torch
@@ -55,8 +55,8 @@ class Receiver(nn.Module):
         image_generator: turns the conditioning map into images; ``None`` stops after the map denoiser.
         map_denoiser: ``"fds"`` (the paper's fast denoising, default), ``"none"``, or any module
             ``received -> condition`` (see ``gesco.receiver.map_denoisers``).
-        sigma_source: the noise level handed to the image generator: ``"channel"`` (``Received.sigma``, what the
-            channel reports) or ``"blind"`` (estimated from the received map alone,
+        sigma_source: the noise level handed to the map denoiser and the image generator: ``"channel"``
+            (``Received.sigma``, what the channel reports) or ``"blind"`` (estimated from the received map alone,
             ``gesco.receiver.noise_level.estimate_sigma``).
 
     ``Receiver.from_pretrained(folder)`` builds one from a trained receiver folder with its own map denoiser.
@@ -97,11 +97,14 @@ class Receiver(nn.Module):
     ) -> ReceiverOutput:
         # a NaN here would be hidden by the map denoiser's argmax, and images made of it would look plausible
         check_finite("the received map", received.payload.values)
+        if self.sigma_source != "channel":
+            # a blind receiver knows nothing the channel did not leave in the map: the learned map denoiser
+            # reads this estimate too, not the channel's sigma
+            received = replace(received, sigma=received_sigma(received, self.sigma_source))
         condition = self.map_denoiser(received)
         if self.image_generator is None:
             return ReceiverOutput(condition, None)
-        sigma = received_sigma(received, self.sigma_source)
         images = self.image_generator(
-            condition, generator=generator, x_T=x_T, sampler=sampler, sigma=sigma, progress=progress
+            condition, generator=generator, x_T=x_T, sampler=sampler, sigma=received.sigma, progress=progress
         )
         return ReceiverOutput(condition, images)

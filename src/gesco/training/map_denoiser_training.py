@@ -37,12 +37,16 @@ class MapDenoiserTrainConfig(Config):
     )
     model: MapDenoiserConfig = field(default_factory=MapDenoiserConfig)
     sigmas: tuple[float, ...] = DEFAULT_TRAINING_SIGMAS
+    dice_weight: float = 0.0
     batch_size: int = 16
     max_steps: int = 1000
     learning_rate: float = 2e-3
     warmup_steps: int = 50
     lr_schedule: str = "cosine"
     ema_decay: float = 0.99
+    grad_clip: float = 0.0
+    #: "no" or "bf16" (autocast; about 1.8x faster for this network on an AVX-512 bf16 CPU)
+    mixed_precision: str = "no"
     seed: int = 0
     checkpoint_every: int = 250
     keep_checkpoints: int = 2
@@ -51,6 +55,8 @@ class MapDenoiserTrainConfig(Config):
         check_run_settings(self)
         if not self.sigmas or min(self.sigmas) < 0:
             raise ValueError("sigmas must be a non-empty tuple of noise levels >= 0")
+        if self.dice_weight < 0:
+            raise ValueError(f"dice_weight must be >= 0, got {self.dice_weight}")
 
 
 def train_map_denoiser(config: MapDenoiserTrainConfig, *, resume: bool = False, progress: bool = True) -> LoopResult:
@@ -81,7 +87,15 @@ def train_map_denoiser(config: MapDenoiserTrainConfig, *, resume: bool = False, 
         out = link(semantic_map, ChannelQuality.noise_std(sigma.tolist()), generator=generator)
         payload = out.received.payload
         edges = semantic_map.edges()[:, 0] if table.has_edge else None
-        return map_denoiser_loss(inputs.model, payload.values, payload.transmitted, sigma, semantic_map.labels, edges)
+        return map_denoiser_loss(
+            inputs.model,
+            payload.values,
+            payload.transmitted,
+            sigma,
+            semantic_map.labels,
+            edges,
+            dice_weight=config.dice_weight,
+        )
 
     return loop.run(
         dataset,
