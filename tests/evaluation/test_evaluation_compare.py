@@ -19,6 +19,7 @@ from gesco.evaluation.compare import (
     GESCO_DIGITAL,
     CompareCell,
     CompareResult,
+    Comparison,
     most_robust_config,
 )
 from gesco.evaluation.compare_report import crossovers
@@ -239,3 +240,35 @@ def test_bad_arguments_are_named(assets, tmp_path, capsys):
     assert main([*base, "--n", "0"]) == 2
     assert "--n must be positive" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_the_channel_aware_receiver_meets_the_same_channel_through_its_own_map_denoiser(assets, tmp_path):
+    from gesco.datasets import SyntheticStreetsDataset
+    from gesco.receiver.learned_denoiser import LearnedMapDenoiser, MapDenoiserConfig
+    from gesco.receiver.map_denoisers import fast_denoise
+    from gesco.receiver.pipeline import DiffusionReceiver
+
+    torch.manual_seed(0)
+    config = MapDenoiserConfig(hidden_channels=8, dilations=(1,), skip="received", output="one_hot")
+    denoiser = LearnedMapDenoiser(config)
+    folder = denoiser.save_pretrained(tmp_path / "denoiser")
+    paper = DiffusionReceiver.from_pretrained(assets / "gesco")
+    two_stage = DiffusionReceiver(paper.unet, paper.config.replace(map_denoiser=str(folder)))
+    comparison = Comparison(
+        paper,
+        DeepJSCC(DeepJSCCConfig(image_size=(32, 64), hidden_channels=(4, 4, 4, 4))),
+        SyntheticStreetsDataset(1, height=32, width=64),
+        count=1,
+        channel="awgn",
+        digital=DigitalConfig(block_bits=512),
+        sampler=paper.config.sampler,
+        aware=two_stage,
+    )
+    fds, _, _, sigma = comparison._gesco_analog(0, 5.0)
+    learned, _, _, same_sigma = comparison._gesco_analog(0, 5.0, aware=True)
+    assert sigma == same_sigma > 0
+    # one channel draw, two map denoisers: FDS's output for the paper's receiver, the learned one's for the other
+    out = comparison._send(comparison.analog_link, 0, 5.0)
+    received = out.received.payload
+    torch.testing.assert_close(fds, fast_denoise(received.values, received.transmitted)[0])
+    torch.testing.assert_close(learned, denoiser(out.received)[0])

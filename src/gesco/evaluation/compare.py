@@ -33,6 +33,7 @@ import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -185,6 +186,13 @@ class Comparison:
             self.symbol_channel = SymbolChannel(fading=channel, coherence_symbols=coherence_symbols)
             analog_channel = UnitPowerAnalogChannel(fading=channel, coherence_symbols=coherence_symbols)
         self.analog_link = Link(channel=analog_channel, receiver=Receiver(None, map_denoiser="fds"))
+        # the channel-aware receiver meets the same channel draws through its own map denoiser (FDS, or a
+        # learned one that reads sigma)
+        self.aware_link = (
+            None
+            if aware is None
+            else Link(channel=analog_channel, receiver=Receiver(None, map_denoiser=aware.config.map_denoiser))
+        )
         self.pixels = size[0] * size[1]
         self.budget = deep_jscc.config.channel_uses
         self._links: dict[DigitalConfig, object] = {}
@@ -229,8 +237,8 @@ class Comparison:
         decoded = self.deep_jscc(image, snr_db=snr, channel=self.symbol_channel, generator=self._generator(index, snr))
         return image_to_rgb(decoded)[0], self.deep_jscc.config.channel_uses, None, None
 
-    def _gesco_analog(self, index: int, snr: float) -> tuple[torch.Tensor, int, None, float]:
-        out = self._send(self.analog_link, index, snr)
+    def _gesco_analog(self, index: int, snr: float, *, aware: bool = False) -> tuple[torch.Tensor, int, None, float]:
+        out = self._send(self.aware_link if aware else self.analog_link, index, snr)
         return out.condition[0], int(out.received.complex_channel_uses[0]), None, float(out.received.sigma[0])
 
     def _gesco_digital(self, index: int, snr: float) -> tuple[torch.Tensor, int, float, float]:
@@ -301,7 +309,7 @@ class Comparison:
             DEEP_JSCC: self._deep_jscc,
             GESCO_ANALOG: self._gesco_analog,
             GESCO_DIGITAL: self._gesco_digital,
-            GESCO_ANALOG_AWARE: self._gesco_analog,
+            GESCO_ANALOG_AWARE: partial(self._gesco_analog, aware=True),
         }[method]
         receiver = self.aware if method == GESCO_ANALOG_AWARE else self.receiver
         if receiver is None:
