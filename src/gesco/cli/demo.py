@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from gesco.cli.backend_options import add_backend_options
 from gesco.cli.options import add_sampler_options, sampler_of
 from gesco.constants import DEMO_PSNRS, EVALUATION_SEED_OFFSET
 from gesco.pretrained import CHANNEL_AWARE_RECEIVER, GESCO_RECEIVER, SDM_RECEIVER, SEGMENTER
@@ -44,6 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"paper PSNR labels (default {' '.join(f'{p:g}' for p in DEMO_PSNRS)})",
     )
     add_sampler_options(parser)
+    add_backend_options(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of the channel noise, x_T and the sampler noise")
     parser.add_argument("--model", default=GESCO_RECEIVER, help="GESCO receiver: folder or shipped name")
     parser.add_argument("--sdm-model", default=SDM_RECEIVER, help="SDM-style receiver: folder or shipped name")
@@ -58,17 +60,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gesco.cli.backend_options import apply_backend, backend_record, backend_sampler, check_backend_options
     from gesco.evaluation.demo import demo_record, demo_table, run_demo
     from gesco.evaluation.segmenter import GescoSegmenter
     from gesco.io import atomic_write_text, output_folder, write_json
     from gesco.pretrained import resolve
     from gesco.receiver.pipeline import DiffusionReceiver
 
-    gesco = DiffusionReceiver.from_pretrained(resolve(args.model))
-    sdm = DiffusionReceiver.from_pretrained(resolve(args.sdm_model))
-    aware = None if args.aware_model == "none" else DiffusionReceiver.from_pretrained(resolve(args.aware_model))
+    check_backend_options(args)
+    gesco = apply_backend(args, DiffusionReceiver.from_pretrained(resolve(args.model)))
+    sdm = apply_backend(args, DiffusionReceiver.from_pretrained(resolve(args.sdm_model)))
+    aware = None
+    if args.aware_model != "none":
+        aware = apply_backend(args, DiffusionReceiver.from_pretrained(resolve(args.aware_model)))
     segmenter = GescoSegmenter.from_pretrained(resolve(args.segmenter))
-    sampler = sampler_of(args, gesco.config.sampler, "cpu")
+    sampler = backend_sampler(args, sampler_of(args, gesco.config.sampler, "cpu"))
     # the figure, table and results are built aside and moved into --out together (results.json last)
     with output_folder(args.out, last=["results.json"]) as staging:
         result = run_demo(
@@ -86,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         )
         table = demo_table(result)
         atomic_write_text(staging / "table.md", table)
-        write_json(staging / "results.json", demo_record(result))
+        write_json(staging / "results.json", {**demo_record(result), **backend_record(args, sampler)})
     print()
     print(table, end="")
     figure = args.out / result.figure.relative_to(staging)

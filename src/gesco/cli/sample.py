@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from gesco.cli.backend_options import add_backend_options
 from gesco.cli.common import add_link_options
 
 CITYSCAPES_LABELS, CITYSCAPES_INSTANCES = "_gtFine_labelIds.png", "_gtFine_instanceIds.png"
@@ -30,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--batch-size", type=int, default=4)
     add_link_options(parser)
+    add_backend_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -64,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
+    from gesco.cli.backend_options import apply_backend, backend_record, backend_sampler, check_backend_options
     from gesco.cli.common import build_link_channel, channel_quality, channel_settings, sampler_config, write_png
     from gesco.datasets.label_files import read_label_map
     from gesco.datasets.preprocessing import read_id_map
@@ -77,11 +80,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be positive, got {args.batch_size}")
-    receiver = DiffusionReceiver.from_pretrained(resolve(args.model))
-    table = receiver.table
+    check_backend_options(args)
     pairs = find_label_files(args.labels, args.instances)
+    receiver = apply_backend(args, DiffusionReceiver.from_pretrained(resolve(args.model)))
+    table = receiver.table
     quality = channel_quality(args)
-    sampler = sampler_config(args, receiver)
+    sampler = backend_sampler(args, sampler_config(args, receiver))
     map_denoiser = args.map_denoiser or receiver.config.map_denoiser
     channel = build_link_channel(args)
     link = Link(channel=channel, receiver=Receiver(receiver, map_denoiser=map_denoiser))
@@ -113,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
             "channel_settings": channel_settings(channel),
             "map_denoiser": map_denoiser,
             "sampler": sampler.to_dict(),
+            **backend_record(args, sampler),
             "images": len(written),
             "seconds": round(seconds, 3),
             "seconds_per_image": round(seconds / len(written), 3),
