@@ -16,6 +16,9 @@ DATA_LAYOUTS = ("cityscapes", "coco-stuff", "ade20k", "folder")
 EVALUATION_SEED_OFFSET = 1_000_000
 #: Synthetic seeds from here on are the segmenter's validation scenes.
 VALIDATION_SEED_OFFSET = 2_000_000
+#: First synthetic training seed of the detector and the depth network (``gesco train-detector``,
+#: ``gesco train-depth``): their default 100,000 scenes stay clear of the other trainers' and the evaluation seeds.
+GEOMETRY_TRAINING_SEED_OFFSET = 600_000
 
 #: The PSNR labels of ``gesco demo``: clean, then three noise levels of the paper.
 DEMO_PSNRS = (100.0, 10.0, 5.0, 1.0)

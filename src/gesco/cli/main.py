@@ -26,6 +26,8 @@ COMMANDS = {
     "convert-official": ("convert", "convert an official GESCO/SDM UNet checkpoint to a gesco model folder"),
     "evaluate": ("evaluate", "regenerate a set at each PSNR and report mIoU / FID / KID / ..."),
     "train-segmenter": ("train_segmenter", "train the compact segmenter used for mIoU"),
+    "train-detector": ("train_detector", "train the compact object detector used for AP50"),
+    "train-depth": ("train_depth", "train the compact monocular depth network used for AbsRel / delta1"),
     "compare": ("compare", "GESCO vs JPEG+LDPC and Deep JSCC at equal channel uses over SNR"),
     "train-deep-jscc": ("train_deep_jscc", "train the Deep JSCC baseline"),
     "waterfall": ("waterfall", "BLER of the 5G LDPC + QAM link against Es/N0 (plot + JSON)"),

@@ -130,10 +130,24 @@ def add_scoring_options(parser: argparse.ArgumentParser, *, default_segmenter: s
     )
     parser.add_argument("--kid-subsets", type=int, default=100)
     parser.add_argument(
-        "--detector", type=Path, help="TorchScript / ONNX detector file for AP50, recall and localisation error"
+        "--detector",
+        type=Path,
+        help="detector folder (gesco train-detector), shipped name, or TorchScript / ONNX file for AP50, recall "
+        "and localisation error",
     )
     parser.add_argument("--detector-config", type=Path, help="its JSON config (default: the .json beside it)")
-    parser.add_argument("--depth", type=Path, help="TorchScript / ONNX monocular depth file for AbsRel and delta1")
+    parser.add_argument(
+        "--detector-min-area",
+        type=float,
+        default=0.0,
+        help="leave ground-truth boxes smaller than this (px^2) out of AP50 and recall, with the predictions that "
+        "find them (default 0: score every box)",
+    )
+    parser.add_argument(
+        "--depth",
+        type=Path,
+        help="depth network folder (gesco train-depth), shipped name, or TorchScript / ONNX file for AbsRel and delta1",
+    )
     parser.add_argument("--depth-config", type=Path, help="its JSON config (default: the .json beside it)")
     parser.add_argument(
         "--depth-median-scaling",
@@ -146,6 +160,7 @@ def geometry_settings(args: argparse.Namespace) -> dict:
     """The detector and depth network of :func:`add_scoring_options`, for a report's settings."""
     return {
         "detector": None if args.detector is None else str(args.detector),
+        "detector_min_area": args.detector_min_area if args.detector is not None else None,
         "depth": None if args.depth is None else str(args.depth),
         "depth_median_scaling": args.depth_median_scaling if args.depth is not None else None,
     }
@@ -164,9 +179,10 @@ def build_scoring(args: argparse.Namespace, dataset, count: int, table, *, featu
         fid=not args.no_fid,
         lpips=tuple(args.lpips or ()),
         kid_subsets=args.kid_subsets,
-        detector=args.detector,
+        detector=None if args.detector is None else resolve(args.detector),
         detector_config=args.detector_config,
-        depth=args.depth,
+        detector_min_area=args.detector_min_area,
+        depth=None if args.depth is None else resolve(args.depth),
         depth_config=args.depth_config,
         depth_median_scaling=args.depth_median_scaling,
     )

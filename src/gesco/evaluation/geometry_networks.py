@@ -7,6 +7,10 @@ network it talks to:
 - :class:`DepthEstimator`: ``estimate(images) -> float (B, H, W)`` depth in metres (or up to scale: score it
   with median scaling, see :mod:`gesco.evaluation.objects_depth`).
 
+gesco's own networks are folders of ``config.json`` + ``model.safetensors``
+(:class:`~gesco.evaluation.detector.GescoDetector`, :class:`~gesco.evaluation.depth_network.GescoDepthNet`);
+:func:`load_detector` and :func:`load_depth_estimator` take such a folder or an external file.
+
 External networks are TorchScript (``torch.jit.load``) or ONNX (onnxruntime, extra ``gesco[onnx]``) files
 with a JSON config beside them (same stem, ``.json``) saying how to feed them and read their output:
 
@@ -34,6 +38,8 @@ import torch
 import torch.nn.functional as F
 
 from gesco.config import Config
+from gesco.evaluation.depth_network import DepthNetConfig, GescoDepthNet
+from gesco.evaluation.detector import DetectorConfig, GescoDetector
 from gesco.evaluation.objects_depth import Detections
 from gesco.evaluation.segmenter import _check_images, _OnnxNetwork
 
@@ -247,11 +253,31 @@ class ExternalDepthEstimator(_External):
         return (self.config.scale * raw)[:, 0]
 
 
+def _gesco_folder(path: Path, config: str | Path | None, config_class: type[Config], what: str) -> bool:
+    """Whether ``path`` is a gesco network folder (``config.json`` of ``config_class`` + weights), not a file."""
+    if not path.is_dir():
+        return False
+    if not (path / config_class.config_name).is_file():
+        raise FileNotFoundError(f"{path} is not a gesco {what} folder (no {config_class.config_name})")
+    if config is not None:
+        raise ValueError(f"the gesco {what} folder {path} carries its own config.json; drop the config {config}")
+    return True
+
+
 def load_detector(path: str | Path, config: str | Path | None = None) -> Detector:
-    """An external TorchScript / ONNX detector file (with its JSON config, by default the ``.json`` beside it)."""
+    """A gesco detector folder (``gesco train-detector``), or an external TorchScript / ONNX detector file (with
+    its JSON config, by default the ``.json`` beside it). A shipped model's name is resolved to its folder by the
+    command line (``gesco.pretrained.resolve``)."""
+    path = Path(path)
+    if _gesco_folder(path, config, DetectorConfig, "detector"):
+        return GescoDetector.from_pretrained(path)
     return ExternalDetector.from_file(path, config)
 
 
 def load_depth_estimator(path: str | Path, config: str | Path | None = None) -> DepthEstimator:
-    """An external TorchScript / ONNX depth network file (with its JSON config, by default beside it)."""
+    """A gesco depth network folder (``gesco train-depth``), or an external TorchScript / ONNX depth network
+    file (with its JSON config, by default beside it)."""
+    path = Path(path)
+    if _gesco_folder(path, config, DepthNetConfig, "depth network"):
+        return GescoDepthNet.from_pretrained(path)
     return ExternalDepthEstimator.from_file(path, config)

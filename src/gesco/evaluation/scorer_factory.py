@@ -36,10 +36,12 @@ class ScoringNetworks:
         fid: compute FID and KID (False skips the Inception network).
         lpips: LPIPS weights, one or two lpips-layout state dicts or one TorchScript file; empty skips LPIPS.
         kid_subsets: subsets of the KID estimate.
-        detector: a TorchScript / ONNX detector file for AP50, per-class recall and localisation error; None
-            skips them.
+        detector: a gesco detector folder or a TorchScript / ONNX detector file for AP50, per-class recall and
+            localisation error; None skips them.
         detector_config: its JSON config (default: the ``.json`` beside it).
-        depth: a TorchScript / ONNX monocular depth network file for AbsRel and delta_1; None skips them.
+        detector_min_area: ground-truth boxes smaller than this (px^2) are left out of AP50 and recall.
+        depth: a gesco depth network folder or a TorchScript / ONNX monocular depth network file for AbsRel and
+            delta_1; None skips them.
         depth_config: its JSON config (default: the ``.json`` beside it).
         depth_median_scaling: rescale each depth map to the ground truth's median (networks known up to scale).
     """
@@ -52,6 +54,7 @@ class ScoringNetworks:
     kid_subsets: int = 100
     detector: str | Path | None = None
     detector_config: str | Path | None = None
+    detector_min_area: float = 0.0
     depth: str | Path | None = None
     depth_config: str | Path | None = None
     depth_median_scaling: bool = False
@@ -131,6 +134,7 @@ def build_set_scorer(
             GeometryMeter,
             detector=detector,
             depth_estimator=depth,
+            min_area=networks.detector_min_area,
             median_scaling=networks.depth_median_scaling,
         )
     scorer = SetScorer(

@@ -1,0 +1,186 @@
+"""gesco's compact detector: decoding, targets, training through the shared loop, loading as ``--detector``."""
+
+import math
+
+import pytest
+import torch
+
+from gesco.cli.main import main
+from gesco.config import ConfigError
+from gesco.constants import VALIDATION_SEED_OFFSET
+from gesco.datasets import SyntheticStreetsDataset, collate
+from gesco.datasets.base import Boxes
+from gesco.evaluation.depth_network import DepthNetConfig, GescoDepthNet
+from gesco.evaluation.detector import (
+    OUTPUT_STRIDE,
+    DetectorConfig,
+    DetectorOutput,
+    GescoDetector,
+    decode_detections,
+)
+from gesco.evaluation.detector_training import (
+    DetectorTrainConfig,
+    detection_loss,
+    detection_targets,
+    train_detector,
+)
+from gesco.evaluation.geometry_networks import load_detector
+from gesco.evaluation.scorer_factory import ScoringNetworks, build_set_scorer
+from gesco.semantics.classes import class_table
+from gesco.training.config import DataConfig
+
+TINY = DetectorConfig(input_size=(64, 128), widths=(4, 8), head_width=8)
+PERSON, CAR = 24, 26
+
+
+def test_decode_of_a_hand_made_heatmap():
+    heatmap = torch.zeros(1, 2, 4, 8)
+    heatmap[0, 0, 1, 2] = 0.9  # a peak ...
+    heatmap[0, 0, 1, 3] = 0.5  # ... and its weaker neighbour, which the 3x3 peak test drops
+    heatmap[0, 1, 3, 6] = 0.6
+    size, offset = torch.zeros(1, 2, 4, 8), torch.zeros(1, 2, 4, 8)
+    size[0, :, 1, 2] = torch.tensor([math.log(2.0), math.log(3.0)])  # 2 x 3 cells
+    offset[0, :, 1, 2] = torch.tensor([0.5, 0.25])
+    (found,) = decode_detections(
+        heatmap, size, offset, class_ids=(PERSON, CAR), cell_size=(4.0, 4.0), image_size=(16, 32), min_score=0.1
+    )
+    # centre (2.5, 1.25) cells = (10, 5) px, 8 x 12 px, clipped at the top; the car: 1 cell = 4 px at (24, 12)
+    assert torch.allclose(found.boxes, torch.tensor([[6.0, 0.0, 14.0, 11.0], [22.0, 10.0, 26.0, 14.0]]))
+    assert found.classes.tolist() == [PERSON, CAR] and found.scores.tolist() == pytest.approx([0.9, 0.6])
+
+
+def _scenes(count: int, *, height: int = 64, width: int = 128):
+    return collate([SyntheticStreetsDataset(count, 600_000, height, width)[i] for i in range(count)])
+
+
+def _perfect_heads(boxes, config: DetectorConfig, x: torch.Tensor, image_size) -> DetectorOutput:
+    """The heads a perfect network gives on input ``x``: its targets, the heatmap as logits."""
+    height, width = image_size
+    grid = (-(-x.shape[-2] // OUTPUT_STRIDE), -(-x.shape[-1] // OUTPUT_STRIDE))
+    cell = (OUTPUT_STRIDE * width / x.shape[-1], OUTPUT_STRIDE * height / x.shape[-2])
+    targets = detection_targets(boxes, class_ids=config.class_ids, grid=grid, cell_size=cell)
+    return DetectorOutput(torch.logit(targets.heatmap, eps=1e-6), targets.size, targets.offset)
+
+
+def test_targets_decode_back_to_the_ground_truth_boxes():
+    # a car, a person at a half-pixel edge, and a 2 px pole, at 64 x 128 read at 128 x 256 (cells of 2 px)
+    xyxy = torch.tensor([[10.0, 20.0, 30.0, 34.0], [50.5, 10.0, 54.0, 40.0], [100.0, 5.0, 102.0, 50.0]])
+    classes = torch.tensor([CAR, PERSON, 17])
+    boxes = Boxes(xyxy, classes, classes * 1000)
+    config = DetectorConfig()
+    heads = _perfect_heads((boxes,), config, torch.zeros(1, 3, *config.input_size), (64, 128))
+    (found,) = decode_detections(
+        torch.sigmoid(heads.heatmap),
+        heads.size,
+        heads.offset,
+        class_ids=config.class_ids,
+        cell_size=(2.0, 2.0),
+        image_size=(64, 128),
+        min_score=0.5,
+    )
+    order = found.classes.argsort(descending=True)  # car, person, pole
+    assert found.classes[order].tolist() == classes.tolist()
+    assert torch.allclose(found.boxes[order], xyxy, atol=1e-4)
+
+
+def test_a_few_training_steps_lower_the_loss():
+    batch = _scenes(4)
+    torch.manual_seed(0)
+    detector = GescoDetector(TINY)
+    optimizer = torch.optim.AdamW(detector.parameters(), lr=5e-3)
+    x = detector.network_input(batch.image)
+    losses = []
+    for _ in range(8):
+        out = detector(x)
+        cell = (OUTPUT_STRIDE * 128 / x.shape[-1], OUTPUT_STRIDE * 64 / x.shape[-2])
+        targets = detection_targets(batch.boxes, class_ids=TINY.class_ids, grid=out.heatmap.shape[-2:], cell_size=cell)
+        loss = detection_loss(out, targets)
+        loss.total.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.total.item())
+    assert losses[-1] < 0.7 * losses[0]
+
+
+def test_trained_folder_loads_through_the_scoring_interface_and_a_perfect_network_scores_ap50_one(
+    tmp_path, monkeypatch
+):
+    config = DetectorTrainConfig(
+        output_dir=str(tmp_path / "run"),
+        data=DataConfig(size=(32, 64), num_scenes=4, seed_offset=600_000),
+        validation=DataConfig(size=(32, 64), num_scenes=2, seed_offset=VALIDATION_SEED_OFFSET),
+        model=TINY.replace(input_size=(64, 128)),
+        batch_size=2,
+        max_steps=2,
+        warmup_steps=0,
+        checkpoint_every=2,
+    )
+    result = train_detector(config, progress=False)
+    assert result.step == 2 and result.validation is not None and (tmp_path / "run" / "model").is_dir()
+    assert isinstance(load_detector(tmp_path / "run" / "model"), GescoDetector)
+
+    dataset = SyntheticStreetsDataset(2, 1_000_000, height=32, width=64)
+    truth = tuple(dataset[i].boxes for i in range(2))
+
+    def perfect(self, x):  # the oracle answers the evaluation set's boxes, in order
+        return _perfect_heads(truth, self.config, x, (32, 64))
+
+    monkeypatch.setattr(GescoDetector, "forward", perfect)
+    networks = ScoringNetworks(fid=False, detector=tmp_path / "run" / "model", detector_min_area=4.0)
+    scoring = build_set_scorer(networks, dataset, 2, class_table("cityscapes"), feature_dir=tmp_path, progress=False)
+    detection = scoring.scorer.score_real().geometry.detection
+    assert detection.map50 == pytest.approx(1.0) and detection.localisation_px == pytest.approx(0.0, abs=1e-4)
+
+
+def test_train_detector_command(tmp_path):
+    args = ["train-detector", "--out", str(tmp_path / "det"), "--steps", "1", "--batch-size", "2", "--scenes", "2"]
+    args += ["--val-scenes", "2", "--size", "32x64", "--input-size", "32x64", "--widths", "4", "8", "--no-progress"]
+    assert main(args) == 0
+    saved = DetectorTrainConfig.load(tmp_path / "det")
+    assert saved.model.input_size == (32, 64) and saved.data.seed_offset == 600_000
+    assert GescoDetector.from_pretrained(tmp_path / "det" / "model").config.widths == (4, 8)
+
+
+def test_bad_inputs_give_typed_errors(tmp_path):
+    with pytest.raises(ValueError, match="class_ids"):
+        DetectorConfig(class_ids=())
+    with pytest.raises(ValueError, match="input_size"):
+        DetectorConfig(input_size=(2, 8))
+    with pytest.raises(ValueError, match="evaluation seeds"):
+        DetectorTrainConfig(data=DataConfig(num_scenes=10, seed_offset=999_995))
+    with pytest.raises(ValueError, match="synthetic"):
+        DetectorTrainConfig(data=DataConfig(kind="cityscapes", root=str(tmp_path)))
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+        GescoDetector(TINY).detect(torch.zeros(1, 1, 32, 64))
+    with pytest.raises(ValueError, match="heatmap must be"):
+        decode_detections(
+            torch.zeros(1, 3, 4, 4),
+            torch.zeros(1, 2, 4, 4),
+            torch.zeros(1, 2, 4, 4),
+            class_ids=(1, 2),
+            cell_size=(1, 1),
+            image_size=(4, 4),
+        )
+    with pytest.raises(ValueError, match="size must be"):
+        decode_detections(
+            torch.zeros(1, 2, 4, 4),
+            torch.zeros(1, 2, 4, 5),
+            torch.zeros(1, 2, 4, 4),
+            class_ids=(1, 2),
+            cell_size=(1, 1),
+            image_size=(4, 4),
+        )
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="not a gesco detector folder"):
+        load_detector(tmp_path / "empty")
+    GescoDepthNet(DepthNetConfig(widths=(2, 2))).save_pretrained(tmp_path / "depth")
+    with pytest.raises(ConfigError, match="DepthNetConfig"):
+        load_detector(tmp_path / "depth")
+    GescoDetector(TINY).save_pretrained(tmp_path / "det")
+    with pytest.raises(ValueError, match="carries its own config"):
+        load_detector(tmp_path / "det", tmp_path / "det.json")
+    boxes = Boxes(torch.tensor([[0.0, 0.0, 4.0, 4.0]]), torch.tensor([CAR]), torch.tensor([CAR * 1000]))
+    out = GescoDetector(TINY)(torch.zeros(1, 3, 64, 128))
+    wrong = detection_targets((boxes,), class_ids=TINY.class_ids, grid=(8, 8), cell_size=(4.0, 4.0))
+    with pytest.raises(ValueError, match="output grid"):
+        detection_loss(out, wrong)
