@@ -128,12 +128,19 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def _merge_into(staging: Path, target: Path, last: Sequence[str]) -> None:
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _merge_into(staging: Path, target: Path, last: Sequence[str], replace: Sequence[str]) -> None:
     """Move every file of ``staging`` to the same place under the existing folder ``target``; the names in
     ``last`` (relative paths) are removed from ``target`` first and moved in at the end, so ``target`` never
-    shows them beside a partial set."""
-    for name in last:
-        (target / name).unlink(missing_ok=True)
+    shows them beside a partial set. The entries named in ``replace`` are removed next, before any file moves."""
+    for name in (*last, *replace):
+        _remove(target / name)
     files = sorted(p.relative_to(staging) for p in staging.rglob("*") if not p.is_dir())
     ordered = [f for f in files if str(f) not in last] + [f for f in files if str(f) in last]
     for relative in ordered:
@@ -144,22 +151,39 @@ def _merge_into(staging: Path, target: Path, last: Sequence[str]) -> None:
         os.replace(staging / relative, destination)
 
 
+def check_output_path(path: str | Path) -> Path:
+    """``path`` as a Path, when it can become an output folder: an existing folder, or a new path whose nearest
+    existing ancestor is a folder. Commands that work long before writing call it first.
+
+    Raises:
+        OutputPathError: ``path`` or one of its ancestors is an existing file.
+    """
+    path = Path(path)
+    for part in (path, *path.parents):
+        if part.is_dir():
+            break
+        if part.exists():
+            where = "there" if part == path else f"at {path}, below it"
+            raise OutputPathError(f"{part} is an existing file, but an output folder goes {where}; give another path")
+    return path
+
+
 @contextmanager
-def output_folder(path: str | Path, *, last: Sequence[str] = ()) -> Iterator[Path]:
+def output_folder(path: str | Path, *, last: Sequence[str] = (), replace: Sequence[str] = ()) -> Iterator[Path]:
     """Yield a staging folder beside ``path``; when the block succeeds, move what it holds into ``path``.
 
     A new ``path`` is the staging folder renamed in one step. An existing folder receives the files one by one
     (other files in it stay, so a data set can gain a second split), the names in ``last`` at the end: write
-    the file that marks a complete set (``record.json``) among them. A failed block leaves ``path`` as it was
-    and removes its staging folder; one left by a killed run is removed when the next run towards ``path`` starts.
+    the file that marks a complete set (``record.json``) among them. ``replace`` names the other files and
+    folders of the set: an earlier run's are removed before the new ones move in, so none of them (a plot of a
+    metric no longer reported) stays beside the new set. A failed block leaves ``path`` as it was and removes
+    its staging folder; one left by a killed run is removed when the next run towards ``path`` starts.
 
     Raises:
         OutputPathError: ``path`` is an existing file.
         OSError: the parent folder cannot be written (read-only, full); raised here, before any work is done.
     """
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise OutputPathError(f"{path} is an existing file, but an output folder goes there; give another path")
+    path = check_output_path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_staging(path)
@@ -170,7 +194,7 @@ def output_folder(path: str | Path, *, last: Sequence[str] = ()) -> Iterator[Pat
     try:
         yield staging
         if path.is_dir():
-            _merge_into(staging, path, last)
+            _merge_into(staging, path, last, replace)
         else:
             # mkdtemp makes the folder private (0700); give it the permissions a plain mkdir would
             os.chmod(staging, 0o777 & ~_current_umask())

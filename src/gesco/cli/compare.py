@@ -11,7 +11,8 @@ Rayleigh block fading with ``--coherence-symbols`` symbols per coefficient and p
 
 Writes ``OUT/report.md`` (tables per metric, channel uses, crossovers), ``results.json``, ``results.csv``,
 ``plots/<metric>.png`` and ``figures/examples_<scene>.png``. Needs the ``digital`` extra (Sionna) for the
-two digital methods. Finished sets are kept on a rerun.
+two digital methods. Finished image sets are kept on a rerun; the report moves in as one set, ``results.json``
+last, so a failed run leaves the previous report whole.
 """
 
 from __future__ import annotations
@@ -27,12 +28,13 @@ from gesco.cli.options import (
     build_scoring,
     evaluation_dataset,
     geometry_settings,
+    parse_seed,
     require_non_negative,
     require_positive,
     sampler_of,
 )
 from gesco.constants import COMPARE_METHODS, DEFAULT_COHERENCE_SYMBOLS
-from gesco.pretrained import CHANNEL_AWARE_RECEIVER, DEEP_JSCC, GESCO_RECEIVER, SEGMENTER
+from gesco.pretrained import DEEP_JSCC, GESCO_RECEIVER, SEGMENTER, TWO_STAGE_RECEIVER
 
 DEFAULT_SNRS = (-5.0, 0.0, 5.0, 10.0, 15.0, 20.0)
 
@@ -61,8 +63,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", default=GESCO_RECEIVER, help="GESCO receiver: folder or shipped name")
     parser.add_argument(
         "--aware-model",
-        default=CHANNEL_AWARE_RECEIVER,
-        help="channel-aware receiver of gesco-analog-aware: folder, shipped name, or 'none'",
+        default=TWO_STAGE_RECEIVER,
+        help=f"receiver of gesco-analog-aware: folder, shipped name (default {TWO_STAGE_RECEIVER}), or 'none'",
     )
     parser.add_argument("--deep-jscc", default=DEEP_JSCC, help="Deep JSCC model: folder or shipped name")
     add_data_options(parser, required=False)
@@ -80,7 +82,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_scoring_options(parser, default_segmenter=SEGMENTER)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--examples", type=int, default=2, help="example figures (scenes) to draw (0: none)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the channel noise and the samplers")
+    parser.add_argument("--seed", type=parse_seed, default=0, help="seed of the channel noise and the samplers")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     parser.set_defaults(func=run)
@@ -94,11 +96,13 @@ def run(args: argparse.Namespace) -> int:
     from gesco.channel.ofdm.config import OfdmConfig
     from gesco.evaluation.compare import Comparison
     from gesco.evaluation.compare_report import write_compare_report
+    from gesco.io import check_output_path
     from gesco.pretrained import resolve
     from gesco.receiver.pipeline import DiffusionReceiver
 
     require_positive(args, "n", "batch_size", "kid_subsets", "block_bits", "coherence_symbols")
     require_non_negative(args, "examples")
+    check_output_path(args.out)  # the report comes after hours of work: refuse an unusable --out now
     digital = DigitalConfig(modulation=args.modulation, code_rate=args.code_rate, block_bits=args.block_bits)
     ofdm_given = {k: v for k, v in ofdm_options(args).items() if v is not None}
     if ofdm_given and args.channel != "ofdm":

@@ -11,7 +11,8 @@ downloaded: a missing network skips its metric with a note in the report (FID / 
 ``--no-fid``).
 
 Images: ``OUT/images/<method>/psnr<label>/<name>.png``; a rerun skips existing images (resume). Report:
-``OUT/report.md``, ``results.json``, ``results.csv``, ``per_class_iou.csv``, ``plots/``, ``figures/``.
+``OUT/report.md``, ``results.json``, ``results.csv``, ``per_class_iou.csv``, ``plots/``, ``figures/``, built
+aside and moved in as one set, ``results.json`` last: a failed run leaves the previous report whole.
 Under ``accelerate launch`` the generation is split between the processes.
 """
 
@@ -29,6 +30,7 @@ from gesco.cli.options import (
     evaluation_dataset,
     geometry_settings,
     parse_sampler_steps,
+    parse_seed,
     require_non_negative,
     require_positive,
     sampler_of,
@@ -68,7 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_scoring_options(parser, default_segmenter=None)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--samples", type=int, default=4, help="rows of the sample figures (0: no figures)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the channel noise and the samplers")
+    parser.add_argument("--seed", type=parse_seed, default=0, help="seed of the channel noise and the samplers")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     parser.set_defaults(func=run)
@@ -81,11 +83,13 @@ def run(args: argparse.Namespace) -> int:
     from gesco.channel.quality import paper_sigma
     from gesco.evaluation.report import write_report
     from gesco.evaluation.sweep import GESCO, SDM, build_methods, psnr_label, run_sweep
+    from gesco.io import check_output_path
     from gesco.pretrained import resolve
     from gesco.receiver.pipeline import DiffusionReceiver
 
     require_positive(args, "n", "batch_size", "kid_subsets")
     require_non_negative(args, "samples")
+    check_output_path(args.out)  # the report comes after hours of work: refuse an unusable --out now
     for psnr in args.psnr:
         paper_sigma(psnr)  # an unknown label fails before any work
     receivers = {GESCO: DiffusionReceiver.from_pretrained(resolve(args.model))}

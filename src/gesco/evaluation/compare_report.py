@@ -1,14 +1,15 @@
 """The report of ``gesco compare``: a table, a plot per metric against SNR, crossovers, example figures.
 
-Files written into ``OUT`` (atomically): ``results.json`` (settings, every cell with its per-class detection
-scores, crossovers), ``results.csv``, ``report.md``, ``plots/<metric>.png`` (metric against Es/N0 in dB, one line
-per method, the real images as a dashed reference where the metric scores them, crossovers of GESCO with the
-classical link marked) and ``figures/examples_<name>.png`` (a row per SNR: the image, then each method's picture).
+Files written into ``OUT`` as one set, built aside and moved in together with ``results.json`` last (a failed or
+killed run leaves the previous report whole, or none without ``results.json``, never a mix): ``results.json``
+(settings, every cell with its per-class detection scores, crossovers), ``results.csv``, ``report.md``,
+``plots/<metric>.png`` (metric against Es/N0 in dB, one line per method, the real images as a dashed reference
+where the metric scores them, crossovers of GESCO with the classical link marked) and
+``figures/examples_<name>.png`` (a row per SNR: the image, then each method's picture).
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ from gesco.evaluation.compare import (  # noqa: E402
 )
 from gesco.evaluation.figures import save_grid, save_metric_plot  # noqa: E402
 from gesco.evaluation.report import METRICS, MetricColumn, csv_text, format_value  # noqa: E402
-from gesco.io import atomic_write_text  # noqa: E402
+from gesco.io import atomic_write_text, output_folder, write_json  # noqa: E402
 
 #: The metrics the comparison reports (pixel-level PSNR included: it is what JPEG and Deep JSCC optimise; the
 #: detection and depth metrics only where a detector or depth network is given).
@@ -228,36 +229,42 @@ def write_plots(result: CompareResult, folder: Path) -> list[Path]:
     return written
 
 
+#: The report's files and folders besides ``results.json``: a rerun replaces them all.
+REPORT_ENTRIES = ("results.csv", "report.md", "plots", "figures")
+
+
 def write_compare_report(result: CompareResult, out: str | Path, *, dataset: Dataset, examples: int = 2) -> list[Path]:
-    """Write every report file of ``result`` into ``out``; return the paths written."""
+    """Write every report file of ``result`` into ``out`` as one set; return the paths written. The example
+    figures read the images of ``OUT/images``, which stay where they are (the comparison's resumable cache)."""
     out = Path(out)
-    data = results_json(result)
-    atomic_write_text(out / "results.json", json.dumps(data, indent=2, allow_nan=False) + "\n")
-    keys = [m.key for m in COMPARE_METRICS]
-    rows = [["method", "snr_db", "complex_channel_uses_per_pixel", "delivered", *keys]]
-    rows += [
-        [
-            r["method"],
-            r["snr_db"],
-            r["complex_channel_uses_per_pixel"],
-            "" if r["delivered"] is None else r["delivered"],
-            *("" if r[k] is None else r[k] for k in keys),
+    with output_folder(out, last=["results.json"], replace=REPORT_ENTRIES) as staging:
+        data = results_json(result)
+        keys = [m.key for m in COMPARE_METRICS]
+        rows = [["method", "snr_db", "complex_channel_uses_per_pixel", "delivered", *keys]]
+        rows += [
+            [
+                r["method"],
+                r["snr_db"],
+                r["complex_channel_uses_per_pixel"],
+                "" if r["delivered"] is None else r["delivered"],
+                *("" if r[k] is None else r[k] for k in keys),
+            ]
+            for r in data["results"]
         ]
-        for r in data["results"]
-    ]
-    atomic_write_text(out / "results.csv", csv_text(rows))
-    atomic_write_text(out / "report.md", markdown_report(result))
-    written = [out / "results.json", out / "results.csv", out / "report.md", *write_plots(result, out / "plots")]
-    for index in range(min(examples, result.count)):
-        name = dataset[index].name
-        titles = ["image", *(METHOD_LABELS[m].split(":")[0].split(" (")[0] for m in result.methods)]
-        written.append(
-            save_grid(
-                out / "figures" / f"examples_{name}.png",
-                example_rows(result, dataset, out, index),
-                titles,
-                row_titles=[f"{s:g} dB" for s in result.snrs],
-                title=f"{name}, {channel_title(result)}, {result.budget_per_pixel:.2f} channel uses per pixel",
+        atomic_write_text(staging / "results.csv", csv_text(rows))
+        atomic_write_text(staging / "report.md", markdown_report(result))
+        written = [staging / "results.csv", staging / "report.md", *write_plots(result, staging / "plots")]
+        for index in range(min(examples, result.count)):
+            name = dataset[index].name
+            titles = ["image", *(METHOD_LABELS[m].split(":")[0].split(" (")[0] for m in result.methods)]
+            written.append(
+                save_grid(
+                    staging / "figures" / f"examples_{name}.png",
+                    example_rows(result, dataset, out, index),
+                    titles,
+                    row_titles=[f"{s:g} dB" for s in result.snrs],
+                    title=f"{name}, {channel_title(result)}, {result.budget_per_pixel:.2f} channel uses per pixel",
+                )
             )
-        )
-    return written
+        written.append(write_json(staging / "results.json", data))
+    return [out / path.relative_to(staging) for path in written]

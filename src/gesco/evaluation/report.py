@@ -1,6 +1,7 @@
 """The report of an evaluation sweep: JSON, CSV, a Markdown table in the paper's layout, plots and sample figures.
 
-Files written into ``OUT`` (atomically):
+Files written into ``OUT``, as one set: built aside and moved in together, ``results.json`` last, so a failed or
+killed run leaves the previous report whole (or none without ``results.json``), never a mix:
 
 - ``results.json``: settings, seeds, methods and samplers, every score of every (method, PSNR) cell including
   per-class IoU, per-class detection (``geometry``: AP50 and recall per class, localisation in pixels), notes
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,7 +33,7 @@ from torch.utils.data import Dataset  # noqa: E402
 from gesco.evaluation.figures import image_to_rgb, save_grid, save_metric_plot  # noqa: E402
 from gesco.evaluation.scoring import SetScores, image_path, read_images  # noqa: E402
 from gesco.evaluation.sweep import CLEAN, REAL_IMAGES, RECEIVED_MAP, SweepResult, set_folder  # noqa: E402
-from gesco.io import atomic_write_text  # noqa: E402
+from gesco.io import atomic_write_text, output_folder, write_json  # noqa: E402
 from gesco.semantics.classes import ClassTable  # noqa: E402
 from gesco.semantics.maps import SemanticMap  # noqa: E402
 
@@ -249,9 +249,11 @@ def write_plots(result: SweepResult, folder: Path) -> list[Path]:
 
 
 def write_sample_figures(
-    result: SweepResult, dataset: Dataset, table: ClassTable, out: Path, *, samples: int = 4
+    result: SweepResult, dataset: Dataset, table: ClassTable, images: Path, folder: Path, *, samples: int = 4
 ) -> list[Path]:
-    """Per method: rows = the first ``samples`` items; columns = ground truth, map, one image per PSNR."""
+    """Per method: rows = the first ``samples`` items; columns = ground truth, map, one image per PSNR.
+
+    ``images`` is the sweep's ``OUT/images``; the figures go into ``folder``."""
     items = [dataset[i] for i in range(samples)]
     ground_truth = image_to_rgb(torch.stack([item.image for item in items]))
     maps = SemanticMap(torch.stack([item.labels for item in items]), table).colorize().permute(0, 2, 3, 1).numpy()
@@ -259,14 +261,18 @@ def write_sample_figures(
     for method in result.methods:
         psnrs = [None] if method.clean_map else [float(p) for p in result.psnrs]
         columns = [
-            image_to_rgb(read_images([image_path(set_folder(out / "images", method, p), item.name) for item in items]))
+            image_to_rgb(read_images([image_path(set_folder(images, method, p), item.name) for item in items]))
             for p in psnrs
         ]
         rows = [[ground_truth[r], maps[r]] + [column[r] for column in columns] for r in range(samples)]
         titles = ["ground truth", "map"] + [CLEAN if p is None else f"PSNR {p:g}" for p in psnrs]
-        path = out / "figures" / f"samples_{method.name}.png"
+        path = folder / f"samples_{method.name}.png"
         written.append(save_grid(path, rows, titles, row_titles=[item.name for item in items], title=method.label))
     return written
+
+
+#: The report's files and folders besides ``results.json``: a rerun replaces them all.
+REPORT_ENTRIES = ("results.csv", "per_class_iou.csv", "report.md", "plots", "figures")
 
 
 def write_report(
@@ -277,35 +283,40 @@ def write_report(
     table: ClassTable | None = None,
     samples: int = 4,
 ) -> ReportFiles:
-    """Write every report file of ``result`` into ``out``; sample figures need ``dataset`` and ``table``."""
+    """Write every report file of ``result`` into ``out`` as one set; sample figures need ``dataset`` and
+    ``table`` and read the images of ``OUT/images``, which stay where they are (the sweep's resumable cache)."""
     out = Path(out)
-    data = results_json(result)
-    atomic_write_text(out / "results.json", json.dumps(data, indent=2, allow_nan=False) + "\n")
-    metric_keys = [m.key for m in METRICS]
-    rows = [["method", "label", "psnr", *metric_keys, "kid_std", "images"]]
-    labels = dict(_row_order(result))
-    for record in data["results"]:
-        rows.append(
-            [
-                record["method"],
-                labels[record["method"]],
-                record["psnr"],
-                *("" if record[k] is None else record[k] for k in metric_keys),
-                "" if record["kid_std"] is None else record["kid_std"],
-                record["images"] or "",
-            ]
-        )
-    atomic_write_text(out / "results.csv", csv_text(rows))
-    class_rows = [["method", "psnr", "class", "iou"]]
-    for record in data["results"]:
-        for name, iou in (record["per_class_iou"] or {}).items():
-            class_rows.append([record["method"], record["psnr"], name, iou])
-    atomic_write_text(out / "per_class_iou.csv", csv_text(class_rows))
-    atomic_write_text(out / "report.md", markdown_report(result))
-    plots = write_plots(result, out / "plots")
-    figures = []
-    if dataset is not None and table is not None and samples > 0:
-        figures = write_sample_figures(result, dataset, table, out, samples=min(samples, result.count))
+    with output_folder(out, last=["results.json"], replace=REPORT_ENTRIES) as staging:
+        data = results_json(result)
+        metric_keys = [m.key for m in METRICS]
+        rows = [["method", "label", "psnr", *metric_keys, "kid_std", "images"]]
+        labels = dict(_row_order(result))
+        for record in data["results"]:
+            rows.append(
+                [
+                    record["method"],
+                    labels[record["method"]],
+                    record["psnr"],
+                    *("" if record[k] is None else record[k] for k in metric_keys),
+                    "" if record["kid_std"] is None else record["kid_std"],
+                    record["images"] or "",
+                ]
+            )
+        atomic_write_text(staging / "results.csv", csv_text(rows))
+        class_rows = [["method", "psnr", "class", "iou"]]
+        for record in data["results"]:
+            for name, iou in (record["per_class_iou"] or {}).items():
+                class_rows.append([record["method"], record["psnr"], name, iou])
+        atomic_write_text(staging / "per_class_iou.csv", csv_text(class_rows))
+        atomic_write_text(staging / "report.md", markdown_report(result))
+        plots = write_plots(result, staging / "plots")
+        figures = []
+        if dataset is not None and table is not None and samples > 0:
+            figures = write_sample_figures(
+                result, dataset, table, out / "images", staging / "figures", samples=min(samples, result.count)
+            )
+        write_json(staging / "results.json", data)
+    plots, figures = ([out / p.relative_to(staging) for p in paths] for paths in (plots, figures))
     return ReportFiles(
         out / "results.json", out / "results.csv", out / "per_class_iou.csv", out / "report.md", plots, figures
     )
