@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -21,16 +22,8 @@ from gesco.cli.main import main
 from gesco.receiver.pipeline import DiffusionReceiver, ReceiverConfig
 from gesco.receiver.sampling import SamplerConfig
 from gesco.receiver.unet import GescoUNet, UNetConfig
+from helpers import TINY_UNET, tiny_train_config
 
-TINY = UNetConfig(
-    base_channels=32,
-    channel_mult=(1, 2),
-    num_res_blocks=1,
-    attention_ds=(2,),
-    head_channels=32,
-    label_channels=36,
-    spade_hidden_channels=16,
-)
 NAN, INF = math.nan, math.inf
 
 
@@ -40,7 +33,7 @@ def inputs(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("inputs")
     torch.manual_seed(0)
     config = ReceiverConfig(image_size=(16, 32), sampler=SamplerConfig(sampler="dpmpp", steps=2, guidance=1.5))
-    model = DiffusionReceiver(GescoUNet(TINY), config).save_pretrained(root / "model")
+    model = DiffusionReceiver(GescoUNet(TINY_UNET), config).save_pretrained(root / "model")
     good_png = root / "labels.png"
     Image.fromarray(np.full((16, 32), 7, dtype=np.uint8)).save(good_png)
     (root / "empty.png").write_bytes(b"")
@@ -59,10 +52,11 @@ def inputs(tmp_path_factory) -> Path:
     torch.save([1, 2, 3], root / "list.pt")
     torch.save({"foo": torch.zeros(2)}, root / "foreign.pt")
     (root / "empty.pt").write_bytes(b"")
+    (root / "empty.npy").write_bytes(b"")
 
     def broken(name, edit):
         folder = root / name
-        DiffusionReceiver(GescoUNet(TINY), config).save_pretrained(folder)
+        DiffusionReceiver(GescoUNet(TINY_UNET), config).save_pretrained(folder)
         edit(folder)
 
     def edit_json(path, change):
@@ -160,6 +154,14 @@ TRANSMIT_CASES = [
     ("sampler-unknown", [*PSNR, "--sampler", "euler"], "'euler'"),
     # source
     ("synthetic-word", [*PSNR, "--synthetic", "seven"], "'seven'"),
+    # from tools/fresh_bad_inputs.py
+    ("seed-beyond-64-bits", [*PSNR, "--seed", str(2**70)], "--seed"),
+    ("seed-negative", [*PSNR, "--seed", "-1"], "--seed"),
+    (
+        "frequency-response-empty",
+        ["--channel", "ofdm-official", "--esn0-db", "5", "--frequency-response", "{inputs}/empty.npy"],
+        "empty.npy",
+    ),
 ]
 
 LABEL_CASES = [
@@ -194,7 +196,7 @@ MODEL_CASES = [
 @pytest.mark.parametrize(("options", "culprit"), [c[1:] for c in TRANSMIT_CASES], ids=[c[0] for c in TRANSMIT_CASES])
 def test_transmit_options(inputs, tmp_path, capsys, options, culprit):
     out = tmp_path / "out"
-    assert_cli_error(fill(TRANSMIT, inputs, out) + options, culprit, capsys, out)
+    assert_cli_error(fill(TRANSMIT + options, inputs, out), culprit, capsys, out)
 
 
 @pytest.mark.parametrize(("name", "culprit"), [c[1:] for c in LABEL_CASES], ids=[c[0] for c in LABEL_CASES])
@@ -258,6 +260,19 @@ def test_unusable_output_paths(inputs, tmp_path, capsys, out_name, culprit, comm
         argv = ["data", "synth", "--layout", "folder", "--n", "1", "--size", "16x32", "--out", str(out)]
     line = assert_cli_error(argv, culprit, capsys, out)
     assert "sampling" not in line
+
+
+@pytest.mark.parametrize("out_name", ["a-file", "a-file/below"])
+@pytest.mark.parametrize("command", ["evaluate", "compare"])
+def test_reports_refuse_an_unusable_out_before_any_work(inputs, tmp_path, capsys, monkeypatch, command, out_name):
+    def load(cls, *args, **kwargs):
+        pytest.fail("a model was loaded before --out was checked")
+
+    monkeypatch.setattr(DiffusionReceiver, "from_pretrained", classmethod(load))
+    (tmp_path / "a-file").write_text("x")
+    out = tmp_path / out_name
+    argv = [command, "--model", str(inputs / "model"), "--out", str(out)]
+    assert_cli_error(argv + (["--data", "synthetic"] if command == "evaluate" else []), "a-file", capsys, out)
 
 
 SAMPLE = ["sample", "--model", "{model}", "--out", "{out}", *PSNR]
@@ -332,17 +347,6 @@ def test_data_synth(tmp_path, capsys, options, culprit):
     assert_cli_error([*argv, *layout, *options], culprit, capsys, out)
 
 
-def train_config(out: Path) -> dict:
-    return {
-        "output_dir": str(out),
-        "data": {"kind": "synthetic", "size": [16, 32], "num_scenes": 8},
-        "model": TINY.to_dict(),
-        "batch_size": 2,
-        "max_steps": 2,
-        "checkpoint_every": 1,
-    }
-
-
 TRAIN_CASES = [
     ("a-list", lambda c: [c], "got list"),
     ("a-string", lambda c: "config", "got str"),
@@ -389,6 +393,14 @@ TRAIN_CASES = [
     ("grad-clip-negative", lambda c: {**c, "grad_clip": -1.0}, "grad_clip"),
     ("seed-negative", lambda c: {**c, "seed": -1}, "seed"),
     ("init-weights-missing", lambda c: {**c, "init_weights": "/no/such/model"}, "/no/such/model"),
+    # from tools/fresh_bad_inputs.py
+    ("learning-rate-minus-zero", lambda c: {**c, "learning_rate": -0.0}, "TrainConfig.learning_rate"),
+    ("learning-rate-inf", lambda c: {**c, "learning_rate": INF}, "TrainConfig.learning_rate"),
+    ("noise-sigma-negative", lambda c: {**c, "noise_sigmas": [0.1, -0.1]}, "TrainConfig.noise_sigmas"),
+    ("noise-sigma-inf", lambda c: {**c, "noise_sigmas": [INF]}, "TrainConfig.noise_sigmas"),
+    ("ema-decay-negative", lambda c: {**c, "ema_decay": -1.0}, "TrainConfig.ema_decay"),
+    ("data-no-scenes", lambda c: {**c, "data": {**c["data"], "num_scenes": 0}}, "data.num_scenes"),
+    ("model-too-large", lambda c: {**c, "model": {**c["model"], "base_channels": 10**9}}, "base_channels=1000000000"),
 ]
 
 
@@ -396,7 +408,7 @@ TRAIN_CASES = [
 def test_train_config_files(tmp_path, capsys, change, culprit):
     out = tmp_path / "run"
     path = tmp_path / "config.json"
-    path.write_text(json.dumps(change(train_config(out))))
+    path.write_text(json.dumps(change(tiny_train_config(out))))
     assert_cli_error(["train", "--config", str(path)], culprit, capsys, out)
 
 
@@ -439,14 +451,14 @@ def test_training_overrides(tmp_path, capsys, command, options, culprit):
     if command == "train-deep-jscc":
         config.write_text(json.dumps({"output_dir": str(out), "max_steps": 1}))
     else:
-        config.write_text(json.dumps(train_config(out) if command == "train" else {"output_dir": str(out)}))
+        config.write_text(json.dumps(tiny_train_config(out) if command == "train" else {"output_dir": str(out)}))
     assert_cli_error([command, "--config", str(config), *options], culprit, capsys, out)
 
 
 def test_resume_without_checkpoints_and_a_run_without_resume(tmp_path, capsys):
     out = tmp_path / "run"
     config = tmp_path / "config.json"
-    config.write_text(json.dumps(train_config(out)))
+    config.write_text(json.dumps(tiny_train_config(out)))
     assert_cli_error(["train", "--config", str(config), "--resume"], "no checkpoint", capsys, out / "checkpoints")
 
 
@@ -513,7 +525,7 @@ def _sampler(**fields):
 def _sample(y=None, steps=2, sampler="ddim", x_T=None):
     from gesco.receiver.sampling import sample
 
-    model = GescoUNet(TINY).eval()
+    model = GescoUNet(TINY_UNET).eval()
     y = torch.zeros(1, 36, 16, 32) if y is None else y
     return sample(model, y, SamplerConfig(sampler=sampler, steps=steps), x_T=x_T, progress=False)
 
@@ -542,6 +554,53 @@ def _receive(values):
     payload = type(payload)(**{**payload.__dict__, "values": values(payload.values)})
     received = Received(payload, torch.zeros(2), ChannelQuality.psnr_label(10), torch.zeros(2, dtype=torch.int64))
     return Receiver()(received)
+
+
+def _transmit(thing):
+    from gesco.semantics.transmitter import Transmitter
+
+    return Transmitter()(thing)
+
+
+def _link_of(**blocks):
+    from gesco.link import Link
+
+    return Link(**blocks)
+
+
+def _map_with_edge_rule(rule):
+    from gesco.semantics.maps import SemanticMap
+
+    return SemanticMap(torch.zeros(1, 4, 4, dtype=torch.long), "cityscapes", None, rule)
+
+
+def _payload(values):
+    from gesco.semantics.classes import class_table
+    from gesco.semantics.payload import Payload
+
+    return Payload(values, torch.ones(2, 36, dtype=torch.bool), class_table("cityscapes"))
+
+
+def _received(sigma=None, payload=None, uses=None):
+    from gesco.channel.base import Received
+    from gesco.channel.quality import ChannelQuality
+
+    payload = _link().payload if payload is None else payload
+    sigma = torch.zeros(2) if sigma is None else sigma
+    uses = torch.zeros(2, dtype=torch.int64) if uses is None else uses
+    return Received(payload, sigma, ChannelQuality.psnr_label(10), uses)
+
+
+def _budget_of(height, width):
+    from gesco.baselines.accounting import channel_use_budget
+
+    return channel_use_budget(height, width, per_pixel=1.0)
+
+
+def _ofdm(**fields):
+    from gesco.channel.ofdm.config import OfdmConfig
+
+    return OfdmConfig(**fields)
 
 
 def _config(cls_path, data):
@@ -701,6 +760,26 @@ API_CASES = [
     ("image-size-paper", lambda: _image_size((250, 500), "cityscapes"), ValueError, "250x500"),
     # files
     ("read-labels-missing", lambda: _read_labels(None), FileNotFoundError, "no-such-file.png"),
+    # from tools/fresh_bad_inputs.py: the blocks of the link
+    ("transmitter-a-tensor", lambda: _transmit(torch.zeros(1, 4, 4, dtype=torch.long)), TypeError, "Tensor"),
+    ("transmitter-none", lambda: _transmit(None), TypeError, "NoneType"),
+    ("link-transmitter-object", lambda: _link_of(transmitter=object()), TypeError, "transmitter"),
+    ("link-receiver-string", lambda: _link_of(receiver="fds"), TypeError, "receiver"),
+    ("map-table-none", lambda: _map(torch.zeros(1, 4, 4, dtype=torch.long), table=None), TypeError, "NoneType"),
+    ("map-edge-rule", lambda: _map_with_edge_rule("diagonal"), ValueError, "'diagonal'"),
+    ("payload-numpy", lambda: _payload(np.zeros((2, 36, 4, 4))), TypeError, "ndarray"),
+    ("received-sigma-shape", lambda: _received(sigma=torch.zeros(3)), ValueError, "Received.sigma"),
+    ("received-sigma-nan", lambda: _received(sigma=torch.full((2,), NAN)), ValueError, "Received.sigma"),
+    ("received-uses-shape", lambda: _received(uses=torch.zeros(1)), ValueError, "complex_channel_uses"),
+    ("received-not-a-payload", lambda: _received(payload=torch.zeros(2, 36, 4, 4)), TypeError, "Tensor"),
+    ("quality-tensor-2d", lambda: _quality("peak_snr_db", torch.zeros(2, 2)), ValueError, "(2, 2)"),
+    ("budget-no-pixels", lambda: _budget_of(0, 32), ValueError, "height=0"),
+    # OFDM settings
+    ("ofdm-delay-string", lambda: _ofdm(delay_spread_ns="100"), TypeError, "delay_spread_ns"),
+    ("ofdm-spacing-none", lambda: _ofdm(subcarrier_spacing_khz=None), TypeError, "subcarrier_spacing_khz"),
+    ("ofdm-symbols-string", lambda: _ofdm(ofdm_symbols="14"), TypeError, "ofdm_symbols"),
+    ("ofdm-antennas-bool", lambda: _ofdm(antennas=True), TypeError, "antennas"),
+    ("ofdm-symbols-zero", lambda: _ofdm(ofdm_symbols=0), ValueError, "ofdm_symbols=0"),
 ]
 
 
@@ -709,6 +788,30 @@ def test_api(call, error, culprit):
     with pytest.raises(error) as raised:
         call()
     assert culprit in str(raised.value) or culprit in str(getattr(raised.value, "filename", "")), str(raised.value)
+
+
+def _never_called(*args):
+    raise AssertionError("the model ran: sampling did not check its inputs first")
+
+
+@pytest.mark.parametrize(
+    ("sampler", "y", "culprit"),
+    [
+        ("dpmpp", torch.zeros(1, 36, 16, 32), "steps=1000"),
+        ("dpmpp-sde", torch.zeros(1, 36, 16, 32), "steps=1000"),
+        ("unipc", torch.zeros(1, 36, 16, 32), "steps=1000"),
+        ("ddim", torch.full((1, 36, 16, 32), 1e20), "1e+20"),
+        ("ddim", torch.full((1, 36, 16, 32), NAN), "NaN or infinite"),
+    ],
+    ids=["dpmpp-1000", "dpmpp-sde-1000", "unipc-1000", "map-1e20", "map-nan"],
+)
+def test_sampling_refuses_before_the_model_runs(sampler, y, culprit):
+    """A bad request fails before the first network call (a sampler at 1000 steps would run for minutes)."""
+    from gesco.receiver.sampling import sample
+
+    steps = 2 if sampler == "ddim" else 1000
+    with pytest.raises(ValueError, match=re.escape(culprit)):
+        sample(_never_called, y, SamplerConfig(sampler=sampler, steps=steps), progress=False)
 
 
 @pytest.mark.parametrize(
@@ -763,4 +866,4 @@ def test_save_pretrained_over_a_file_is_refused(tmp_path):
 
     (tmp_path / "model").write_text("x")
     with pytest.raises(OutputPathError, match="model is an existing file"):
-        DiffusionReceiver(GescoUNet(TINY), ReceiverConfig(image_size=(16, 32))).save_pretrained(tmp_path / "model")
+        DiffusionReceiver(GescoUNet(TINY_UNET), ReceiverConfig(image_size=(16, 32))).save_pretrained(tmp_path / "model")

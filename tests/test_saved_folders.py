@@ -22,20 +22,11 @@ from gesco.evaluation.segmenter import GescoSegmenter, SegmenterConfig
 from gesco.io import load_tensors, save_tensors
 from gesco.receiver.pipeline import DiffusionReceiver, ReceiverConfig
 from gesco.receiver.sampling import SamplerConfig
-from gesco.receiver.unet import GescoUNet, StateDictMismatchError, UNetConfig
+from gesco.receiver.unet import GescoUNet, StateDictMismatchError
 from gesco.weights_folder import WEIGHTS_NAME
+from helpers import TINY_UNET
 
 SIZE = (16, 32)
-#: Two levels, one res-block each: about 1M parameters, a forward in milliseconds.
-TINY_UNET = UNetConfig(
-    base_channels=32,
-    channel_mult=(1, 2),
-    num_res_blocks=1,
-    attention_ds=(2,),
-    head_channels=32,
-    spade_hidden_channels=16,
-    label_channels=36,
-)
 TINY_RECEIVER = ReceiverConfig(image_size=SIZE, sampler=SamplerConfig(sampler="ddim", steps=2, guidance=1.5))
 TINY_SEGMENTER = SegmenterConfig(widths=(4, 8))
 TINY_DEEP_JSCC = DeepJSCCConfig(image_size=SIZE, hidden_channels=(4, 4, 4, 4), latent_channels=6)

@@ -36,7 +36,9 @@ class Mutant:
     tests: tuple[str, ...]  # test files or pytest node ids that should catch the mutant
 
 
-TRAINING = ("tests/training/test_loop.py", "tests/training/test_training_wiring.py")
+# the training tests run for minutes as files: each mutant names the tests that see its bug
+LOOP = "tests/training/test_loop.py::"
+WIRING = "tests/training/test_training_wiring.py::"
 FAULTS = ("tests/training/test_training_faults.py",)
 PARTS = ("tests/training/test_training_parts.py", "tests/training/test_training_conditioning.py")
 FADING = ("tests/channel/test_channel_fading.py", "tests/channel/test_digital_phy.py")
@@ -51,7 +53,7 @@ MIOU = tuple(
         "test_a_class_predicted_but_absent_from_the_target_scores_zero",
     )
 )
-BAD_API = ("tests/test_bad_inputs.py::test_api",)
+SAMPLING_GUARDS = ("tests/test_bad_inputs.py::test_sampling_refuses_before_the_model_runs",)
 BAD_CLI = (
     "tests/test_bad_inputs.py::test_transmit_label_files",
     "tests/test_bad_inputs.py::test_unusable_output_paths",
@@ -64,7 +66,7 @@ MUTANTS = (
         "src/gesco/training/trainer.py",
         "drop_condition(condition, config.condition_dropout,",
         "drop_condition(condition, 0.0,",
-        ("tests/training/test_training_wiring.py",),
+        (WIRING + "test_condition_dropout_zeroes_whole_maps_at_its_rate",),
     ),
     Mutant(
         "dropout at half its rate",
@@ -78,7 +80,7 @@ MUTANTS = (
         "src/gesco/training/trainer.py",
         "sigmas=config.noise_sigmas,",
         "sigmas=NOISE_AWARE_TRAINING_SIGMAS,",
-        ("tests/training/test_training_wiring.py",),
+        (WIRING + "test_the_configured_noise_list_is_drawn",),
     ),
     Mutant(
         "paper noise list changed",
@@ -106,7 +108,7 @@ MUTANTS = (
         "src/gesco/training/trainer.py",
         "mode=config.noise,",
         'mode="paper",',
-        ("tests/training/test_training_wiring.py",),
+        (WIRING + "test_the_channel_mode_trains_on_the_fds_output",),
     ),
     # EMA
     Mutant(
@@ -128,21 +130,21 @@ MUTANTS = (
         "src/gesco/training/checkpoint.py",
         "ema.load_state_dict(state.ema, state.ema_updates)",
         "ema.load_state_dict(state.ema, 0)",
-        TRAINING,
+        (LOOP + "test_resume_continues_exactly",),
     ),
     Mutant(
         "EMA weights not restored",
         "src/gesco/training/checkpoint.py",
         "ema.load_state_dict(state.ema, state.ema_updates)",
         "ema.load_state_dict(state.model, state.ema_updates)",
-        TRAINING,
+        (LOOP + "test_resume_continues_exactly",),
     ),
     Mutant(
         "model weights saved as EMA",
         "src/gesco/training/loop.py",
         "                self.ema.state_dict(),\n",
         "                self.unwrapped_model.state_dict(),\n",
-        TRAINING,
+        (LOOP + "test_ema_follows_its_decay",),
     ),
     # batches and sharding
     Mutant(
@@ -150,28 +152,28 @@ MUTANTS = (
         "src/gesco/training/loop.py",
         "first = (position * self.world_size + self.rank) * self.batch_size",
         "first = (position + self.rank) * self.batch_size",
-        TRAINING,
+        (WIRING + "test_processes_share_every_step_of_a_single_process_batch",),
     ),
     Mutant(
         "every epoch in one order",
         "src/gesco/training/loop.py",
         "if step_epoch != epoch:",
         "if epoch is None:",
-        TRAINING,
+        (LOOP + "test_step_sampler_is_resumable_and_shards_processes",),
     ),
     Mutant(
         "step draws ignore the rank",
         "src/gesco/training/loop.py",
         "return _seeded_generator(_STEP_STREAM, seed, step, rank)",
         "return _seeded_generator(_STEP_STREAM, seed, step)",
-        TRAINING,
+        (LOOP + "test_step_generator_depends_on_seed_step_and_rank",),
     ),
     Mutant(
         "warm-up starts at zero",
         "src/gesco/training/loop.py",
         "return (step + 1) / warmup_steps",
         "return step / warmup_steps",
-        TRAINING,
+        (LOOP + "test_learning_rate_factor_warms_up_from_the_first_step",),
     ),
     # checkpoints and resume
     Mutant(
@@ -320,25 +322,35 @@ MUTANTS = (
     ),
     Mutant("output folder written in place", "src/gesco/io.py", "        yield staging\n", "        yield path\n", IO),
     Mutant(
+        "an earlier report's files stay beside the new one",
+        "src/gesco/io.py",
+        "    for name in (*last, *replace):\n",
+        "    for name in last:\n",
+        ("tests/evaluation/test_evaluation_report_sets.py",),
+    ),
+    Mutant(
         "solver step limit off by one",
         "src/gesco/receiver/sampling.py",
         "if config.steps >= len(diffusion):",
         "if config.steps > len(diffusion):",
-        BAD_API,
+        SAMPLING_GUARDS,
     ),
     Mutant(
         "guidance not checked",
         "src/gesco/receiver/sampling.py",
         'for name in ("guidance", "eta"):',
         'for name in ("eta",):',
-        BAD_API,
+        (
+            "tests/test_bad_inputs.py::test_api[sampler-guidance-nan]",
+            "tests/test_bad_inputs.py::test_api[sampler-guidance-inf]",
+        ),
     ),
     Mutant(
         "condition magnitude unchecked",
         "src/gesco/receiver/sampling.py",
         "    if largest > MAX_CONDITION_MAGNITUDE:\n",
         "    if False:\n",
-        BAD_API,
+        SAMPLING_GUARDS,
     ),
     Mutant(
         "CLI lets OSError through",
@@ -352,7 +364,7 @@ MUTANTS = (
         "src/gesco/config.py",
         "        if unknown:\n",
         "        if False:\n",
-        ("tests/test_config.py", *BAD_API),
+        ("tests/test_config.py", "tests/test_bad_inputs.py::test_api[config-unknown]"),
     ),
 )
 

@@ -68,6 +68,10 @@ class Link(nn.Module):
             raise TypeError(
                 f"the link's channel must implement gesco.channel.base.Channel, got {type(channel).__name__}"
             )
+        # an object that is no module would only fail at the first call, with "'str' object is not callable"
+        for name, block in (("transmitter", transmitter), ("receiver", receiver)):
+            if block is not None and not isinstance(block, nn.Module):
+                raise TypeError(f"the link's {name} must be a torch.nn.Module, got {type(block).__name__}")
         self.transmitter = transmitter or Transmitter()
         self.channel = channel or AWGNChannel()
         self.receiver = receiver or Receiver()

@@ -8,24 +8,15 @@ from PIL import Image
 from gesco.cli.main import main
 from gesco.receiver.pipeline import DiffusionReceiver, ReceiverConfig
 from gesco.receiver.sampling import SamplerConfig
-from gesco.receiver.unet import GescoUNet, UNetConfig
-
-TINY = UNetConfig(
-    base_channels=32,
-    channel_mult=(1, 2),
-    num_res_blocks=1,
-    attention_ds=(2,),
-    head_channels=32,
-    label_channels=36,
-    spade_hidden_channels=16,
-)
+from gesco.receiver.unet import GescoUNet
+from helpers import TINY_UNET
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     torch.manual_seed(0)
     config = ReceiverConfig(image_size=(16, 32), sampler=SamplerConfig(sampler="dpmpp", steps=2, guidance=1.5))
-    return DiffusionReceiver(GescoUNet(TINY), config).save_pretrained(tmp_path_factory.mktemp("model"))
+    return DiffusionReceiver(GescoUNet(TINY_UNET), config).save_pretrained(tmp_path_factory.mktemp("model"))
 
 
 def test_transmit_writes_pictures_and_record(model_dir, tmp_path, capsys):

@@ -10,7 +10,8 @@ import torch
 from gesco.evaluation.segmenter import GescoSegmenter, SegmenterConfig
 from gesco.receiver.pipeline import DiffusionReceiver, ReceiverConfig
 from gesco.receiver.sampling import SamplerConfig
-from gesco.receiver.unet import GescoUNet, UNetConfig
+from gesco.receiver.unet import GescoUNet
+from helpers import TINY_UNET
 
 
 @pytest.fixture(autouse=True)
@@ -18,15 +19,6 @@ def evaluation_on_one_thread(one_torch_thread):
     yield
 
 
-TINY_UNET = UNetConfig(
-    base_channels=32,
-    channel_mult=(1, 2),
-    num_res_blocks=1,
-    attention_ds=(2,),
-    head_channels=32,
-    label_channels=36,
-    spade_hidden_channels=16,
-)
 SAMPLER = SamplerConfig(sampler="dpmpp", steps=2, guidance=1.0)
 
 

@@ -22,24 +22,16 @@ from gesco.receiver.diffusion import GaussianDiffusion
 from gesco.receiver.pipeline import DiffusionReceiver, ReceiverConfig
 from gesco.receiver.sampling import SamplerConfig, build_scheduler
 from gesco.receiver.unet import GescoUNet, UNetConfig
+from helpers import TINY_UNET
 
 SIZE = (16, 32)
-TINY = UNetConfig(
-    base_channels=32,
-    channel_mult=(1, 2),
-    num_res_blocks=1,
-    attention_ds=(2,),
-    head_channels=32,
-    label_channels=36,
-    spade_hidden_channels=16,
-)
 FLOAT_PATHS = [("onnxruntime", "fp32"), ("openvino", "fp32"), ("openvino", "bf16")]
 #: Mean |backend - torch| allowed, as a share of the output's std: fp32 graphs agree to rounding, bf16 to its
 #: 8-bit mantissa (0.018 measured). Swapping t or y moves the output by 0.18-0.28 of its std (checked below).
 TOLERANCE = {"fp32": 1e-5, "bf16": 0.03}
 
 
-def tiny_unet(config: UNetConfig = TINY) -> GescoUNet:
+def tiny_unet(config: UNetConfig = TINY_UNET) -> GescoUNet:
     """A tiny UNet whose zero-initialised layers (output conv, noise embedding) carry weights too, so that every
     input reaches the output."""
     torch.manual_seed(0)
@@ -125,7 +117,7 @@ def test_backend_matches_torch_and_reads_every_input(unet, inputs, cache, backen
 
 def test_noise_level_input_is_exported(cache):
     pytest.importorskip("onnxruntime")
-    unet = tiny_unet(TINY.replace(noise_conditioning=True))
+    unet = tiny_unet(TINY_UNET.replace(noise_conditioning=True))
     fast = compile_unet(unet, backend="onnxruntime", image_size=SIZE, cache_dir=cache)
     x, t, y = torch.randn(2, 3, *SIZE), torch.tensor([5, 900]), label_map(2, 4)
     sigma = torch.tensor([0.0, 0.6])

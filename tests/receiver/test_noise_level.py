@@ -12,15 +12,9 @@ from gesco.receiver.receiver import Receiver
 from gesco.receiver.sampling import SamplerConfig
 from gesco.receiver.unet import GescoUNet, UNetConfig
 from gesco.semantics import SemanticMap, Transmitter
+from helpers import TINY_UNET
 
-TINY = UNetConfig(
-    base_channels=32,
-    channel_mult=(1, 2),
-    num_res_blocks=1,
-    attention_ds=(2,),
-    head_channels=32,
-    spade_hidden_channels=8,
-)
+TINY = TINY_UNET.replace(spade_hidden_channels=8)
 
 
 def perturbed(config: UNetConfig) -> GescoUNet:

@@ -20,17 +20,9 @@ import torch
 
 from gesco.receiver.pipeline import DiffusionReceiver, ReceiverConfig
 from gesco.receiver.sampling import SamplerConfig
-from gesco.receiver.unet import GescoUNet, UNetConfig
+from gesco.receiver.unet import GescoUNet
+from helpers import TINY_UNET
 
-TINY = UNetConfig(
-    base_channels=32,
-    channel_mult=(1, 2),
-    num_res_blocks=1,
-    attention_ds=(2,),
-    head_channels=32,
-    label_channels=36,
-    spade_hidden_channels=16,
-)
 SIZE = (16, 32)
 TOKEN = "test-token"
 
@@ -39,7 +31,7 @@ TOKEN = "test-token"
 def tiny_model(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     config = ReceiverConfig(image_size=SIZE, sampler=SamplerConfig(sampler="dpmpp", steps=2, guidance=1.5))
-    return DiffusionReceiver(GescoUNet(TINY), config).save_pretrained(tmp_path_factory.mktemp("tiny-receiver"))
+    return DiffusionReceiver(GescoUNet(TINY_UNET), config).save_pretrained(tmp_path_factory.mktemp("tiny-receiver"))
 
 
 def free_port() -> int:

@@ -8,18 +8,8 @@ import pytest
 
 from gesco.cli.main import build_parser, main
 from gesco.cli.train import overridden_config
-from gesco.receiver.unet import UNetConfig
 from gesco.training.config import DataConfig, TrainConfig
-
-TINY_UNET = UNetConfig(
-    base_channels=32,
-    channel_mult=(1, 2),
-    num_res_blocks=1,
-    attention_ds=(2,),
-    head_channels=32,
-    label_channels=36,
-    spade_hidden_channels=16,
-)
+from helpers import TINY_UNET
 
 
 @pytest.fixture

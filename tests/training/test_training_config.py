@@ -11,10 +11,11 @@ from gesco.config import ConfigError
 from gesco.evaluation.segmenter_training import SegmenterTrainConfig
 from gesco.receiver.pipeline import DiffusionReceiver
 from gesco.receiver.sampling import SamplerConfig
-from gesco.receiver.unet import GescoUNet, UNetConfig
+from gesco.receiver.unet import GescoUNet
 from gesco.training.config import TrainConfig
 from gesco.training.map_denoiser_training import MapDenoiserTrainConfig
 from gesco.training.trainer import export_receiver
+from helpers import TINY_UNET
 
 REPO = Path(__file__).resolve().parents[2]
 TRAINING_CONFIGS = sorted(REPO.glob("configs/train-*.json")) + sorted(
@@ -55,15 +56,7 @@ def test_shipped_receivers_record_their_preview_sampler():
 
 
 def test_export_receiver_keeps_the_configs_sampler(tmp_path):
-    unet = UNetConfig(
-        base_channels=32,
-        channel_mult=(1, 2),
-        num_res_blocks=1,
-        attention_ds=(2,),
-        head_channels=32,
-        label_channels=36,
-        spade_hidden_channels=16,
-    )
+    unet = TINY_UNET
     sampler = SamplerConfig(sampler="ddim", steps=7, guidance=2.5)
     config = TrainConfig(model=unet, sampler=sampler)
     torch.manual_seed(0)

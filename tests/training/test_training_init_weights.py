@@ -1,17 +1,11 @@
 import pytest
 import torch
 
-from gesco.receiver.unet import GescoUNet, UNetConfig
+from gesco.receiver.unet import GescoUNet
 from gesco.training.trainer import load_initial_weights
+from helpers import TINY_UNET
 
-TINY = UNetConfig(
-    base_channels=32,
-    channel_mult=(1, 2),
-    num_res_blocks=1,
-    attention_ds=(2,),
-    head_channels=32,
-    spade_hidden_channels=8,
-)
+TINY = TINY_UNET.replace(spade_hidden_channels=8)
 
 
 def test_fine_tuning_starts_from_the_source_network_with_only_the_noise_embedding_new(tmp_path):

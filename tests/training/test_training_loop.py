@@ -9,20 +9,10 @@ import torch
 from gesco.receiver.diffusion import GaussianDiffusion, LossOutput
 from gesco.receiver.pipeline import DiffusionReceiver
 from gesco.receiver.sampling import SamplerConfig
-from gesco.receiver.unet import UNetConfig
 from gesco.training.checkpoint import list_checkpoints, load_checkpoint
 from gesco.training.config import DataConfig, TrainConfig
 from gesco.training.trainer import NonFiniteLossError, train
-
-TINY_UNET = UNetConfig(
-    base_channels=32,
-    channel_mult=(1, 2),
-    num_res_blocks=1,
-    attention_ds=(2,),
-    head_channels=32,
-    label_channels=36,
-    spade_hidden_channels=16,
-)
+from helpers import TINY_UNET
 
 
 def tiny_config(output_dir, **changes) -> TrainConfig:

@@ -136,6 +136,8 @@ def channel_use_budget(height: int, width: int, *, per_pixel: float) -> int:
     """Whole channel uses for an H x W image at ``per_pixel`` channel uses per pixel."""
     if not (per_pixel > 0 and math.isfinite(per_pixel)):
         raise ValueError(f"per_pixel={per_pixel} must be a positive number of channel uses per pixel")
+    if height < 1 or width < 1:
+        raise ValueError(f"an image of height={height} x width={width} has no pixels to budget for")
     return math.floor(per_pixel * height * width)
 
 

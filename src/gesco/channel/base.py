@@ -50,6 +50,18 @@ class Received:
     complex_channel_uses: torch.Tensor
     known: torch.Tensor | None = None
 
+    def __post_init__(self) -> None:
+        # a wrong shape here fails deep inside a map denoiser, and a NaN sigma turns into plausible images
+        if not isinstance(self.payload, Payload):
+            raise TypeError(f"Received.payload must be a Payload, got {type(self.payload).__name__}")
+        batch = (self.payload.batch_size,)
+        for name in ("sigma", "complex_channel_uses"):
+            value = getattr(self, name)
+            if not isinstance(value, torch.Tensor) or tuple(value.shape) != batch:
+                shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+                raise ValueError(f"Received.{name} must be a tensor of shape {batch}, one per map; got {shape}")
+        check_finite("Received.sigma", self.sigma)
+
 
 def check_finite(name: str, tensor: torch.Tensor) -> None:
     """Raise ``ValueError`` if ``tensor`` holds NaN or Inf."""

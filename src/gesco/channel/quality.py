@@ -129,6 +129,12 @@ class ChannelQuality:
     def __init__(self, kind: str, value: float | Sequence[float]):
         if kind not in QUALITY_KINDS:
             raise ValueError(f"unknown channel quality kind {kind!r}; choose one of {list(QUALITY_KINDS)}")
+        if isinstance(value, torch.Tensor) and value.dim() > 1:
+            raise ValueError(
+                f"a channel quality tensor holds one value, or one per map; got shape {tuple(value.shape)}"
+            )
+        if isinstance(value, torch.Tensor) and value.dim() == 0:
+            value = value.reshape(1)
         values = (
             tuple(value) if isinstance(value, (Sequence, torch.Tensor)) and not isinstance(value, str) else (value,)
         )

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gesco.cli.options import add_map_denoiser_option, add_sampler_options, sampler_of
+from gesco.cli.options import add_map_denoiser_option, add_sampler_options, parse_seed, sampler_of
 from gesco.constants import CHANNEL_NAMES, DEFAULT_COHERENCE_SYMBOLS, OFDM_MODEL_NAMES
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ def add_link_options(parser: argparse.ArgumentParser) -> None:
     add_channel_options(parser)
     add_map_denoiser_option(parser)
     add_sampler_options(parser)
-    parser.add_argument("--seed", type=int, default=0, help="seed of the channel noise and the sampler")
+    parser.add_argument("--seed", type=parse_seed, default=0, help="seed of the channel noise and the sampler")
 
 
 def add_channel_options(parser: argparse.ArgumentParser) -> None:

@@ -24,6 +24,21 @@ def parse_size(text: str) -> tuple[int, int]:
     return size
 
 
+#: Seeds go to torch.Generator.manual_seed and numpy's SeedSequence: a non-negative 64-bit signed integer suits both.
+MAX_SEED = 2**63 - 1
+
+
+def parse_seed(text: str) -> int:
+    """``"7"`` -> 7: a whole number in [0, 2^63 - 1] (torch raises "Overflow when unpacking long" past it)."""
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a seed is a whole number, got {text!r}") from None
+    if not 0 <= seed <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"a seed is a whole number in [0, 2^63 - 1], got {text}")
+    return seed
+
+
 def parse_sampler_steps(text: str) -> tuple[str, int]:
     """``"dpmpp:10"`` -> ("dpmpp", 10): a sampler of :data:`~gesco.constants.SAMPLERS` and a positive step count."""
     name, _, steps = text.partition(":")

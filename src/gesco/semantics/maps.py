@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from gesco.semantics.classes import ClassTable, class_table
-from gesco.semantics.edges import EdgeRule, instance_edges
+from gesco.semantics.edges import EDGE_RULES, EdgeRule, instance_edges
 
 
 def _as_batch(name: str, tensor: torch.Tensor) -> torch.Tensor:
@@ -44,6 +44,11 @@ class SemanticMap:
     def __post_init__(self) -> None:
         if isinstance(self.table, str):
             object.__setattr__(self, "table", class_table(self.table))
+        if not isinstance(self.table, ClassTable):
+            raise TypeError(f"table must be a ClassTable or a table name, got {type(self.table).__name__}")
+        # checked now, not when the edge channel is first drawn inside the transmitter
+        if self.edge_rule not in EDGE_RULES:
+            raise ValueError(f"unknown edge_rule {self.edge_rule!r}; choose one of {list(EDGE_RULES)}")
         labels = _as_batch("labels", self.labels)
         object.__setattr__(self, "labels", labels)
         bad = labels[(labels < 0) | (labels >= self.table.num_classes)]

@@ -26,6 +26,9 @@ class Payload:
     table: ClassTable
 
     def __post_init__(self) -> None:
+        for name in ("values", "transmitted"):
+            if not isinstance(getattr(self, name), torch.Tensor):
+                raise TypeError(f"payload {name} must be a torch.Tensor, got {type(getattr(self, name)).__name__}")
         if self.values.dim() != 4 or self.values.shape[1] != self.table.num_channels:
             raise ValueError(
                 f"payload values must have shape (B, {self.table.num_channels}, H, W) for {self.table.name}, "

@@ -22,6 +22,8 @@ class Transmitter(nn.Module):
     """
 
     def forward(self, semantic_map: SemanticMap) -> Payload:
+        if not isinstance(semantic_map, SemanticMap):
+            raise TypeError(f"the transmitter takes a SemanticMap, got {type(semantic_map).__name__}")
         table = semantic_map.table
         transmitted = semantic_map.present()
         if table.has_edge:

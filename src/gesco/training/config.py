@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -48,6 +49,8 @@ class DataConfig(Config):
             raise ValueError(f"unknown data kind {self.kind!r}; choose one of {list(DATA_KINDS)}")
         if self.kind not in ("synthetic",) and not self.root:
             raise ValueError(f"data kind {self.kind!r} needs a root folder (data.root)")
+        if self.kind == "synthetic" and self.num_scenes < 1:
+            raise ValueError(f"data.num_scenes must be >= 1 synthetic scene, got {self.num_scenes}")
 
 
 def check_run_settings(config: Config) -> None:
@@ -122,6 +125,14 @@ class TrainConfig(Config):
                 raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)}")
         if self.noise != "none" and not self.noise_sigmas:
             raise ValueError("noise-aware training needs at least one sigma in noise_sigmas")
+        # a zero or infinite rate trains nothing, or diverges at the first step with "the loss became nan"
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise ValueError(f"TrainConfig.learning_rate must be a finite number > 0, got {self.learning_rate}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"TrainConfig.ema_decay must be in [0, 1), got {self.ema_decay}")
+        bad = [sigma for sigma in self.noise_sigmas if not (math.isfinite(sigma) and sigma >= 0)]
+        if bad:
+            raise ValueError(f"TrainConfig.noise_sigmas must be finite noise levels >= 0, got {bad}")
         check_run_settings(self)
 
     @classmethod

@@ -90,7 +90,13 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     diffusion = GaussianDiffusion(config.diffusion)
 
     def build_model() -> GescoUNet:
-        model = GescoUNet(config.model)
+        try:
+            model = GescoUNet(config.model)
+        except RuntimeError as err:  # torch's allocator: "can't allocate memory", "size calculation overflowed"
+            raise MemoryError(
+                f"the model of TrainConfig.model (base_channels={config.model.base_channels}, channel_mult="
+                f"{list(config.model.channel_mult)}) cannot be allocated: {err}"
+            ) from err
         if config.init_weights:
             load_initial_weights(model, Path(config.init_weights))
         return model.to(memory_format=torch.channels_last) if config.channels_last else model

@@ -90,6 +90,16 @@ class OfdmConfig(Config):
     interpolation: Literal["lin", "nn"] = "lin"
 
     def __post_init__(self) -> None:
+        for name in ("delay_spread_ns", "carrier_frequency_ghz", "speed_kmh", "subcarrier_spacing_khz"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+        for name in ("antennas", "fft_size", "ofdm_symbols", "cyclic_prefix"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be a whole number, got {type(value).__name__} {value!r}")
+        if self.ofdm_symbols < 1:
+            raise ValueError(f"ofdm_symbols={self.ofdm_symbols} must be >= 1 OFDM symbol per slot")
         if self.model not in OFDM_MODELS:
             raise ValueError(f"model={self.model!r} is not an OFDM channel model; choose one of {list(OFDM_MODELS)}")
         for name, allowed in (("csi", CSI_MODES), ("equalizer", EQUALIZERS), ("interpolation", INTERPOLATIONS)):

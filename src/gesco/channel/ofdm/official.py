@@ -85,7 +85,12 @@ def load_frequency_responses(path: str | Path, *, fft_size: int = OFFICIAL_FFT_S
         raise ValueError(f"a frequency-response file is .npy or .npz, got {path}")
     if not path.is_file():
         raise FileNotFoundError(f"no frequency-response file at {path}")
-    loaded = np.load(path, allow_pickle=False)
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (EOFError, ValueError, OSError) as err:  # empty (EOFError), truncated or not a NumPy file
+        raise ValueError(
+            f"cannot read frequency responses from {path} (empty, truncated or not .npy/.npz): {err}"
+        ) from err
     if path.suffix == ".npz":
         with loaded:
             if "h" not in loaded.files:
