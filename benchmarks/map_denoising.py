@@ -1,9 +1,10 @@
 """Map denoising and noise estimation on held-out synthetic scenes, printed as JSON.
 
 For each PSNR label: the mIoU of the argmax of the received map after FDS and after the learned map denoiser
-(against the transmitted map), and the blind noise estimate's error against the channel's true sigma
-(mean and max relative error). Maps go through the link (transmitter -> AWGN -> map denoiser) with a seeded
-generator per scene, so both denoisers see the same received maps.
+(told the channel's sigma, and told its blind estimate), against the transmitted map; and the blind noise
+estimate's error against the channel's true sigma (mean and max absolute error). Maps go through the link
+(transmitter -> AWGN -> map denoiser) with a seeded generator per scene, so all denoisers see the same
+received maps.
 Usage: python benchmarks/map_denoising.py [--n 200] [--denoiser map-denoiser-synthetic-streets-64x128]
     [--first-seed 1000000]  (monitor a training run on tuning seeds, e.g. 900000; report on the held-out ones)
 """
@@ -43,6 +44,8 @@ def main() -> None:
     links = {
         "fds": Link(receiver=Receiver(None, map_denoiser="fds")),
         "learned": Link(receiver=Receiver(None, map_denoiser=denoiser)),
+        # the same network told the blind estimate instead of the channel's sigma: the cost of not knowing it
+        "learned_blind_sigma": Link(receiver=Receiver(None, map_denoiser=denoiser, sigma_source="blind")),
     }
     report: dict = {
         "scenes": args.n,

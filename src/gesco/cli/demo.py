@@ -2,8 +2,10 @@
 
 Each scene's map goes through the transmitter and the AWGN channel at each PSNR label, then FDS and the
 shipped GESCO receiver (its own sampler: SDE-DPM-Solver++, 20 steps), beside the shipped SDM-style receiver
-(trained on clean maps) and gesco's channel-aware receiver (the GESCO network told the channel's noise level,
-``--aware-model none`` to leave it out); the networks run under bfloat16 autocast where the CPU has AVX512 /
+(trained on clean maps) and gesco's channel-aware receiver: by default the two-stage one (the learned map
+denoiser, told the channel's noise level, then the SDM-style network on its clean map); ``--aware-model
+synthetic-streets-64x128-channel-aware`` shows the noise-conditioned GESCO network instead, ``--aware-model
+none`` leaves it out. The networks run under bfloat16 autocast where the CPU has AVX512 /
 AMX (``--fp32``: float32). Writes ``OUT/figure.png`` (image | map | received | FDS | GESCO | SDM-style |
 channel-aware, a row per scene and PSNR),
 ``OUT/table.md`` (printed too: payload bits against PNG / JPEG of the image, mIoU by the shipped segmenter,
@@ -18,7 +20,7 @@ from pathlib import Path
 from gesco.cli.backend_options import add_backend_options
 from gesco.cli.options import add_sampler_options, sampler_of
 from gesco.constants import DEMO_PSNRS, EVALUATION_SEED_OFFSET
-from gesco.pretrained import CHANNEL_AWARE_RECEIVER, GESCO_RECEIVER, SDM_RECEIVER, SEGMENTER
+from gesco.pretrained import GESCO_RECEIVER, SDM_RECEIVER, SEGMENTER, TWO_STAGE_RECEIVER
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,8 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--sdm-model", default=SDM_RECEIVER, help="SDM-style receiver: folder or shipped name")
     parser.add_argument(
         "--aware-model",
-        default=CHANNEL_AWARE_RECEIVER,
-        help="channel-aware receiver: folder, shipped name, or 'none' to leave it out",
+        default=TWO_STAGE_RECEIVER,
+        help=f"channel-aware receiver: folder, shipped name (default {TWO_STAGE_RECEIVER}), or 'none' to leave it out",
     )
     parser.add_argument("--segmenter", default=SEGMENTER, help="segmenter for mIoU: folder or shipped name")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")

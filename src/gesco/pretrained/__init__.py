@@ -27,6 +27,8 @@ SDM_RECEIVER = "synthetic-streets-64x128-sdm"
 #: gesco's channel-aware receiver: the GESCO network conditioned on the channel's noise level.
 CHANNEL_AWARE_RECEIVER = "synthetic-streets-64x128-channel-aware"
 MAP_DENOISER = "map-denoiser-synthetic-streets-64x128"
+#: gesco's two-stage receiver: the learned map denoiser (told sigma), then the SDM-style network on its clean map.
+TWO_STAGE_RECEIVER = "synthetic-streets-64x128-two-stage"
 SEGMENTER = "segmenter-synthetic-streets-64x128"
 DEEP_JSCC = "deep-jscc-synthetic-streets-64x128"
 
