@@ -1,8 +1,8 @@
 """The GESCO UNet exported to ONNX and run by ONNX Runtime or OpenVINO, in fp32, bf16 or int8.
 
-Export and quantisation happen once per (weights, architecture, backend, precision, image size, calibration,
-runtime version): the result is cached in a folder the caller names, built aside and moved into place with
-``backend.json`` last, so a killed build never leaves a folder that loads. Nothing is downloaded.
+Files are cached under a folder the caller names: one ONNX export per (weights, architecture, image size, torch),
+and from it one file per (backend, int8 or float, runtime versions, calibration set). Each is built aside and moved
+into place in one step, so a killed build never leaves a file that loads. Nothing is downloaded.
 
 - ``fp32``: the exported graph as it is.
 - ``bf16`` (OpenVINO only): OpenVINO's CPU plugin runs the same graph with bfloat16 kernels
