@@ -17,6 +17,23 @@ from gesco.config import Config, ConfigError
 from gesco.io import load_tensors, output_folder, save_tensors
 
 WEIGHTS_NAME = "model.safetensors"
+#: Where the package's shipped models live (``gesco.pretrained`` lists and loads them; lower layers find them here).
+SHIPPED_MODELS = Path(__file__).resolve().parent / "pretrained"
+
+
+def model_folder(name_or_path: str | Path) -> Path | None:
+    """``name_or_path`` as an existing path, else the folder of the shipped model of that name; None if neither.
+
+    For the layers below :mod:`gesco.pretrained` (a receiver config names its learned map denoiser this way).
+    """
+    path = Path(name_or_path)
+    if path.exists():
+        return path
+    name = str(name_or_path)
+    if not name or "/" in name or name in (".", ".."):
+        return None
+    shipped = SHIPPED_MODELS / name
+    return shipped if shipped.is_dir() else None
 
 
 class StateDictMismatchError(ValueError):

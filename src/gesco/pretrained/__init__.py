@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-ROOT = Path(__file__).resolve().parent
+from gesco.weights_folder import SHIPPED_MODELS
+
+ROOT = SHIPPED_MODELS
 MODEL_CARD = "MODEL_CARD.md"
 
 #: The models the demo and the tests use (the folders must exist in a release).

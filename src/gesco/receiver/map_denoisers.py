@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gesco.channel.base import Received, check_finite
+from gesco.weights_folder import model_folder
 
 
 def fast_denoise(values: torch.Tensor, transmitted: torch.Tensor) -> torch.Tensor:
@@ -74,15 +75,12 @@ def learned_denoiser_folder(name: str) -> Path:
     Raises:
         ValueError: ``name`` is neither, or its folder holds no learned map denoiser.
     """
-    from gesco.pretrained import resolve
-
-    try:
-        folder = resolve(name)
-    except FileNotFoundError:
+    folder = model_folder(name)
+    if folder is None:
         raise ValueError(
             f"unknown map denoiser {name!r}; choose one of {list(MAP_DENOISERS)}, a learned map denoiser's "
             "folder or shipped name"
-        ) from None
+        )
     config = folder / "config.json"
     if not config.is_file() or json.loads(config.read_text()).get("_class_name") != "MapDenoiserConfig":
         raise ValueError(f"{name!r} is not a learned map denoiser's folder (no config.json of a MapDenoiserConfig)")
