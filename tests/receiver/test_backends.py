@@ -87,6 +87,7 @@ def error(a: torch.Tensor, b: torch.Tensor, scale: torch.Tensor) -> float:
     return float((a - b).abs().mean() / scale.std())
 
 
+@pytest.mark.slow  # one ONNX export, then a runtime compile per path
 @pytest.mark.parametrize(("backend", "precision"), FLOAT_PATHS)
 def test_backend_matches_torch_and_reads_every_input(unet, inputs, cache, backend, precision):
     pytest.importorskip(backend)
@@ -128,6 +129,7 @@ def test_noise_level_input_is_exported(cache):
         fast(x, t, y)
 
 
+@pytest.mark.slow  # calibration and quantisation: NNCF compiles the graph several times
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
 def test_int8_runs_close_to_torch(unet, inputs, calibration, cache, backend):
     pytest.importorskip(backend)
