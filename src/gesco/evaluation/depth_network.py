@@ -22,12 +22,10 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from gesco.config import Config
 from gesco.datasets.synthetic_canvas import SKY_DEPTH_M
-from gesco.evaluation.segmenter import _check_images, _conv_block
+from gesco.evaluation.segmenter import CompactUNet
 from gesco.weights_folder import WeightsFolder
 
 
@@ -51,7 +49,7 @@ class DepthNetConfig(Config):
             raise ValueError(f"need 0 < min_depth < max_depth (m), got {self.min_depth} and {self.max_depth}")
 
 
-class GescoDepthNet(WeightsFolder, nn.Module):
+class GescoDepthNet(WeightsFolder, CompactUNet):
     """Compact UNet depth network; ``forward`` gives log depth, ``estimate`` depth in metres."""
 
     config_class = DepthNetConfig
@@ -59,34 +57,12 @@ class GescoDepthNet(WeightsFolder, nn.Module):
     def __init__(self, config: DepthNetConfig):
         super().__init__()
         self.config = config
-        widths = config.widths
-        self.encoder = nn.ModuleList(_conv_block(3 if i == 0 else widths[i - 1], widths[i]) for i in range(len(widths)))
-        self.decoder = nn.ModuleList(_conv_block(widths[i + 1] + widths[i], widths[i]) for i in range(len(widths) - 1))
-        self.head = nn.Conv2d(widths[0], 1, 1)
-
-    @property
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+        self.build_unet(config.widths, 1)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """float (B, 3, H, W) in [-1, 1] -> float (B, H, W) natural log of depth in metres; any H, W."""
-        _check_images(images)
-        height, width = images.shape[-2:]
-        multiple = 2 ** (len(self.encoder) - 1)
-        # Edge-pad to a multiple of the total downsampling so every skip lines up, crop back at the end.
-        pad_h, pad_w = -height % multiple, -width % multiple
-        x = F.pad(images, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else images
-        skips = []
-        for level, block in enumerate(self.encoder):
-            if level:
-                x = F.max_pool2d(x, 2)
-            x = block(x)
-            skips.append(x)
-        for level in reversed(range(len(self.decoder))):
-            x = F.interpolate(x, size=skips[level].shape[-2:], mode="bilinear", align_corners=False)
-            x = self.decoder[level](torch.cat([x, skips[level]], dim=1))
         low, high = math.log(self.config.min_depth), math.log(self.config.max_depth)
-        return low + (high - low) * torch.sigmoid(self.head(x)[:, 0, :height, :width].float())
+        return low + (high - low) * torch.sigmoid(self.run_unet(images)[:, 0].float())
 
     @torch.no_grad()
     def estimate(self, images: torch.Tensor) -> torch.Tensor:

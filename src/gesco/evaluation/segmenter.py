@@ -96,27 +96,21 @@ def _conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class GescoSegmenter(WeightsFolder, nn.Module):
-    """Compact UNet segmenter; ``forward`` gives logits, ``predict`` gives channel ids."""
+class CompactUNet(nn.Module):
+    """The compact UNet body of the segmenter and the depth network: conv blocks at widths[0] .. widths[-1]
+    (max-pooled between them), bilinear upsampling with skips back to full size, and a 1x1 head."""
 
-    config_class = SegmenterConfig
-
-    def __init__(self, config: SegmenterConfig):
-        super().__init__()
-        self.config = config
-        self.table = class_table(config.class_table)
-        widths = config.widths
+    def build_unet(self, widths: tuple[int, ...], out_channels: int) -> None:
         self.encoder = nn.ModuleList(_conv_block(3 if i == 0 else widths[i - 1], widths[i]) for i in range(len(widths)))
         self.decoder = nn.ModuleList(_conv_block(widths[i + 1] + widths[i], widths[i]) for i in range(len(widths) - 1))
-        self.head = nn.Conv2d(widths[0], len(config.class_ids), 1)
-        self.register_buffer("class_ids", torch.tensor(config.class_ids, dtype=torch.long), persistent=False)
+        self.head = nn.Conv2d(widths[0], out_channels, 1)
 
     @property
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """float (B, 3, H, W) in [-1, 1] -> float logits (B, len(class_ids), H, W); any H, W."""
+    def run_unet(self, images: torch.Tensor) -> torch.Tensor:
+        """float (B, 3, H, W) in [-1, 1] -> the head's output (B, out_channels, H, W); any H, W."""
         _check_images(images)
         height, width = images.shape[-2:]
         multiple = 2 ** (len(self.encoder) - 1)
@@ -133,6 +127,23 @@ class GescoSegmenter(WeightsFolder, nn.Module):
             x = F.interpolate(x, size=skips[level].shape[-2:], mode="bilinear", align_corners=False)
             x = self.decoder[level](torch.cat([x, skips[level]], dim=1))
         return self.head(x)[:, :, :height, :width]
+
+
+class GescoSegmenter(WeightsFolder, CompactUNet):
+    """Compact UNet segmenter; ``forward`` gives logits, ``predict`` gives channel ids."""
+
+    config_class = SegmenterConfig
+
+    def __init__(self, config: SegmenterConfig):
+        super().__init__()
+        self.config = config
+        self.table = class_table(config.class_table)
+        self.build_unet(config.widths, len(config.class_ids))
+        self.register_buffer("class_ids", torch.tensor(config.class_ids, dtype=torch.long), persistent=False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """float (B, 3, H, W) in [-1, 1] -> float logits (B, len(class_ids), H, W); any H, W."""
+        return self.run_unet(images)
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> torch.Tensor:
