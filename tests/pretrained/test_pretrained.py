@@ -212,3 +212,12 @@ def test_shipped_two_stage_receiver_is_the_learned_denoiser_then_the_sdm_network
     with torch.no_grad():
         # at PSNR label 1 the paper's receiver scores about 0.64 on 200 scenes
         assert miou(segmenter.predict(out.images), held_out.labels, two_stage.table) >= 0.7
+
+
+def test_lower_layers_find_the_shipped_models_where_the_package_keeps_them():
+    # gesco.weights_folder cannot import gesco.pretrained (a higher layer, and --help must stay torch-free)
+    from gesco.weights_folder import SHIPPED_MODELS, model_folder
+
+    assert SHIPPED_MODELS == pretrained.ROOT
+    assert model_folder(pretrained.MAP_DENOISER) == pretrained.resolve(pretrained.MAP_DENOISER)
+    assert model_folder("no-such-model") is None and model_folder("../pretrained") is None

@@ -18,9 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from gesco.weights_folder import SHIPPED_MODELS
-
-ROOT = SHIPPED_MODELS
+ROOT = Path(__file__).resolve().parent
 MODEL_CARD = "MODEL_CARD.md"
 
 #: The models the demo and the tests use (the folders must exist in a release).
