@@ -81,8 +81,10 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be positive, got {args.batch_size}")
     check_backend_options(args)
+    receiver = DiffusionReceiver.from_pretrained(resolve(args.model))
     pairs = find_label_files(args.labels, args.instances)
-    receiver = apply_backend(args, DiffusionReceiver.from_pretrained(resolve(args.model)))
+    # the backend export is the slow part: only once the inputs are known to be there
+    receiver = apply_backend(args, receiver)
     table = receiver.table
     quality = channel_quality(args)
     sampler = backend_sampler(args, sampler_config(args, receiver))
