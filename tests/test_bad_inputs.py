@@ -780,7 +780,23 @@ API_CASES = [
     ("ofdm-symbols-string", lambda: _ofdm(ofdm_symbols="14"), TypeError, "ofdm_symbols"),
     ("ofdm-antennas-bool", lambda: _ofdm(antennas=True), TypeError, "antennas"),
     ("ofdm-symbols-zero", lambda: _ofdm(ofdm_symbols=0), ValueError, "ofdm_symbols=0"),
+    # what reaches the receiver and which model is named
+    ("receiver-given-a-payload", lambda: _receive_a_payload(), TypeError, "Payload"),
+    ("model-name-empty", lambda: _resolve(""), FileNotFoundError, "empty model name"),
+    ("model-name-blank", lambda: _resolve("  "), FileNotFoundError, "empty model name"),
 ]
+
+
+def _receive_a_payload():
+    from gesco.receiver.receiver import Receiver
+
+    return Receiver(None)(_received().payload)
+
+
+def _resolve(name):
+    from gesco.pretrained import resolve
+
+    return resolve(name)
 
 
 @pytest.mark.parametrize(("call", "error", "culprit"), [c[1:] for c in API_CASES], ids=[c[0] for c in API_CASES])

@@ -102,6 +102,9 @@ def resolve(name_or_path: str | Path) -> Path:
     Raises:
         FileNotFoundError: neither a path nor a shipped model's name.
     """
+    if not str(name_or_path).strip():
+        # Path("") is the current folder: an empty name must not load whatever sits there
+        raise FileNotFoundError(f"an empty model name is neither a path nor a shipped model; shipped: {available()}")
     path = Path(name_or_path)
     if path.exists():
         return path

@@ -95,6 +95,8 @@ class Receiver(nn.Module):
         sampler: SamplerConfig | None = None,
         progress: bool = False,
     ) -> ReceiverOutput:
+        if not isinstance(received, Received):
+            raise TypeError(f"a Receiver takes what a channel returns (a Received), got {type(received).__name__}")
         # a NaN here would be hidden by the map denoiser's argmax, and images made of it would look plausible
         check_finite("the received map", received.payload.values)
         if self.sigma_source != "channel":
