@@ -782,8 +782,8 @@ API_CASES = [
     ("ofdm-symbols-zero", lambda: _ofdm(ofdm_symbols=0), ValueError, "ofdm_symbols=0"),
     # what reaches the receiver and which model is named
     ("receiver-given-a-payload", lambda: _receive_a_payload(), TypeError, "Payload"),
-    ("model-name-empty", lambda: _resolve(""), FileNotFoundError, "empty model name"),
-    ("model-name-blank", lambda: _resolve("  "), FileNotFoundError, "empty model name"),
+    ("model-name-empty", lambda: _resolve(""), FileNotFoundError, "'' is empty"),
+    ("model-name-blank", lambda: _resolve("  "), FileNotFoundError, "'  ' is empty"),
 ]
 
 

@@ -104,7 +104,7 @@ def resolve(name_or_path: str | Path) -> Path:
     """
     if not str(name_or_path).strip():
         # Path("") is the current folder: an empty name must not load whatever sits there
-        raise FileNotFoundError(f"an empty model name is neither a path nor a shipped model; shipped: {available()}")
+        raise FileNotFoundError(f"the model name {str(name_or_path)!r} is empty: neither a path nor a shipped model")
     path = Path(name_or_path)
     if path.exists():
         return path
