@@ -135,31 +135,56 @@ KILLED_RUN = textwrap.dedent(
     import test_training_faults as t
     import gesco.training.checkpoint as checkpoint
 
-    real_save = torch.save
+    real_save, real_step = torch.save, t.step
+    steps_taken = 0
 
     def save_then_die(obj, path, *args, **kwargs):
         real_save(obj, path, *args, **kwargs)
-        # the second checkpoint (step 8) dies half-written: optimizer.pt is on disk, the rest is not
-        if "step-00000008" in str(path) and str(path).endswith("optimizer.pt"):
+        # the second checkpoint (step 8) dies half-written: this file is on disk, the ones after it are not
+        if "step-00000008" in str(path) and str(path).endswith({file!r}):
             os.kill(os.getpid(), signal.SIGKILL)
 
+    def step_then_die(inputs):
+        global steps_taken
+        steps_taken += 1
+        if steps_taken == {die_in_step}:  # mid-step, between checkpoints: the loss is computed, not applied
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real_step(inputs)
+
     checkpoint.torch.save = save_then_die
+    t.step = step_then_die
     torch.set_num_threads(1)
     t.run({out!r})
     """
 )
 
 
-def test_sigkill_during_a_checkpoint_write_resumes_bit_exactly(tmp_path):
+@pytest.mark.parametrize(
+    ("file", "die_in_step", "survivor"),
+    [
+        # inside the step-8 checkpoint, after each of the files torch writes
+        ("optimizer.pt", 0, "step-00000004"),
+        ("lr_scheduler.pt", 0, "step-00000004"),
+        ("rng.pt", 0, "step-00000004"),
+        # in the middle of steps 7 and 11, with the last checkpoint intact
+        ("", 7, "step-00000004"),
+        ("", 11, "step-00000008"),
+    ],
+)
+def test_sigkill_during_a_checkpoint_write_or_a_step_resumes_bit_exactly(tmp_path, file, die_in_step, survivor):
     _, straight = run(tmp_path / "straight")
-    script = KILLED_RUN.format(tests=os.path.dirname(__file__), out=str(tmp_path / "killed"))
+    script = KILLED_RUN.format(
+        tests=os.path.dirname(__file__), out=str(tmp_path / "killed"), file=file or "never", die_in_step=die_in_step
+    )
     killed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     checkpoints = tmp_path / "killed" / "checkpoints"
-    assert [p.name for p in list_checkpoints(checkpoints)] == ["step-00000004"]
-    assert [p.name for p in checkpoints.iterdir() if p.name.startswith(".step-00000008")]  # the torn write
+    assert [p.name for p in list_checkpoints(checkpoints)][-1] == survivor
+    if file:
+        assert [p.name for p in checkpoints.iterdir() if p.name.startswith(".step-00000008")]  # the torn write
     loop, resumed = run(tmp_path / "killed", resume=True)
-    assert loop.start_step == 4 and resumed.losses == straight.losses[4:]
+    start = int(survivor.removeprefix("step-"))
+    assert loop.start_step == start and resumed.losses == straight.losses[start:]
     assert not [p for p in checkpoints.iterdir() if p.name.startswith(".")]
     a = load_checkpoint(tmp_path / "straight" / "checkpoints" / "step-00000012")
     b = load_checkpoint(checkpoints / "step-00000012")
