@@ -222,3 +222,13 @@ def test_cli_refuses_contradictions():
         check_backend_options(parse(["demo", "--fp32", "--backend", "openvino", "--precision", "bf16"]))
     with pytest.raises(ValueError, match="bfloat16"):
         check_backend_options(parse(["demo", "--backend", "onnxruntime", "--precision", "bf16"]))
+
+
+def test_a_backend_receiver_runs_on_the_cpu_and_refuses_to_be_saved(unet, cache, tmp_path):
+    receiver = DiffusionReceiver(unet, ReceiverConfig(image_size=SIZE))
+    fast = with_backend(receiver, backend="onnxruntime", precision="fp32", cache_dir=cache)
+    # evaluate and compare move their inputs to receiver.device: an exported UNet has no torch parameters
+    assert fast.device == receiver.device == torch.device("cpu")
+    with pytest.raises(TypeError, match="exported backend.*CompiledUNet"):
+        fast.save_pretrained(tmp_path / "saved")
+    assert not (tmp_path / "saved").exists()

@@ -281,7 +281,7 @@ class Comparison:
             else:
                 made[key] = image_path(folder, names[index])
                 pending.append(index)
-        device = next(receiver.unet.parameters()).device
+        device = receiver.device
         shape = (3, *receiver.config.image_size)
         chunks = [pending[i : i + self.batch_size] for i in range(0, len(pending), self.batch_size)]
         for chunk in tqdm(

@@ -122,7 +122,7 @@ def send_batch(
         channel=AWGNChannel(),
         receiver=Receiver(receiver if generate else None, map_denoiser=map_denoiser, sigma_source=sigma_source),
     )
-    device = next(receiver.unet.parameters()).device
+    device = receiver.device
     x_T = starting_noise(seed, indices, psnr, batch.image.shape[1:]).to(device) if generate else None
     return link(
         semantic_map,

@@ -67,6 +67,13 @@ class DiffusionReceiver:
     def table(self) -> ClassTable:
         return class_table(self.config.class_table)
 
+    @property
+    def device(self) -> torch.device:
+        """Where the UNet's inputs go: its parameters' device; the CPU for an exported backend
+        (``gesco.receiver.backends``), which has no torch parameters."""
+        first = next(self.unet.parameters(), None) if isinstance(self.unet, torch.nn.Module) else None
+        return torch.device("cpu") if first is None else first.device
+
     def __call__(
         self,
         condition: torch.Tensor,
@@ -110,6 +117,11 @@ class DiffusionReceiver:
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write ``receiver.json`` and ``unet/`` as one set, built aside and moved in with ``receiver.json`` last:
         a failed write leaves no folder that loads as a receiver."""
+        if not isinstance(self.unet, GescoUNet):
+            raise TypeError(
+                f"this receiver runs an exported backend ({type(self.unet).__name__}), which has no torch weights "
+                "to save: save the receiver it was made from"
+            )
         directory = Path(directory)
         with output_folder(directory, last=[ReceiverConfig.config_name]) as staging:
             self.unet.save_pretrained(staging / "unet")
