@@ -1,0 +1,67 @@
+"""gesco's detector and depth network on the real images of held-out synthetic scenes, printed as JSON.
+
+This is the ceiling that ``gesco evaluate --detector/--depth`` reports beside every method: AP50 (all boxes, and
+without boxes under ``--min-area`` px^2), recall and AP50 per class, localisation error; depth AbsRel and delta1
+(ground truth up to the evaluation's maximum depth).
+Usage: python benchmarks/geometry_models.py --detector runs/detector/model [--depth runs/depth/model] [--n 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+from gesco.constants import EVALUATION_SEED_OFFSET
+from gesco.datasets import SyntheticStreetsDataset
+from gesco.evaluation.depth_network import GescoDepthNet
+from gesco.evaluation.depth_training import evaluate_depth
+from gesco.evaluation.detector import GescoDetector
+from gesco.evaluation.detector_training import evaluate_detector
+from gesco.semantics.classes import class_table
+
+
+def detection_record(scores) -> dict:
+    names = class_table("cityscapes").names
+    return {
+        "ap50": scores.map50,
+        "localisation_px": scores.localisation_px,
+        "per_class": {
+            names[class_id]: {"ap50": c.ap50, "recall": c.recall, "boxes": c.num_targets}
+            for class_id, c in scores.per_class.items()
+        },
+    }
+
+
+@torch.no_grad()
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--detector", help="a gesco detector folder")
+    parser.add_argument("--depth", help="a gesco depth network folder")
+    parser.add_argument("--n", type=int, default=200)
+    parser.add_argument("--first-seed", type=int, default=EVALUATION_SEED_OFFSET)
+    parser.add_argument("--min-area", type=float, default=16.0)
+    args = parser.parse_args()
+    if args.detector is None and args.depth is None:
+        parser.error("give --detector, --depth or both")
+    dataset = SyntheticStreetsDataset(args.n, args.first_seed)
+    report: dict = {"scenes": args.n, "first_seed": args.first_seed}
+    started = time.perf_counter()
+    if args.detector:
+        detector = GescoDetector.from_pretrained(args.detector)
+        without_small = evaluate_detector(detector, dataset, min_area=args.min_area)
+        report["detector"] = {
+            "all_boxes": detection_record(evaluate_detector(detector, dataset)),
+            f"min_area_{args.min_area:g}": detection_record(without_small),
+        }
+    if args.depth:
+        scores = evaluate_depth(GescoDepthNet.from_pretrained(args.depth), dataset)
+        report["depth"] = {"abs_rel": scores.abs_rel, "delta1": scores.delta1}
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
