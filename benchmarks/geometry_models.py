@@ -20,6 +20,7 @@ from gesco.evaluation.depth_network import GescoDepthNet
 from gesco.evaluation.depth_training import evaluate_depth
 from gesco.evaluation.detector import GescoDetector
 from gesco.evaluation.detector_training import evaluate_detector
+from gesco.pretrained import resolve
 from gesco.semantics.classes import class_table
 
 
@@ -38,8 +39,8 @@ def detection_record(scores) -> dict:
 @torch.no_grad()
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--detector", help="a gesco detector folder")
-    parser.add_argument("--depth", help="a gesco depth network folder")
+    parser.add_argument("--detector", help="a gesco detector folder or shipped name")
+    parser.add_argument("--depth", help="a gesco depth network folder or shipped name")
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--first-seed", type=int, default=EVALUATION_SEED_OFFSET)
     parser.add_argument("--min-area", type=float, default=16.0)
@@ -50,14 +51,14 @@ def main() -> None:
     report: dict = {"scenes": args.n, "first_seed": args.first_seed}
     started = time.perf_counter()
     if args.detector:
-        detector = GescoDetector.from_pretrained(args.detector)
+        detector = GescoDetector.from_pretrained(resolve(args.detector))
         without_small = evaluate_detector(detector, dataset, min_area=args.min_area)
         report["detector"] = {
             "all_boxes": detection_record(evaluate_detector(detector, dataset)),
             f"min_area_{args.min_area:g}": detection_record(without_small),
         }
     if args.depth:
-        scores = evaluate_depth(GescoDepthNet.from_pretrained(args.depth), dataset)
+        scores = evaluate_depth(GescoDepthNet.from_pretrained(resolve(args.depth)), dataset)
         report["depth"] = {"abs_rel": scores.abs_rel, "delta1": scores.delta1}
     report["seconds"] = round(time.perf_counter() - started, 1)
     print(json.dumps(report, indent=2))

@@ -13,6 +13,7 @@ Weights are stored in float16 to keep the wheel small and are loaded as float32.
 
 from __future__ import annotations
 
+import importlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,12 +31,27 @@ MAP_DENOISER = "map-denoiser-synthetic-streets-64x128"
 #: gesco's two-stage receiver: the learned map denoiser (told sigma), then the SDM-style network on its clean map.
 TWO_STAGE_RECEIVER = "synthetic-streets-64x128-two-stage"
 SEGMENTER = "segmenter-synthetic-streets-64x128"
+#: The compact detector behind AP50 (``gesco evaluate --detector``).
+DETECTOR = "detector-synthetic-streets-64x128"
 DEEP_JSCC = "deep-jscc-synthetic-streets-64x128"
 
 
-Kind = Literal["receiver", "segmenter", "deep-jscc", "map-denoiser"]
+Kind = Literal["receiver", "segmenter", "deep-jscc", "map-denoiser", "detector"]
 #: The config class name of each kind of model folder with a ``config.json``.
-_CONFIG_KINDS = {"SegmenterConfig": "segmenter", "DeepJSCCConfig": "deep-jscc", "MapDenoiserConfig": "map-denoiser"}
+_CONFIG_KINDS = {
+    "SegmenterConfig": "segmenter",
+    "DeepJSCCConfig": "deep-jscc",
+    "MapDenoiserConfig": "map-denoiser",
+    "DetectorConfig": "detector",
+}
+#: The class that loads each kind (module, class name), imported only when a model of that kind is loaded.
+_LOADERS = {
+    "receiver": ("gesco.receiver.pipeline", "DiffusionReceiver"),
+    "map-denoiser": ("gesco.receiver.learned_denoiser", "LearnedMapDenoiser"),
+    "deep-jscc": ("gesco.baselines.deep_jscc", "DeepJSCC"),
+    "segmenter": ("gesco.evaluation.segmenter", "GescoSegmenter"),
+    "detector": ("gesco.evaluation.detector", "GescoDetector"),
+}
 
 
 @dataclass(frozen=True)
@@ -77,23 +93,11 @@ def load(name: str):
     """Load a shipped model by name: a :class:`~gesco.receiver.pipeline.DiffusionReceiver` for receivers, a
     :class:`~gesco.evaluation.segmenter.GescoSegmenter` for segmenters, a
     :class:`~gesco.baselines.deep_jscc.DeepJSCC` for Deep JSCC, a
-    :class:`~gesco.receiver.learned_denoiser.LearnedMapDenoiser` for map denoisers (float32, eval mode)."""
+    :class:`~gesco.receiver.learned_denoiser.LearnedMapDenoiser` for map denoisers, a
+    :class:`~gesco.evaluation.detector.GescoDetector` for detectors (float32, eval mode)."""
     model = info(name)
-    if model.kind == "receiver":
-        from gesco.receiver.pipeline import DiffusionReceiver
-
-        return DiffusionReceiver.from_pretrained(model.path)
-    if model.kind == "map-denoiser":
-        from gesco.receiver.learned_denoiser import LearnedMapDenoiser
-
-        return LearnedMapDenoiser.from_pretrained(model.path)
-    if model.kind == "deep-jscc":
-        from gesco.baselines.deep_jscc import DeepJSCC
-
-        return DeepJSCC.from_pretrained(model.path)
-    from gesco.evaluation.segmenter import GescoSegmenter
-
-    return GescoSegmenter.from_pretrained(model.path)
+    module, class_name = _LOADERS[model.kind]
+    return getattr(importlib.import_module(module), class_name).from_pretrained(model.path)
 
 
 def resolve(name_or_path: str | Path) -> Path:
