@@ -26,19 +26,13 @@ from gesco.channel.awgn import AWGNChannel
 from gesco.channel.quality import ChannelQuality
 from gesco.datasets.base import collate
 from gesco.datasets.synthetic import SyntheticStreetsDataset
-from gesco.evaluation.metrics import EvaluationClasses, SegmentationConfusion
+from gesco.evaluation.metrics import EvaluationClasses, set_miou
 from gesco.receiver.backends import with_backend
 from gesco.receiver.receiver import Receiver
 from gesco.semantics.maps import SemanticMap
 from gesco.semantics.transmitter import Transmitter
 
 FIRST_SEED = 900_200
-
-
-def miou(predicted: torch.Tensor, labels: torch.Tensor, classes: EvaluationClasses) -> float:
-    confusion = SegmentationConfusion(classes)
-    confusion.update(predicted, labels)
-    return confusion.compute().miou
 
 
 @torch.no_grad()
@@ -80,7 +74,7 @@ def main() -> None:
                 condition, x_T=x_T, sigma=sigma, sampler=sampler, generator=torch.Generator().manual_seed(1)
             )
             labels = segmenter.predict(images)
-            row = {"miou": round(miou(labels, batch.labels, classes), 4)}
+            row = {"miou": round(set_miou(labels, batch.labels, classes), 4)}
             if name == "torch-fp32":
                 reference[psnr] = (images, labels)
             else:

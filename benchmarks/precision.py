@@ -28,7 +28,7 @@ import gesco.pretrained
 from gesco.constants import EVALUATION_SEED_OFFSET
 from gesco.datasets.base import collate
 from gesco.datasets.synthetic import SyntheticStreetsDataset
-from gesco.evaluation.metrics import EvaluationClasses, SegmentationConfusion
+from gesco.evaluation.metrics import EvaluationClasses, set_miou
 from gesco.receiver.diffusion import GaussianDiffusion
 from gesco.receiver.guidance import call_denoiser, default_autocast_name, guided_output
 from gesco.receiver.sampling import sample
@@ -54,12 +54,6 @@ def forward_seconds(model, x, t, y, dtype, repeats: int) -> float:
         call_denoiser(model, x, t, y, autocast_dtype=dtype)
         times.append(time.perf_counter() - started)
     return statistics.median(times)
-
-
-def miou(predicted: torch.Tensor, labels: torch.Tensor, classes: EvaluationClasses) -> float:
-    confusion = SegmentationConfusion(classes)
-    confusion.update(predicted, labels)
-    return confusion.compute().miou
 
 
 @torch.no_grad()
@@ -147,7 +141,7 @@ def main() -> None:
                 "image_mean_abs_diff_grey_levels": round(float(grey.mean()), 3),
                 "segmenter_label_agreement": round(float((labels["bfloat16"] == labels["float32"]).float().mean()), 4),
                 "miou_vs_transmitted_map": {
-                    name: round(miou(labels[name], batch.labels, classes), 4) for name in images
+                    name: round(set_miou(labels[name], batch.labels, classes), 4) for name in images
                 },
             },
             indent=2,

@@ -8,6 +8,7 @@ import torch
 
 from gesco.baselines.deep_jscc_training import DeepJSCCTrainConfig
 from gesco.config import ConfigError
+from gesco.evaluation.detector_training import DetectorTrainConfig
 from gesco.evaluation.segmenter_training import SegmenterTrainConfig
 from gesco.receiver.pipeline import DiffusionReceiver
 from gesco.receiver.sampling import SamplerConfig
@@ -22,7 +23,8 @@ TRAINING_CONFIGS = sorted(REPO.glob("configs/train-*.json")) + sorted(
     REPO.glob("src/gesco/pretrained/*/training-config.json")
 )
 CONFIG_CLASSES = {
-    cls.__name__: cls for cls in (TrainConfig, SegmenterTrainConfig, DeepJSCCTrainConfig, MapDenoiserTrainConfig)
+    cls.__name__: cls
+    for cls in (TrainConfig, SegmenterTrainConfig, DeepJSCCTrainConfig, MapDenoiserTrainConfig, DetectorTrainConfig)
 }
 
 

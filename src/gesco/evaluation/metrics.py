@@ -137,6 +137,13 @@ class SegmentationConfusion:
         )
 
 
+def set_miou(predicted: torch.Tensor, labels: torch.Tensor, classes: EvaluationClasses) -> float:
+    """mIoU of one set given at once: predicted and target channel ids of the same shape."""
+    confusion = SegmentationConfusion(classes)
+    confusion.update(predicted, labels)
+    return confusion.compute().miou
+
+
 def to_unit_range(images: torch.Tensor) -> torch.Tensor:
     """float [-1, 1] -> float [0, 1], quantised to the 256 levels the images are stored with."""
     return ((images.float().clamp(-1, 1) + 1) * 127.5).round() / 255
