@@ -10,9 +10,10 @@ Rayleigh block fading with ``--coherence-symbols`` symbols per coefficient and p
 - GESCO-digital: the lossless map code over the same link at the most robust code rate that fits.
 
 Writes ``OUT/report.md`` (tables per metric, channel uses, crossovers), ``results.json``, ``results.csv``,
-``plots/<metric>.png`` and ``figures/examples_<scene>.png``. Needs the ``digital`` extra (Sionna) for the
-two digital methods. Finished image sets are kept on a rerun; the report moves in as one set, ``results.json``
-last, so a failed run leaves the previous report whole.
+``plots/<metric>.png``, ``figures/examples_<scene>.png`` and, with ``--detector`` or ``--depth``,
+``figures/objects_depth_<scene>.png`` (each method's picture with the boxes found and the depth estimated).
+Needs the ``digital`` extra (Sionna) for the two digital methods. Finished image sets are kept on a rerun; the
+report moves in as one set, ``results.json`` last, so a failed run leaves the previous report whole.
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
     from gesco.channel.ofdm.config import OfdmConfig
     from gesco.evaluation.compare import Comparison
     from gesco.evaluation.compare_report import write_compare_report
+    from gesco.evaluation.geometry_figure import ObjectsDepthFigure
     from gesco.io import check_output_path
     from gesco.pretrained import resolve
     from gesco.receiver.pipeline import DiffusionReceiver
@@ -155,7 +157,13 @@ def run(args: argparse.Namespace) -> int:
     if args.data == "synthetic":
         settings["data_first_seed"] = dataset.seed_offset
     result = comparison.run(methods, args.snr, args.out, scoring.scorer, settings=settings, notes=notes)
-    written = write_compare_report(result, args.out, dataset=dataset, examples=args.examples)
+    written = write_compare_report(
+        result,
+        args.out,
+        dataset=dataset,
+        examples=args.examples,
+        geometry=ObjectsDepthFigure.from_scorer(scoring.scorer),
+    )
     print((args.out / "report.md").read_text())
     print(f"wrote {len(written)} files to {args.out}")
     return 0

@@ -69,7 +69,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_map_denoiser_option(parser)
     add_scoring_options(parser, default_segmenter=None)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--samples", type=int, default=4, help="rows of the sample figures (0: no figures)")
+    parser.add_argument(
+        "--samples",
+        type=int,
+        default=4,
+        help="rows of the sample figures, and scenes of the objects-and-depth figures (0: no figures)",
+    )
     parser.add_argument("--seed", type=parse_seed, default=0, help="seed of the channel noise and the samplers")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
@@ -81,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     from accelerate import Accelerator
 
     from gesco.channel.quality import paper_sigma
+    from gesco.evaluation.geometry_figure import ObjectsDepthFigure
     from gesco.evaluation.report import write_report
     from gesco.evaluation.sweep import GESCO, SDM, build_methods, psnr_label, run_sweep
     from gesco.io import check_output_path
@@ -164,7 +170,14 @@ def run(args: argparse.Namespace) -> int:
     )
     if result is None:
         return 0
-    files = write_report(result, args.out, dataset=dataset, table=table, samples=args.samples)
+    files = write_report(
+        result,
+        args.out,
+        dataset=dataset,
+        table=table,
+        samples=args.samples,
+        geometry=ObjectsDepthFigure.from_scorer(scorer),
+    )
     print(
         f"wrote {files.markdown}, {files.json.name}, {files.csv.name}, {len(files.plots)} plots and "
         f"{len(files.figures)} sample figures to {args.out}"

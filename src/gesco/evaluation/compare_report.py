@@ -5,7 +5,9 @@ killed run leaves the previous report whole, or none without ``results.json``, n
 (settings, every cell with its per-class detection scores, crossovers), ``results.csv``, ``report.md``,
 ``plots/<metric>.png`` (metric against Es/N0 in dB, one line per method, the real images as a dashed reference
 where the metric scores them, crossovers of GESCO with the classical link marked) and
-``figures/examples_<name>.png`` (a row per SNR: the image, then each method's picture).
+``figures/examples_<name>.png`` (a row per SNR: the image, then each method's picture), and with a detector or
+depth network ``figures/objects_depth_<name>.png`` (the same rows with the boxes found and the depth estimated,
+:mod:`gesco.evaluation.geometry_figure`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from gesco.evaluation.compare import (  # noqa: E402
     example_rows,
 )
 from gesco.evaluation.figures import save_grid, save_metric_plot  # noqa: E402
+from gesco.evaluation.geometry_figure import ObjectsDepthFigure  # noqa: E402
 from gesco.evaluation.report import METRICS, MetricColumn, csv_text, format_value  # noqa: E402
 from gesco.io import atomic_write_text, output_folder, write_json  # noqa: E402
 
@@ -233,9 +236,17 @@ def write_plots(result: CompareResult, folder: Path) -> list[Path]:
 REPORT_ENTRIES = ("results.csv", "report.md", "plots", "figures")
 
 
-def write_compare_report(result: CompareResult, out: str | Path, *, dataset: Dataset, examples: int = 2) -> list[Path]:
+def write_compare_report(
+    result: CompareResult,
+    out: str | Path,
+    *,
+    dataset: Dataset,
+    examples: int = 2,
+    geometry: ObjectsDepthFigure | None = None,
+) -> list[Path]:
     """Write every report file of ``result`` into ``out`` as one set; return the paths written. The example
-    figures read the images of ``OUT/images``, which stay where they are (the comparison's resumable cache)."""
+    figures read the images of ``OUT/images``, which stay where they are (the comparison's resumable cache);
+    ``geometry`` (the scoring's detector and depth network) adds the objects-and-depth figure of each example."""
     out = Path(out)
     with output_folder(out, last=["results.json"], replace=REPORT_ENTRIES) as staging:
         data = results_json(result)
@@ -254,17 +265,29 @@ def write_compare_report(result: CompareResult, out: str | Path, *, dataset: Dat
         atomic_write_text(staging / "results.csv", csv_text(rows))
         atomic_write_text(staging / "report.md", markdown_report(result))
         written = [staging / "results.csv", staging / "report.md", *write_plots(result, staging / "plots")]
+        methods = [METHOD_LABELS[m].split(":")[0].split(" (")[0] for m in result.methods]
+        snrs = [f"{s:g} dB" for s in result.snrs]
         for index in range(min(examples, result.count)):
-            name = dataset[index].name
-            titles = ["image", *(METHOD_LABELS[m].split(":")[0].split(" (")[0] for m in result.methods)]
+            item = dataset[index]
+            rows = example_rows(result, dataset, out, index)
+            title = f"{item.name}, {channel_title(result)}, {result.budget_per_pixel:.2f} channel uses per pixel"
+            figures = staging / "figures"
             written.append(
                 save_grid(
-                    staging / "figures" / f"examples_{name}.png",
-                    example_rows(result, dataset, out, index),
-                    titles,
-                    row_titles=[f"{s:g} dB" for s in result.snrs],
-                    title=f"{name}, {channel_title(result)}, {result.budget_per_pixel:.2f} channel uses per pixel",
+                    figures / f"examples_{item.name}.png", rows, ["image", *methods], row_titles=snrs, title=title
                 )
             )
+            if geometry is not None:
+                written.append(
+                    geometry.save(
+                        figures / f"objects_depth_{item.name}.png",
+                        item,
+                        rows,
+                        truth_title="ground truth",
+                        method_titles=methods,
+                        row_titles=snrs,
+                        title=title,
+                    )
+                )
         written.append(write_json(staging / "results.json", data))
     return [out / path.relative_to(staging) for path in written]

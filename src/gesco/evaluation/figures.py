@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -11,11 +12,28 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from matplotlib.cm import ScalarMappable  # noqa: E402
+from matplotlib.colors import Normalize  # noqa: E402
 
 # image_to_rgb lives in gesco.images (below training, which draws previews); figures re-export it.
 from gesco.images import image_to_rgb  # noqa: F401
 from gesco.io import atomic_save  # noqa: E402
 from gesco.semantics.classes import ClassTable  # noqa: E402
+
+#: Resolution of every saved figure: a grid cell of ``cell_width`` inches holds ``cell_width * FIGURE_DPI`` pixels.
+FIGURE_DPI = 110
+#: Width (inches) added to the right of a grid for its colour bar and the bar's label.
+COLORBAR_INCHES = 1.0
+
+
+@dataclass(frozen=True)
+class Colorbar:
+    """A colour scale drawn beside a grid: ``colormap`` (a matplotlib name) from ``low`` to ``high``."""
+
+    colormap: str
+    low: float
+    high: float
+    label: str
 
 
 def condition_to_rgb(condition: torch.Tensor, table: ClassTable) -> np.ndarray:
@@ -35,12 +53,17 @@ def save_grid(
     row_titles: Sequence[str] | None = None,
     title: str | None = None,
     cell_width: float = 2.2,
+    colorbar: Colorbar | None = None,
 ) -> Path:
-    """A grid of uint8 (H, W, 3) pictures with column (and row) titles, saved as PNG atomically."""
+    """A grid of uint8 (H, W, 3) pictures with column (and row) titles, saved as PNG atomically; ``colorbar``
+    adds a colour scale on the right. The figure is ``cell_width * columns`` (+ ``COLORBAR_INCHES``) inches
+    wide at ``FIGURE_DPI``."""
     n_rows, n_cols = len(rows), len(column_titles)
     height, width = rows[0][0].shape[:2]
     cell_height = cell_width * height / width
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(cell_width * n_cols, cell_height * n_rows + 0.6), squeeze=False)
+    grid_width = cell_width * n_cols
+    extra = COLORBAR_INCHES if colorbar is not None else 0.0
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(grid_width + extra, cell_height * n_rows + 0.6), squeeze=False)
     for r, row in enumerate(rows):
         for c, picture in enumerate(row):
             ax = axes[r][c]
@@ -53,9 +76,17 @@ def save_grid(
                 ax.set_ylabel(row_titles[r], fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    if colorbar is None:
+        fig.tight_layout()
+    else:
+        share = grid_width / (grid_width + extra)
+        fig.tight_layout(rect=(0, 0, share, 1))
+        # a thin bar in the middle of the added strip, its ticks and label to its right
+        bar = fig.add_axes((share + 0.1 * (1 - share), 0.15, 0.15 * (1 - share), 0.7))
+        scale = ScalarMappable(Normalize(colorbar.low, colorbar.high), colorbar.colormap)
+        fig.colorbar(scale, cax=bar).set_label(colorbar.label, fontsize=8)
     path = Path(path)
-    atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=FIGURE_DPI))
     plt.close(fig)
     return path
 
@@ -66,6 +97,6 @@ def save_metric_plot(fig, ax, path: Path, *, ylabel: str) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=FIGURE_DPI))
     plt.close(fig)
     return path

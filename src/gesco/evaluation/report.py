@@ -11,7 +11,9 @@ killed run leaves the previous report whole (or none without ``results.json``), 
 - ``report.md``: rows = methods, columns = PSNR label x metric (as the paper's tables), per-class IoU tables,
   payload sizes and notes;
 - ``plots/<metric>.png``: each metric against the PSNR label, one line per method;
-- ``figures/samples_<method>.png``: ground truth, map and regenerations across the PSNR labels.
+- ``figures/samples_<method>.png``: ground truth, map and regenerations across the PSNR labels;
+- ``figures/objects_depth_<scene>.png``, with a detector or depth network: per PSNR label, the scene's
+  regenerations with the boxes found and the depth estimated (:mod:`gesco.evaluation.geometry_figure`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import torch  # noqa: E402
 from torch.utils.data import Dataset  # noqa: E402
 
 from gesco.evaluation.figures import image_to_rgb, save_grid, save_metric_plot  # noqa: E402
+from gesco.evaluation.geometry_figure import ObjectsDepthFigure  # noqa: E402
 from gesco.evaluation.scoring import SetScores, image_path, read_images  # noqa: E402
 from gesco.evaluation.sweep import CLEAN, REAL_IMAGES, RECEIVED_MAP, SweepResult, set_folder  # noqa: E402
 from gesco.io import atomic_write_text, output_folder, write_json  # noqa: E402
@@ -271,6 +274,35 @@ def write_sample_figures(
     return written
 
 
+def write_objects_depth_figures(
+    result: SweepResult, dataset: Dataset, images: Path, folder: Path, geometry: ObjectsDepthFigure, *, samples: int
+) -> list[Path]:
+    """Per item of the first ``samples``: rows = PSNR labels; columns = the ground truth's and each noisy-map
+    method's (image with boxes, depth). Clean-map methods are left out: they have one image, not one per row."""
+    methods = [m for m in result.methods if not m.clean_map]
+    psnrs = [float(p) for p in result.psnrs]
+    written = []
+    for index in range(samples if methods else 0):
+        item = dataset[index]
+        real = image_to_rgb(item.image[None])[0]
+        columns = [
+            image_to_rgb(read_images([image_path(set_folder(images, m, p), item.name) for p in psnrs])) for m in methods
+        ]
+        rows = [[real, *(column[r] for column in columns)] for r in range(len(psnrs))]
+        written.append(
+            geometry.save(
+                folder / f"objects_depth_{item.name}.png",
+                item,
+                rows,
+                truth_title="ground truth",
+                method_titles=[m.label for m in methods],
+                row_titles=[f"PSNR {p:g}" for p in psnrs],
+                title=item.name,
+            )
+        )
+    return written
+
+
 #: The report's files and folders besides ``results.json``: a rerun replaces them all.
 REPORT_ENTRIES = ("results.csv", "per_class_iou.csv", "report.md", "plots", "figures")
 
@@ -282,9 +314,11 @@ def write_report(
     dataset: Dataset | None = None,
     table: ClassTable | None = None,
     samples: int = 4,
+    geometry: ObjectsDepthFigure | None = None,
 ) -> ReportFiles:
     """Write every report file of ``result`` into ``out`` as one set; sample figures need ``dataset`` and
-    ``table`` and read the images of ``OUT/images``, which stay where they are (the sweep's resumable cache)."""
+    ``table`` and read the images of ``OUT/images``, which stay where they are (the sweep's resumable cache);
+    ``geometry`` (the scoring's detector and depth network) adds the objects-and-depth figures."""
     out = Path(out)
     with output_folder(out, last=["results.json"], replace=REPORT_ENTRIES) as staging:
         data = results_json(result)
@@ -312,9 +346,12 @@ def write_report(
         plots = write_plots(result, staging / "plots")
         figures = []
         if dataset is not None and table is not None and samples > 0:
-            figures = write_sample_figures(
-                result, dataset, table, out / "images", staging / "figures", samples=min(samples, result.count)
-            )
+            samples = min(samples, result.count)
+            figures = write_sample_figures(result, dataset, table, out / "images", staging / "figures", samples=samples)
+            if geometry is not None:
+                figures += write_objects_depth_figures(
+                    result, dataset, out / "images", staging / "figures", geometry, samples=samples
+                )
         write_json(staging / "results.json", data)
     plots, figures = ([out / p.relative_to(staging) for p in paths] for paths in (plots, figures))
     return ReportFiles(
