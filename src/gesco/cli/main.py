@@ -32,6 +32,10 @@ COMMANDS = {
     "train-deep-jscc": ("train_deep_jscc", "train the Deep JSCC baseline"),
     "waterfall": ("waterfall", "BLER of the 5G LDPC + QAM link against Es/N0 (plot + JSON)"),
     "train-map-denoiser": ("train_map_denoiser", "train the learned map denoiser through the link"),
+    "distill-guidance": (
+        "distill_guidance",
+        "distil a receiver's guidance into a one-pass student (one forward per sampler step)",
+    ),
     "serve": ("serve", "the receiver as a network service, with a web demo"),
     "send": ("send", "send a semantic map through the channel to a gesco serve receiver"),
 }

@@ -1,6 +1,9 @@
 """Calling the denoiser, and classifier-free guidance exactly as the official GESCO sampler applies it.
 
-Every sampler in :mod:`gesco.receiver.sampling` gets its network output from :func:`guided_output`.
+Every sampler in :mod:`gesco.receiver.sampling` gets its network output from :func:`guided_output`. A
+guidance-distilled network (``UNetConfig.guidance_conditioning``, made by ``gesco distill-guidance``) takes the
+scale s as an input and gives the guided output in one forward; it learned :func:`combine_guidance` of its
+teacher, so s means the same for both.
 """
 
 from __future__ import annotations
@@ -64,12 +67,20 @@ def autocast_dtype_from_name(name: str, device: torch.device | str = "cpu") -> t
 
 
 def call_denoiser(
-    model: Denoiser, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor, *, autocast_dtype: torch.dtype | None = None
+    model: Denoiser,
+    x: torch.Tensor,
+    t: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    guidance: torch.Tensor | None = None,
+    autocast_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """One network forward, optionally under autocast; the result always comes back as float32.
 
     Args:
         model: ``model(x, t, y)``, x (B, C, H, W) float, t (B,) long model timesteps, y (B, K, H, W) float.
+        guidance: float (B,) guidance scales, passed as ``model(x, t, y, guidance=...)`` to a guidance-distilled
+            network; None (every other network) calls ``model(x, t, y)``.
         autocast_dtype: run the forward under ``torch.autocast`` with this dtype (bf16 is the fast choice on CPU);
             None runs it as is. The sampler's own math stays in float32 either way.
 
@@ -81,8 +92,32 @@ def call_denoiser(
     else:
         context = torch.autocast(device_type=x.device.type, dtype=autocast_dtype)
     with context:
-        output = model(x, t, y)
+        output = model(x, t, y) if guidance is None else model(x, t, y, guidance=guidance)
     return output.float()
+
+
+def is_guidance_distilled(model: Denoiser) -> bool:
+    """Whether ``model`` takes the guidance scale and gives the guided output in one forward (a GescoUNet with
+    ``guidance_conditioning``, or a wrapper that says so through ``guidance_distilled``)."""
+    return bool(getattr(model, "guidance_distilled", False))
+
+
+def combine_guidance(
+    conditional: torch.Tensor, unconditional: torch.Tensor, scale: float | torch.Tensor, channels: int
+) -> torch.Tensor:
+    """The guided output from the two passes: epsilon guided on the first ``channels`` channels, the rest (the
+    learned-variance value) taken from the conditional pass, as the official ``p_mean_variance`` does.
+
+    Args:
+        conditional, unconditional: float (B, C or 2C, H, W) outputs of the map and of the all-zero map.
+        scale: s as a number, or float (B,) one per sample (distillation draws them so).
+        channels: C, the image channels.
+    """
+    if isinstance(scale, torch.Tensor):
+        scale = scale.to(conditional.device, conditional.dtype).view(-1, *([1] * (conditional.dim() - 1)))
+    eps_unconditional = unconditional[:, :channels]
+    eps = eps_unconditional + scale * (conditional[:, :channels] - eps_unconditional)
+    return torch.cat([eps, conditional[:, channels:]], dim=1)
 
 
 def guided_output(
@@ -103,7 +138,8 @@ def guided_output(
     channels (the learned-variance value) come from the conditional pass, as in the official GESCO
     ``p_mean_variance``. With ``scale == 1`` the formula is the conditional output and one forward is run.
     (The official code skips guidance for every s <= 1; here s < 1 follows the formula, so s = 0 gives the
-    unconditional model.)
+    unconditional model.) A guidance-distilled network (:func:`is_guidance_distilled`) runs once with s as its
+    input instead, and takes s >= 0 only.
 
     Args:
         model: the denoiser (see :func:`call_denoiser`).
@@ -120,6 +156,9 @@ def guided_output(
         raise ValueError(f"map shape {tuple(y.shape)} does not match sample shape {tuple(x.shape)} (batch, H, W)")
     if t.shape != (x.shape[0],):
         raise ValueError(f"timesteps must have shape ({x.shape[0]},), got {tuple(t.shape)}")
+    if is_guidance_distilled(model):
+        scales = torch.full((x.shape[0],), float(scale), device=x.device)
+        return call_denoiser(model, x, t, y, guidance=scales, autocast_dtype=autocast_dtype)
     if scale == 1.0:
         return call_denoiser(model, x, t, y, autocast_dtype=autocast_dtype)
     unconditional_map = torch.zeros_like(y)
@@ -135,7 +174,4 @@ def guided_output(
             autocast_dtype=autocast_dtype,
         )
         conditional, unconditional = both.chunk(2)
-    channels = x.shape[1]
-    eps_unconditional = unconditional[:, :channels]
-    eps = eps_unconditional + scale * (conditional[:, :channels] - eps_unconditional)
-    return torch.cat([eps, conditional[:, channels:]], dim=1)
+    return combine_guidance(conditional, unconditional, scale, x.shape[1])

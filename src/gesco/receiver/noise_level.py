@@ -71,8 +71,13 @@ class NoiseConditioned(nn.Module):
         self.network = network
         self.sigma = sigma
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    @property
+    def guidance_distilled(self) -> bool:
+        """The wrapped network's (a guidance-distilled one takes ``guidance`` as well, passed through)."""
+        return bool(getattr(self.network, "guidance_distilled", False))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor, **options: torch.Tensor) -> torch.Tensor:
         repeats, remainder = divmod(x.shape[0], self.sigma.shape[0])
         if remainder:
             raise ValueError(f"a batch of {x.shape[0]} samples for {self.sigma.shape[0]} noise levels")
-        return self.network(x, t, y, sigma=self.sigma.to(x.device).repeat(repeats))
+        return self.network(x, t, y, sigma=self.sigma.to(x.device).repeat(repeats), **options)

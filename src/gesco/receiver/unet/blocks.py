@@ -87,6 +87,18 @@ class NoiseLevelEmbedding(nn.Module):
         return self.linear_out(F.silu(self.linear_in(features)))
 
 
+class GuidanceScaleEmbedding(NoiseLevelEmbedding):
+    """Guidance scale s (B,) -> sinusoid of 100 s -> Linear -> SiLU -> zero-init Linear -> (B, 4 * base).
+
+    The input of a guidance-distilled network (Meng et al. 2023, "On Distillation of Guided Diffusion Models",
+    stage one): added to the timestep embedding, zero at initialisation, so a student copied from its teacher
+    starts as the teacher's conditional network (s = 1) for every s.
+    """
+
+    #: Useful scales run from 0 to about 10, so 100 s spans the sinusoid's positions as t in 0..999 does.
+    SCALE = 100.0
+
+
 def zero_init(module: nn.Module) -> nn.Module:
     """Zero a layer's parameters so its residual branch starts as the identity."""
     for parameter in module.parameters():

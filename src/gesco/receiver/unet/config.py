@@ -55,6 +55,9 @@ class UNetConfig(Config):
     #: Condition on the channel's noise level sigma too (gesco's channel-aware receiver): an embedding of sigma
     #: is added to the timestep embedding. False is the paper's (and the official code's) network.
     noise_conditioning: bool = False
+    #: Take the classifier-free guidance scale s as an input (a guidance-distilled student, ``gesco
+    #: distill-guidance``): one forward gives the guided prediction. False is the usual two-pass network.
+    guidance_conditioning: bool = False
 
     def __post_init__(self) -> None:
         for name in (

@@ -23,6 +23,7 @@ from gesco.receiver.unet.attention import AttentionBlock
 from gesco.receiver.unet.blocks import (
     Downsample,
     GroupNorm32,
+    GuidanceScaleEmbedding,
     NoiseLevelEmbedding,
     ResBlock,
     TimestepEmbedding,
@@ -157,7 +158,16 @@ class GescoUNet(WeightsFolder, nn.Module):
         self.decoder = nn.ModuleList(decoder[level] for level in range(len(widths)))
         self.out_norm = GroupNorm32(widths[0])
         self.out_conv = zero_init(nn.Conv2d(widths[0], config.out_channels, kernel_size=3, padding=1))
+        if config.guidance_conditioning:
+            # built last, so that under one seed every other layer draws the same initial weights as without it
+            self.guidance_embedding = GuidanceScaleEmbedding(config.base_channels, config.time_embedding_channels)
         self.to(memory_format=DEFAULT_MEMORY_FORMAT)
+
+    @property
+    def guidance_distilled(self) -> bool:
+        """Whether one forward with ``guidance=s`` gives the guided prediction (read by
+        :func:`gesco.receiver.guidance.guided_output`)."""
+        return self.config.guidance_conditioning
 
     def _run(self, block: nn.Module, *inputs: torch.Tensor) -> torch.Tensor:
         if self.config.gradient_checkpointing and self.training and torch.is_grad_enabled():
@@ -165,7 +175,13 @@ class GescoUNet(WeightsFolder, nn.Module):
         return block(*inputs)
 
     def forward(
-        self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor, sigma: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        y: torch.Tensor,
+        sigma: torch.Tensor | None = None,
+        *,
+        guidance: torch.Tensor | float | None = None,
     ) -> torch.Tensor:
         """Predict the noise of ``x`` at timestep ``t`` given the label map ``y`` (and the channel's ``sigma``).
 
@@ -175,6 +191,9 @@ class GescoUNet(WeightsFolder, nn.Module):
             y: (B, label_channels, H, W) float semantic map (one-hot classes + edge; all zero = unconditional).
             sigma: (B,) float noise standard deviation of the channel the map came through (on the map's 0/1
                 scale); required by a network with ``noise_conditioning``, refused by one without.
+            guidance: (B,) or scalar classifier-free guidance scale s >= 0 (the convention of
+                :func:`gesco.receiver.guidance.guided_output`); required by a network with ``guidance_conditioning``
+                (a distilled student, whose output is then the guided one), refused by one without.
 
         Returns:
             (B, out_channels, H, W) in the compute dtype: epsilon in ``[:, :in_channels]``, and with
@@ -188,6 +207,13 @@ class GescoUNet(WeightsFolder, nn.Module):
         elif sigma is not None:
             raise ValueError(
                 "this network is not conditioned on the noise level (noise_conditioning=False): pass sigma=None"
+            )
+        if self.config.guidance_conditioning:
+            embedding = embedding + self.guidance_embedding(self._check_guidance(guidance, x))
+        elif guidance is not None:
+            raise ValueError(
+                "this network is not guidance-distilled (guidance_conditioning=False): pass guidance=None and let "
+                "the sampler combine its conditional and unconditional passes"
             )
         time_features = F.silu(embedding)  # every res-block applies SiLU first; do it once
         h = self.input_conv(x.to(dtype))
@@ -231,6 +257,19 @@ class GescoUNet(WeightsFolder, nn.Module):
         if sigma.shape != (x.shape[0],) or not torch.isfinite(sigma).all() or (sigma < 0).any():
             raise ValueError(f"sigma must be ({x.shape[0]},) finite values >= 0, got {tuple(sigma.shape)}")
         return sigma
+
+    @staticmethod
+    def _check_guidance(guidance: torch.Tensor | float | None, x: torch.Tensor) -> torch.Tensor:
+        if guidance is None:
+            raise ValueError(
+                "this network is guidance-distilled: pass guidance (B,) or a scalar, the classifier-free guidance "
+                "scale s (1 = conditional model)"
+            )
+        guidance = torch.as_tensor(guidance, dtype=torch.float32, device=x.device)
+        guidance = guidance.expand(x.shape[0]) if guidance.ndim == 0 else guidance
+        if guidance.shape != (x.shape[0],) or not torch.isfinite(guidance).all() or (guidance < 0).any():
+            raise ValueError(f"guidance must be ({x.shape[0]},) finite scales >= 0, got {tuple(guidance.shape)}")
+        return guidance
 
     def _check_inputs(self, x: torch.Tensor, t: torch.Tensor | int | float, y: torch.Tensor) -> torch.Tensor:
         config = self.config
