@@ -2,7 +2,7 @@
 
 This is the ceiling that ``gesco evaluate --detector/--depth`` reports beside every method: AP50 (all boxes, and
 without boxes under ``--min-area`` px^2), recall and AP50 per class, localisation error; depth AbsRel and delta1
-(ground truth up to the evaluation's maximum depth).
+(ground truth up to the evaluation's maximum depth), beside two guesses that never look at the image.
 Usage: python benchmarks/geometry_models.py --detector runs/detector/model [--depth runs/depth/model] [--n 200]
 """
 
@@ -13,13 +13,17 @@ import json
 import time
 
 import torch
+from torch.utils.data import DataLoader
 
-from gesco.constants import EVALUATION_SEED_OFFSET
+from gesco.constants import EVALUATION_SEED_OFFSET, GEOMETRY_TRAINING_SEED_OFFSET
 from gesco.datasets import SyntheticStreetsDataset
+from gesco.datasets.base import collate
 from gesco.evaluation.depth_network import GescoDepthNet
 from gesco.evaluation.depth_training import evaluate_depth
 from gesco.evaluation.detector import GescoDetector
 from gesco.evaluation.detector_training import evaluate_detector
+from gesco.evaluation.geometry_scoring import DEFAULT_MAX_DEPTH_M
+from gesco.evaluation.objects_depth import DepthMeter
 from gesco.pretrained import resolve
 from gesco.semantics.classes import class_table
 
@@ -34,6 +38,31 @@ def detection_record(scores) -> dict:
             for class_id, c in scores.per_class.items()
         },
     }
+
+
+def scene_depths(dataset) -> torch.Tensor:
+    return torch.cat([batch.depth for batch in DataLoader(dataset, batch_size=50, collate_fn=collate)])
+
+
+def depth_guesses(dataset) -> dict:
+    """What a depth network must beat: AbsRel and delta1 of guesses that never look at the image, both taken from
+    200 training scenes: their median depth everywhere, and the median depth of each image row (the ground
+    plane's depth, the best guess from the position alone)."""
+    train = scene_depths(SyntheticStreetsDataset(200, GEOMETRY_TRAINING_SEED_OFFSET))
+    # unknown depth (0) is left out; the far sky counts as the farthest scored depth
+    known = torch.where(train > 0, train.clamp(max=DEFAULT_MAX_DEPTH_M), torch.nan)
+    target = scene_depths(dataset)
+    guesses = {
+        "median_depth": torch.full_like(target, float(known.nanmedian())),
+        "row_median_depth": known.nanmedian(dim=0).values.nanmedian(dim=1).values[:, None].expand_as(target),
+    }
+    report = {}
+    for name, guess in guesses.items():
+        meter = DepthMeter(max_depth=DEFAULT_MAX_DEPTH_M)
+        meter.update(guess, target)
+        scores = meter.result()
+        report[name] = {"abs_rel": scores.abs_rel, "delta1": scores.delta1}
+    return report
 
 
 @torch.no_grad()
@@ -59,7 +88,7 @@ def main() -> None:
         }
     if args.depth:
         scores = evaluate_depth(GescoDepthNet.from_pretrained(resolve(args.depth)), dataset)
-        report["depth"] = {"abs_rel": scores.abs_rel, "delta1": scores.delta1}
+        report["depth"] = {"abs_rel": scores.abs_rel, "delta1": scores.delta1, "guesses": depth_guesses(dataset)}
     report["seconds"] = round(time.perf_counter() - started, 1)
     print(json.dumps(report, indent=2))
 

@@ -8,6 +8,7 @@ import torch
 
 from gesco.baselines.deep_jscc_training import DeepJSCCTrainConfig
 from gesco.config import ConfigError
+from gesco.evaluation.depth_training import DepthTrainConfig
 from gesco.evaluation.detector_training import DetectorTrainConfig
 from gesco.evaluation.segmenter_training import SegmenterTrainConfig
 from gesco.receiver.pipeline import DiffusionReceiver
@@ -24,7 +25,14 @@ TRAINING_CONFIGS = sorted(REPO.glob("configs/train-*.json")) + sorted(
 )
 CONFIG_CLASSES = {
     cls.__name__: cls
-    for cls in (TrainConfig, SegmenterTrainConfig, DeepJSCCTrainConfig, MapDenoiserTrainConfig, DetectorTrainConfig)
+    for cls in (
+        TrainConfig,
+        SegmenterTrainConfig,
+        DeepJSCCTrainConfig,
+        MapDenoiserTrainConfig,
+        DetectorTrainConfig,
+        DepthTrainConfig,
+    )
 }
 
 

@@ -1,8 +1,8 @@
 """Models trained on this project's CPU and shipped inside the package: loadable by name, nothing downloaded.
 
 Each model is a folder ``gesco/pretrained/<name>/`` holding its ``MODEL_CARD.md`` and the files its class
-reads with ``from_pretrained``: a receiver folder (``receiver.json`` + ``unet/``), or a segmenter or
-Deep JSCC folder (``config.json`` of a ``SegmenterConfig`` / ``DeepJSCCConfig`` + ``model.safetensors``).
+reads with ``from_pretrained``: a receiver folder (``receiver.json`` + ``unet/``), or the folder of a segmenter,
+Deep JSCC, map denoiser, detector or depth network (``config.json`` of its config class + ``model.safetensors``).
 Weights are stored in float16 to keep the wheel small and are loaded as float32.
 
 >>> import gesco.pretrained
@@ -33,16 +33,19 @@ TWO_STAGE_RECEIVER = "synthetic-streets-64x128-two-stage"
 SEGMENTER = "segmenter-synthetic-streets-64x128"
 #: The compact detector behind AP50 (``gesco evaluate --detector``).
 DETECTOR = "detector-synthetic-streets-64x128"
+#: The compact monocular depth network behind AbsRel and delta1 (``gesco evaluate --depth``).
+DEPTH = "depth-synthetic-streets-64x128"
 DEEP_JSCC = "deep-jscc-synthetic-streets-64x128"
 
 
-Kind = Literal["receiver", "segmenter", "deep-jscc", "map-denoiser", "detector"]
+Kind = Literal["receiver", "segmenter", "deep-jscc", "map-denoiser", "detector", "depth"]
 #: The config class name of each kind of model folder with a ``config.json``.
 _CONFIG_KINDS = {
     "SegmenterConfig": "segmenter",
     "DeepJSCCConfig": "deep-jscc",
     "MapDenoiserConfig": "map-denoiser",
     "DetectorConfig": "detector",
+    "DepthNetConfig": "depth",
 }
 #: The class that loads each kind (module, class name), imported only when a model of that kind is loaded.
 _LOADERS = {
@@ -51,6 +54,7 @@ _LOADERS = {
     "deep-jscc": ("gesco.baselines.deep_jscc", "DeepJSCC"),
     "segmenter": ("gesco.evaluation.segmenter", "GescoSegmenter"),
     "detector": ("gesco.evaluation.detector", "GescoDetector"),
+    "depth": ("gesco.evaluation.depth_network", "GescoDepthNet"),
 }
 
 
@@ -94,7 +98,8 @@ def load(name: str):
     :class:`~gesco.evaluation.segmenter.GescoSegmenter` for segmenters, a
     :class:`~gesco.baselines.deep_jscc.DeepJSCC` for Deep JSCC, a
     :class:`~gesco.receiver.learned_denoiser.LearnedMapDenoiser` for map denoisers, a
-    :class:`~gesco.evaluation.detector.GescoDetector` for detectors (float32, eval mode)."""
+    :class:`~gesco.evaluation.detector.GescoDetector` for detectors, a
+    :class:`~gesco.evaluation.depth_network.GescoDepthNet` for depth networks (float32, eval mode)."""
     model = info(name)
     module, class_name = _LOADERS[model.kind]
     return getattr(importlib.import_module(module), class_name).from_pretrained(model.path)
