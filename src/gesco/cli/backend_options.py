@@ -1,4 +1,5 @@
-"""``--backend`` / ``--precision``: which runtime runs the receiver's UNet, shared by ``gesco sample`` and ``demo``.
+"""``--backend`` / ``--precision``: which runtime runs the receiver's UNet, shared by every command that loads a
+diffusion receiver (``gesco sample``, ``demo``, ``evaluate``, ``compare``, ``serve``).
 
 Like :mod:`gesco.cli.options`, this imports nothing heavy at the top, so ``--help`` stays free of torch.
 """
@@ -72,8 +73,31 @@ def backend_sampler(args: argparse.Namespace, sampler):
     return sampler.replace(autocast_dtype=TORCH_AUTOCAST[args.precision])
 
 
+def check_student_guidance(receiver, scales, option: str = "--guidance") -> None:
+    """Refuse a negative guidance scale for a guidance-distilled student before it samples.
+
+    A student takes s as an input and learned it on s >= 0 only (its forward refuses the rest); a two-pass
+    teacher follows the guidance formula for any s, so it is left alone.
+
+    Raises:
+        ValueError: ``receiver``'s UNet is a student and one of ``scales`` (None: the model's own) is negative.
+    """
+    from gesco.receiver.guidance import is_guidance_distilled
+
+    negative = [s for s in scales if s is not None and s < 0]
+    if negative and is_guidance_distilled(receiver.unet):
+        raise ValueError(
+            f"{option} {negative[0]:g}: this receiver is guidance-distilled (gesco distill-guidance) and takes "
+            "guidance scales s >= 0 only (1 = the conditional model); give a scale >= 0"
+        )
+
+
 def apply_backend(args: argparse.Namespace, receiver):
-    """``receiver`` itself on torch, else a copy whose UNet runs on ``--backend`` in ``--precision``."""
+    """``receiver`` itself on torch, else a copy whose UNet runs on ``--backend`` in ``--precision``.
+
+    Every command hands each receiver it loads through here, so this is also where a student's ``--guidance``
+    is checked (:func:`check_student_guidance`), before any export or sampling."""
+    check_student_guidance(receiver, [args.guidance])
     if args.backend == "torch":
         return receiver
     from gesco.receiver.backends import with_backend

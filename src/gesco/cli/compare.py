@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from gesco.cli.backend_options import add_backend_options
 from gesco.cli.common import add_ofdm_options, ofdm_options
 from gesco.cli.options import (
     add_data_options,
@@ -80,6 +81,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_ofdm_options(parser)
     add_sampler_options(parser)
+    add_backend_options(parser)
     add_scoring_options(parser, default_segmenter=SEGMENTER)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--examples", type=int, default=2, help="example figures (scenes) to draw (0: none)")
@@ -95,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
     from gesco.baselines.deep_jscc import DeepJSCC
     from gesco.channel.digital.config import DigitalConfig
     from gesco.channel.ofdm.config import OfdmConfig
+    from gesco.cli.backend_options import apply_backend, backend_record, backend_sampler, check_backend_options
     from gesco.evaluation.compare import Comparison
     from gesco.evaluation.compare_report import write_compare_report
     from gesco.evaluation.geometry_figure import ObjectsDepthFigure
@@ -110,11 +113,15 @@ def run(args: argparse.Namespace) -> int:
     if ofdm_given and args.channel != "ofdm":
         raise ValueError(f"OFDM options {sorted(ofdm_given)} need --channel ofdm, not --channel {args.channel}")
     ofdm = OfdmConfig(**ofdm_given) if args.channel == "ofdm" else None
-    receiver = DiffusionReceiver.from_pretrained(resolve(args.model))
+    check_backend_options(args)
+    # gesco-analog and gesco-digital share this receiver
+    receiver = apply_backend(args, DiffusionReceiver.from_pretrained(resolve(args.model)))
     deep_jscc = DeepJSCC.from_pretrained(resolve(args.deep_jscc))
-    aware = None if args.aware_model == "none" else DiffusionReceiver.from_pretrained(resolve(args.aware_model))
+    aware = None
+    if args.aware_model != "none":
+        aware = apply_backend(args, DiffusionReceiver.from_pretrained(resolve(args.aware_model)))
     methods = args.methods or [m for m in COMPARE_METHODS if aware is not None or m != "gesco-analog-aware"]
-    sampler = sampler_of(args, receiver.config.sampler, "cpu")
+    sampler = backend_sampler(args, sampler_of(args, receiver.config.sampler, "cpu"))
     dataset = evaluation_dataset(args, tuple(receiver.config.image_size))
     count = min(args.n, len(dataset))
     notes: dict[str, str] = {}
@@ -150,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
         "coherence_symbols": args.coherence_symbols if args.channel == "rayleigh" else None,
         "ofdm": None if ofdm is None else {**ofdm.to_dict(), "label": ofdm.describe()},
         "sampler": sampler.to_dict(),
+        **backend_record(args, sampler),
         "segmenter": args.segmenter,
         **geometry_settings(args),
         "seed": args.seed,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from gesco.cli.backend_options import add_backend_options
 from gesco.cli.options import (
     add_data_options,
     add_map_denoiser_option,
@@ -67,6 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="add a GESCO row told its blind noise estimate instead of the channel's sigma (noise-conditioned models)",
     )
     add_map_denoiser_option(parser)
+    add_backend_options(parser)
     add_scoring_options(parser, default_segmenter=None)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument(
@@ -86,6 +88,13 @@ def run(args: argparse.Namespace) -> int:
     from accelerate import Accelerator
 
     from gesco.channel.quality import paper_sigma
+    from gesco.cli.backend_options import (
+        apply_backend,
+        backend_record,
+        backend_sampler,
+        check_backend_options,
+        check_student_guidance,
+    )
     from gesco.evaluation.geometry_figure import ObjectsDepthFigure
     from gesco.evaluation.report import write_report
     from gesco.evaluation.sweep import GESCO, SDM, build_methods, psnr_label, run_sweep
@@ -98,17 +107,20 @@ def run(args: argparse.Namespace) -> int:
     check_output_path(args.out)  # the report comes after hours of work: refuse an unusable --out now
     for psnr in args.psnr:
         paper_sigma(psnr)  # an unknown label fails before any work
-    receivers = {GESCO: DiffusionReceiver.from_pretrained(resolve(args.model))}
+    check_backend_options(args)
+    gesco = DiffusionReceiver.from_pretrained(resolve(args.model))
+    check_student_guidance(gesco, args.guidance_sweep, "--guidance-sweep")  # before the export
+    receivers = {GESCO: apply_backend(args, gesco)}
     table = receivers[GESCO].table
     if args.sdm_model is not None:
-        receivers[SDM] = DiffusionReceiver.from_pretrained(resolve(args.sdm_model))
+        receivers[SDM] = apply_backend(args, DiffusionReceiver.from_pretrained(resolve(args.sdm_model)))
         sdm_config, gesco_config = receivers[SDM].config, receivers[GESCO].config
         if sdm_config.class_table != gesco_config.class_table or sdm_config.image_size != gesco_config.image_size:
             raise ValueError("--sdm-model must use the same class table and image size as --model")
     # On a CPU-only machine accelerate needs cpu=True to see a torchrun / accelerate-launch process group.
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     device = accelerator.device
-    sampler = sampler_of(args, receivers[GESCO].config.sampler, device)
+    sampler = backend_sampler(args, sampler_of(args, receivers[GESCO].config.sampler, device))
     methods = build_methods(
         sampler,
         with_sdm=SDM in receivers,
@@ -129,8 +141,10 @@ def run(args: argparse.Namespace) -> int:
     notes: dict[str, str] = {}
     if count < args.n:
         notes["n"] = f"the data set holds {len(dataset)} items, fewer than --n {args.n}"
-    for receiver in receivers.values():
-        receiver.unet.to(device)
+    if args.backend == "torch":
+        # an exported UNet runs on the CPU (receiver.device), where the sweep sends its inputs
+        for receiver in receivers.values():
+            receiver.unet.to(device)
     torch.manual_seed(args.seed)
     scoring = build_scoring(args, dataset, count, table, feature_dir=args.out / "features", device=device)
     notes.update(scoring.notes)
@@ -144,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "seed_rule": "channel noise and x_T of image i at PSNR p from SeedSequence([seed, i, p, stream])",
         "sampler": sampler.to_dict(),
+        **backend_record(args, sampler),
         "segmenter": str(args.segmenter) if args.segmenter else None,
         "inception": None if scorer.inception is None else str(scorer.inception.path),
         "lpips": [str(p) for p in args.lpips] if args.lpips else None,

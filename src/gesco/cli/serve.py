@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from gesco.cli.backend_options import add_backend_options
 from gesco.cli.options import add_sampler_options
 from gesco.constants import MAP_DENOISER_NAMES
 
@@ -51,6 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--map-denoiser", choices=MAP_DENOISER_NAMES, default=None, help="default: the model's own")
     add_sampler_options(parser)
+    add_backend_options(parser)
     parser.add_argument("--log-level", choices=("debug", "info", "warning"), default="info")
     parser.set_defaults(func=run)
 
@@ -68,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     import logging
 
     from gesco.baselines.deep_jscc import DeepJSCC
+    from gesco.cli.backend_options import apply_backend, backend_record, backend_sampler, check_backend_options
     from gesco.cli.options import require_positive, sampler_of
     from gesco.pretrained import resolve
     from gesco.receiver.pipeline import DiffusionReceiver
@@ -78,13 +81,14 @@ def run(args: argparse.Namespace) -> int:
     require_positive(args, "max_batch", "max_queue", "max_body_bytes")
     if not 0 <= args.port < 65536:
         raise ValueError(f"--port must be 0..65535, got {args.port}")
+    check_backend_options(args)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("gesco.serve")
-    receiver = DiffusionReceiver.from_pretrained(resolve(args.model))
+    receiver = apply_backend(args, DiffusionReceiver.from_pretrained(resolve(args.model)))
     settings = BatchSettings(max_batch=args.max_batch, max_wait_s=args.max_wait_ms / 1000, max_queue=args.max_queue)
     batcher = Batcher(
         receiver,
-        sampler=sampler_of(args, receiver.config.sampler),
+        sampler=backend_sampler(args, sampler_of(args, receiver.config.sampler)),
         map_denoiser=args.map_denoiser,
         sigma_source=args.sigma_source,
         settings=settings,
@@ -93,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_page:
         demo = DemoRunner(
             batcher,
-            sdm=_optional(args.sdm, lambda name: DiffusionReceiver.from_pretrained(resolve(name))),
+            sdm=_optional(args.sdm, lambda name: apply_backend(args, DiffusionReceiver.from_pretrained(resolve(name)))),
             deep_jscc=_optional(args.deep_jscc, lambda name: DeepJSCC.from_pretrained(resolve(name))),
         )
     app = build_app(
@@ -102,14 +106,17 @@ def run(args: argparse.Namespace) -> int:
         settings=ServeSettings(token=args.token or None, max_body_bytes=args.max_body_bytes, model=args.model),
     )
     sampler = batcher.sampler
+    runtime = backend_record(args, sampler)
     log.info(
-        "serving %s (%s, %dx%d) with %s %d steps, guidance %g; batches of up to %d, queue %d; token %s",
+        "serving %s (%s, %dx%d) with %s %d steps, guidance %g, UNet on %s %s; batches of up to %d, queue %d; token %s",
         args.model,
         receiver.table.name,
         *receiver.config.image_size,
         sampler.sampler,
         sampler.steps,
         sampler.guidance,
+        runtime["backend"],
+        runtime["precision"],
         settings.max_batch,
         settings.max_queue,
         "required" if args.token else "not required",

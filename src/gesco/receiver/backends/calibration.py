@@ -7,7 +7,8 @@ blocks (in link order, without importing the link, which sits to the right of th
 2. Transmitter -> AWGN channel at each paper PSNR label -> the receiver's map denoiser (FDS by default): the
    conditioning map y and the channel's sigma;
 3. the scene's image noised by ``q_sample`` to the timesteps of the receiver's own sampler: x_t and t;
-4. with guidance, the same x_t and t beside the all-zero map, the sampler's unconditional pass.
+4. with guidance, the same x_t and t beside the all-zero map, the sampler's unconditional pass; a
+   guidance-distilled student runs no such pass, and takes the sampler's scale s as an input instead.
 """
 
 from __future__ import annotations
@@ -41,12 +42,14 @@ CALIBRATION_SEED = 900_000
 @dataclass(frozen=True)
 class UNetInputs:
     """One batch of UNet inputs: x (B, C, H, W) float32, t (B,) long, y (B, K, H, W) float32, sigma (B,) float32
-    or None (read only by a noise-conditioned network)."""
+    or None (read only by a noise-conditioned network), guidance (B,) float32 scales or None (read only by a
+    guidance-distilled student)."""
 
     x: torch.Tensor
     t: torch.Tensor
     y: torch.Tensor
     sigma: torch.Tensor | None = None
+    guidance: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,8 @@ class CalibrationConfig(Config):
 @torch.no_grad()
 def calibration_inputs(receiver: DiffusionReceiver, config: CalibrationConfig | None = None) -> list[UNetInputs]:
     """Batches of one input each (``scenes x len(psnrs)`` conditional ones, as many unconditional ones with
-    guidance), at the receiver's image size, for :func:`gesco.receiver.backends.compile_unet`."""
+    guidance; a guidance-distilled student's carry the sampler's scale instead), at the receiver's image size,
+    for :func:`gesco.receiver.backends.compile_unet`."""
     config = config or CalibrationConfig()
     height, width = receiver.config.image_size
     dataset = SyntheticStreetsDataset(config.scenes, config.first_seed, height=height, width=width)
@@ -94,7 +98,10 @@ def calibration_inputs(receiver: DiffusionReceiver, config: CalibrationConfig | 
     process = GaussianDiffusion(receiver.config.diffusion)
     scheduler, timestep_map = build_scheduler(receiver.config.sampler, process)
     timesteps = timestep_map[torch.as_tensor(scheduler.timesteps, dtype=torch.long)]
-    guided = receiver.config.sampler.guidance != 1.0
+    scale = receiver.config.sampler.guidance
+    student = receiver.unet.config.guidance_conditioning
+    guidance = torch.full((1,), float(scale)) if student else None
+    unconditional_pass = scale != 1.0 and not student
 
     inputs = []
     for psnr in config.psnrs:
@@ -108,7 +115,7 @@ def calibration_inputs(receiver: DiffusionReceiver, config: CalibrationConfig | 
         for i in range(config.scenes):
             one = slice(i, i + 1)
             sigma_i = sigma[one] if receiver.unet.config.noise_conditioning else None
-            inputs.append(UNetInputs(x_t[one], steps[one], condition[one], sigma_i))
-            if guided:
+            inputs.append(UNetInputs(x_t[one], steps[one], condition[one], sigma_i, guidance))
+            if unconditional_pass:
                 inputs.append(UNetInputs(x_t[one], steps[one], torch.zeros_like(condition[one]), sigma_i))
     return inputs

@@ -105,33 +105,42 @@ def require_runtime(backend: str, precision: str) -> None:
 
 
 class _ExportedUNet(nn.Module):
-    """The UNet with a fixed argument list for tracing: (x, t, y) or (x, t, y, sigma)."""
+    """The UNet with a positional argument list for tracing, in the order of :func:`input_names`."""
 
     def __init__(self, unet: GescoUNet):
         super().__init__()
         self.unet = unet
+        self.names = input_names(unet.config)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor, *sigma: torch.Tensor) -> torch.Tensor:
-        return self.unet(x, t, y, *sigma)
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        named = dict(zip(self.names, inputs, strict=True))
+        return self.unet(named["x"], named["t"], named["y"], named.get("sigma"), guidance=named.get("guidance"))
 
 
 def input_names(config: UNetConfig) -> tuple[str, ...]:
-    return ("x", "t", "y", "sigma") if config.noise_conditioning else ("x", "t", "y")
+    """The exported graph's inputs: x, t, y, then sigma (a noise-conditioned network) and guidance (a
+    guidance-distilled student, which takes the scale s as an input)."""
+    optional = (("sigma", config.noise_conditioning), ("guidance", config.guidance_conditioning))
+    return ("x", "t", "y", *(name for name, present in optional if present))
 
 
 def export_onnx(unet: GescoUNet, path: Path, image_size: tuple[int, int]) -> Path:
     """Trace ``unet`` (in eval mode, unchanged) into an fp32 ONNX file with a free batch dimension.
 
-    t and sigma enter as float32 (B,): the timestep embedding reads fractional timesteps as the torch UNet does.
+    t, sigma and guidance enter as float32 (B,): the timestep embedding reads fractional timesteps as the torch
+    UNet does.
     """
     config = unet.config
     height, width = image_size
-    example = (
-        torch.zeros(1, config.in_channels, height, width),
-        torch.full((1,), 500.0),
-        torch.zeros(1, config.label_channels, height, width),
-    ) + ((torch.full((1,), 0.1),) if config.noise_conditioning else ())
     names = input_names(config)
+    values = {
+        "x": torch.zeros(1, config.in_channels, height, width),
+        "t": torch.full((1,), 500.0),
+        "y": torch.zeros(1, config.label_channels, height, width),
+        "sigma": torch.full((1,), 0.1),
+        "guidance": torch.full((1,), 2.0),
+    }
+    example = tuple(values[name] for name in names)
     was_training = unet.training
     unet.eval()
     try:
@@ -159,7 +168,10 @@ def _bytes(tensor: torch.Tensor) -> bytes:
 
 
 def export_key(unet: GescoUNet, image_size: tuple[int, int]) -> str:
-    """A hash of what the exported ONNX graph depends on: weights, architecture, image size, torch and opset."""
+    """A hash of what the exported ONNX graph depends on: weights, architecture, image size, torch and opset.
+
+    The architecture is the whole :class:`UNetConfig`, so a guidance-distilled student (whose graph takes the
+    scale as an input) never shares an entry with its teacher, even before its guidance embedding is trained."""
     digest = hashlib.sha256()
     settings = {"unet": unet.config.to_dict(), "image_size": list(image_size), "torch": torch.__version__}
     digest.update(json.dumps({**settings, "opset": OPSET}, sort_keys=True).encode())
@@ -175,7 +187,7 @@ def derived_key(key: str, config: BackendConfig, calibration: Sequence[UNetInput
     for module in REQUIRED_MODULES[config.backend, config.precision]:
         digest.update(f"{module} {getattr(importlib.import_module(module), '__version__', '')}".encode())
     for item in calibration or ():
-        for tensor in (item.x, item.t, item.y, item.sigma):
+        for tensor in (item.x, item.t, item.y, item.sigma, item.guidance):
             if tensor is not None:
                 digest.update(_bytes(tensor))
     return digest.hexdigest()[:20]
@@ -183,7 +195,7 @@ def derived_key(key: str, config: BackendConfig, calibration: Sequence[UNetInput
 
 def _feeds(inputs: UNetInputs, names: Sequence[str]) -> dict[str, np.ndarray]:
     """Runtime inputs: contiguous float32 arrays (channels_last tensors are copied to NCHW here)."""
-    values = {"x": inputs.x, "t": inputs.t, "y": inputs.y, "sigma": inputs.sigma}
+    values = {"x": inputs.x, "t": inputs.t, "y": inputs.y, "sigma": inputs.sigma, "guidance": inputs.guidance}
     return {name: values[name].detach().to(torch.float32).contiguous().numpy() for name in names}
 
 
@@ -268,7 +280,8 @@ def build(unet: GescoUNet, cache: Path, config: BackendConfig, calibration: Sequ
 
 
 class CompiledUNet:
-    """A drop-in for :class:`~gesco.receiver.unet.GescoUNet` in the samplers: ``model(x, t, y[, sigma])``.
+    """A drop-in for :class:`~gesco.receiver.unet.GescoUNet` in the samplers: ``model(x, t, y[, sigma])``, and
+    ``model(x, t, y[, sigma], guidance=s)`` for a guidance-distilled student.
 
     Takes any batch size (the sampler's B, or 2B for one-pass guidance) at the exported image size, on the CPU,
     and returns float32 (B, out_channels, H, W) contiguous, as the fp32 torch UNet does.
@@ -306,6 +319,11 @@ class CompiledUNet:
             }
             self._compiled = self._core.compile_model(str(model_path), "CPU", options)
 
+    @property
+    def guidance_distilled(self) -> bool:
+        """As :attr:`GescoUNet.guidance_distilled`: the sampler then runs one pass with s as the graph's input."""
+        return self.config.guidance_conditioning
+
     def eval(self) -> CompiledUNet:
         """Already an inference graph; kept so that ``DiffusionReceiver`` can call it as on a torch module."""
         return self
@@ -314,10 +332,16 @@ class CompiledUNet:
         return f"CompiledUNet({self.backend_config.backend}, {self.backend_config.precision}, {self.model_path})"
 
     def __call__(
-        self, x: torch.Tensor, t: torch.Tensor | int | float, y: torch.Tensor, sigma: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor | int | float,
+        y: torch.Tensor,
+        sigma: torch.Tensor | None = None,
+        *,
+        guidance: torch.Tensor | float | None = None,
     ) -> torch.Tensor:
         """Same arguments and checks as :meth:`GescoUNet.forward`; float32 output on the CPU."""
-        inputs = self._check(x, t, y, sigma)
+        inputs = self._check(x, t, y, sigma, guidance)
         feeds = _feeds(inputs, self._names)
         if self.backend_config.backend == "onnxruntime":
             output = self._session.run(None, feeds)[0]
@@ -325,7 +349,7 @@ class CompiledUNet:
             output = self._compiled(feeds)[0]
         return torch.from_numpy(np.ascontiguousarray(output, dtype=np.float32))
 
-    def _check(self, x, t, y, sigma) -> UNetInputs:
+    def _check(self, x, t, y, sigma, guidance) -> UNetInputs:
         config, size = self.config, tuple(self.backend_config.image_size)
         if x.device.type != "cpu" or y.device.type != "cpu":
             raise ValueError(f"the {self.backend_config.backend} backend runs on the CPU; got x on {x.device}")
@@ -346,7 +370,14 @@ class CompiledUNet:
             raise ValueError(
                 "this network is not conditioned on the noise level (noise_conditioning=False): pass sigma=None"
             )
-        return UNetInputs(x, t, y, sigma)
+        if config.guidance_conditioning:
+            guidance = GescoUNet._check_guidance(guidance, x)
+        elif guidance is not None:
+            raise ValueError(
+                "this network is not guidance-distilled (guidance_conditioning=False): pass guidance=None and let "
+                "the sampler combine its conditional and unconditional passes"
+            )
+        return UNetInputs(x, t, y, sigma, guidance)
 
 
 def compile_unet(
