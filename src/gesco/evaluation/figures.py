@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,11 @@ def condition_to_rgb(condition: torch.Tensor, table: ClassTable) -> np.ndarray:
     return palette[condition[:, : table.num_classes].argmax(dim=1)].numpy()
 
 
+#: Column titles' font size (pt) and a character's mean width in ems, for wrapping them to a column's width.
+TITLE_FONT_PT = 8
+CHAR_WIDTH_EM = 0.55
+
+
 def save_grid(
     path: str | Path,
     rows: Sequence[Sequence[np.ndarray]],
@@ -63,6 +69,8 @@ def save_grid(
     cell_height = cell_width * height / width
     grid_width = cell_width * n_cols
     extra = COLORBAR_INCHES if colorbar is not None else 0.0
+    # long method names wrap inside their column instead of running into the next one's title
+    title_chars = max(12, int(cell_width * 72 / (TITLE_FONT_PT * CHAR_WIDTH_EM)))
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(grid_width + extra, cell_height * n_rows + 0.6), squeeze=False)
     for r, row in enumerate(rows):
         for c, picture in enumerate(row):
@@ -71,7 +79,7 @@ def save_grid(
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
-                ax.set_title(column_titles[c], fontsize=8)
+                ax.set_title(textwrap.fill(column_titles[c], title_chars), fontsize=TITLE_FONT_PT)
             if c == 0 and row_titles:
                 ax.set_ylabel(row_titles[r], fontsize=8)
     if title:
