@@ -10,30 +10,13 @@ from gesco.receiver.backends import CalibrationConfig, CompiledUNet, calibration
 from gesco.receiver.backends.compiled import export_key
 from gesco.receiver.pipeline import DiffusionReceiver, ReceiverConfig
 from gesco.receiver.sampling import SamplerConfig
-from gesco.receiver.unet import GescoUNet, UNetConfig
 from gesco.training.guidance_distillation import student_from_teacher
-from helpers import TINY_UNET
+from helpers import BACKEND_TEST_SIZE, TINY_UNET, label_map, tiny_unet
 
-SIZE = (16, 32)
+SIZE = BACKEND_TEST_SIZE
 #: The fp32 tolerance of tests/receiver/test_backends.py: mean |backend - torch| as a share of the output's std.
 FP32_TOLERANCE = 1e-5
 STUDENT = TINY_UNET.replace(guidance_conditioning=True)
-
-
-def tiny_unet(config: UNetConfig) -> GescoUNet:
-    """A tiny UNet whose zero-initialised layers (output conv, noise and guidance embeddings) carry weights too,
-    so that every input, the guidance scale included, reaches the output."""
-    torch.manual_seed(0)
-    unet = GescoUNet(config).eval()
-    with torch.no_grad():
-        for parameter in unet.parameters():
-            parameter.add_(0.05 * torch.randn_like(parameter))
-    return unet
-
-
-def label_map(batch: int, seed: int) -> torch.Tensor:
-    labels = torch.randint(0, 35, (batch, *SIZE), generator=torch.Generator().manual_seed(seed))
-    return torch.nn.functional.one_hot(labels, 36).permute(0, 3, 1, 2).float()
 
 
 def error(a: torch.Tensor, b: torch.Tensor, scale: torch.Tensor) -> float:

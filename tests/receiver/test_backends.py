@@ -21,30 +21,14 @@ from gesco.receiver.backends import (
 from gesco.receiver.diffusion import GaussianDiffusion
 from gesco.receiver.pipeline import DiffusionReceiver, ReceiverConfig
 from gesco.receiver.sampling import SamplerConfig, build_scheduler
-from gesco.receiver.unet import GescoUNet, UNetConfig
-from helpers import TINY_UNET
+from gesco.receiver.unet import GescoUNet
+from helpers import BACKEND_TEST_SIZE, TINY_UNET, label_map, tiny_unet
 
-SIZE = (16, 32)
+SIZE = BACKEND_TEST_SIZE
 FLOAT_PATHS = [("onnxruntime", "fp32"), ("openvino", "fp32"), ("openvino", "bf16")]
 #: Mean |backend - torch| allowed, as a share of the output's std: fp32 graphs agree to rounding, bf16 to its
 #: 8-bit mantissa (0.018 measured). Swapping t or y moves the output by 0.18-0.28 of its std (checked below).
 TOLERANCE = {"fp32": 1e-5, "bf16": 0.03}
-
-
-def tiny_unet(config: UNetConfig = TINY_UNET) -> GescoUNet:
-    """A tiny UNet whose zero-initialised layers (output conv, noise embedding) carry weights too, so that every
-    input reaches the output."""
-    torch.manual_seed(0)
-    unet = GescoUNet(config).eval()
-    with torch.no_grad():
-        for parameter in unet.parameters():
-            parameter.add_(0.05 * torch.randn_like(parameter))
-    return unet
-
-
-def label_map(batch: int, seed: int) -> torch.Tensor:
-    labels = torch.randint(0, 35, (batch, *SIZE), generator=torch.Generator().manual_seed(seed))
-    return torch.nn.functional.one_hot(labels, 36).permute(0, 3, 1, 2).float()
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,9 @@ from collections.abc import Sequence
 import torch
 
 from gesco.channel.quality import ChannelQuality
+from gesco.datasets.base import Batch
 from gesco.link import Link
+from gesco.semantics.classes import ClassTable
 from gesco.semantics.maps import SemanticMap
 
 NOISE_MODES = ("paper", "channel", "none")
@@ -73,3 +75,33 @@ def drop_condition(condition: torch.Tensor, probability: float, *, generator: to
         return condition
     keep = torch.rand(condition.shape[0], generator=generator) >= probability
     return condition * keep.to(condition.device, condition.dtype)[:, None, None, None]
+
+
+def flipped_noisy_condition(
+    batch: Batch,
+    table: ClassTable,
+    *,
+    flip: bool,
+    edge_rule: str,
+    mode: str,
+    sigmas: Sequence[float],
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The start of a receiver training step: flip images and maps together (with ``flip``, each with chance 1/2),
+    then the map as the receiver sees it (:func:`noisy_condition`). Draws from ``generator`` in that order, so the
+    receiver training and the guidance distillation see the same scenes for the same seed.
+
+    Args:
+    Returns:
+        images (B, 3, H, W), condition (B, K, H, W) and sigma (B,).
+    """
+    images, labels, instances = batch.image, batch.labels, batch.instances
+    if flip:
+        flipped = torch.rand(images.shape[0], generator=generator) < 0.5
+        images = torch.where(flipped[:, None, None, None], images.flip(-1), images)
+        labels = torch.where(flipped[:, None, None], labels.flip(-1), labels)
+        if instances is not None:
+            instances = torch.where(flipped[:, None, None], instances.flip(-1), instances)
+    semantic_map = SemanticMap(labels, table, instances, edge_rule)
+    condition, sigma = noisy_condition(semantic_map, mode=mode, sigmas=sigmas, generator=generator)
+    return images, condition, sigma

@@ -34,8 +34,7 @@ from gesco.receiver.guidance import combine_guidance
 from gesco.receiver.noise_level import NoiseConditioned
 from gesco.receiver.pipeline import DiffusionReceiver, receiver_from_weights
 from gesco.receiver.unet import GescoUNet
-from gesco.semantics.maps import SemanticMap
-from gesco.training.conditioning import NOISE_MODES, noisy_condition
+from gesco.training.conditioning import NOISE_MODES, flipped_noisy_condition
 from gesco.training.config import MIXED_PRECISION, DataConfig, check_run_settings
 from gesco.training.data import TABLE_OF_KIND, build_dataset, collate_samples
 from gesco.training.loop import LoopResult, LoopSettings, StepInputs, StepOutput, TrainingLoop
@@ -187,17 +186,15 @@ def distill_guidance(config: GuidanceDistillConfig, *, resume: bool = False, pro
     low, high = config.guidance_range
 
     def step(inputs: StepInputs) -> StepOutput:
-        batch, generator, device = inputs.batch, inputs.generator, inputs.device
-        images, labels, instances = batch.image, batch.labels, batch.instances
-        if config.data.flip:
-            flip = torch.rand(images.shape[0], generator=generator) < 0.5
-            images = torch.where(flip[:, None, None, None], images.flip(-1), images)
-            labels = torch.where(flip[:, None, None], labels.flip(-1), labels)
-            if instances is not None:
-                instances = torch.where(flip[:, None, None], instances.flip(-1), instances)
-        semantic_map = SemanticMap(labels, table, instances, config.data.edge_rule)
-        condition, sigma = noisy_condition(
-            semantic_map, mode=config.noise, sigmas=config.noise_sigmas, generator=generator
+        generator, device = inputs.generator, inputs.device
+        images, condition, sigma = flipped_noisy_condition(
+            inputs.batch,
+            table,
+            flip=config.data.flip,
+            edge_rule=config.data.edge_rule,
+            mode=config.noise,
+            sigmas=config.noise_sigmas,
+            generator=generator,
         )
         scale = low + (high - low) * torch.rand(images.shape[0], generator=generator)
         t = diffusion.sample_timesteps(images.shape[0], generator=generator)

@@ -21,8 +21,7 @@ from gesco.receiver.pipeline import ReceiverConfig, receiver_from_weights
 from gesco.receiver.unet import GescoUNet
 from gesco.receiver.unet.config import check_image_size
 from gesco.semantics.classes import ClassTable
-from gesco.semantics.maps import SemanticMap
-from gesco.training.conditioning import drop_condition, noisy_condition
+from gesco.training.conditioning import drop_condition, flipped_noisy_condition
 from gesco.training.config import TrainConfig
 from gesco.training.data import build_dataset, collate_samples, dataset_class_table
 from gesco.training.loop import LoopResult, LoopSettings, NonFiniteLossError, StepInputs, StepOutput, TrainingLoop
@@ -112,17 +111,15 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     dataset = build_dataset(config.data, table)
 
     def step(inputs: StepInputs) -> StepOutput:
-        batch, generator, device = inputs.batch, inputs.generator, inputs.device
-        images, labels, instances = batch.image, batch.labels, batch.instances
-        if config.data.flip:
-            flip = torch.rand(images.shape[0], generator=generator) < 0.5
-            images = torch.where(flip[:, None, None, None], images.flip(-1), images)
-            labels = torch.where(flip[:, None, None], labels.flip(-1), labels)
-            if instances is not None:
-                instances = torch.where(flip[:, None, None], instances.flip(-1), instances)
-        semantic_map = SemanticMap(labels, table, instances, config.data.edge_rule)
-        condition, sigma = noisy_condition(
-            semantic_map, mode=config.noise, sigmas=config.noise_sigmas, generator=generator
+        generator, device = inputs.generator, inputs.device
+        images, condition, sigma = flipped_noisy_condition(
+            inputs.batch,
+            table,
+            flip=config.data.flip,
+            edge_rule=config.data.edge_rule,
+            mode=config.noise,
+            sigmas=config.noise_sigmas,
+            generator=generator,
         )
         condition = drop_condition(condition, config.condition_dropout, generator=generator)
         t = diffusion.sample_timesteps(images.shape[0], generator=generator)
