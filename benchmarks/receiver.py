@@ -226,6 +226,163 @@ def backend_child(path: str, threads: int, repeats: int, cache: str) -> dict:
     return result
 
 
+def link_conditions(receiver, scenes: int, psnr: float = 10.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Conditioning maps and channel sigmas of ``scenes`` tuning-range scenes (seeds 900,300+) sent at ``psnr``."""
+    from gesco.channel.awgn import AWGNChannel
+    from gesco.channel.quality import ChannelQuality
+    from gesco.datasets.base import collate
+    from gesco.datasets.synthetic import SyntheticStreetsDataset
+    from gesco.receiver.receiver import Receiver
+    from gesco.semantics.maps import SemanticMap
+    from gesco.semantics.transmitter import Transmitter
+
+    height, width = receiver.config.image_size
+    dataset = SyntheticStreetsDataset(scenes, 900_300, height=height, width=width)
+    batch = collate([dataset[i] for i in range(scenes)])
+    payload = Transmitter()(SemanticMap(batch.labels, receiver.table, batch.instances, receiver.config.edge_rule))
+    received = AWGNChannel()(payload, ChannelQuality.psnr_label(psnr), generator=torch.Generator().manual_seed(0))
+    return Receiver(None, map_denoiser=receiver.config.map_denoiser)(received).condition, received.sigma
+
+
+def receiver_path_child(spec: dict, threads: int, cache: str) -> dict:
+    """Images/s of one receiver path in this (fresh) process: a model, a UNet backend and precision, a sampler.
+
+    ``spec``: label, model (shipped name or folder), backend, precision, sampler, steps, two_pass, batch and
+    ``stop_after`` (network calls after which the loop is cut and the time extrapolated to the full sampler)."""
+    from gesco.evaluation.sweep import sampler_variant
+    from gesco.receiver.backends import CalibrationConfig, with_backend
+    from gesco.receiver.pipeline import DiffusionReceiver
+    from gesco.weights_folder import model_folder
+
+    torch.set_num_threads(threads)
+    receiver = DiffusionReceiver.from_pretrained(model_folder(spec["model"]))
+    backend, precision = spec["backend"], spec["precision"]
+    torch_bf16 = backend == "torch" and precision == "bf16"
+    sampler = sampler_variant(receiver.config.sampler, sampler=spec["sampler"], steps=spec["steps"]).replace(
+        autocast_dtype="bfloat16" if torch_bf16 else "float32", two_pass_guidance=spec["two_pass"]
+    )
+    started = time.perf_counter()
+    if backend != "torch":
+        calibration = CalibrationConfig(scenes=8) if precision == "int8" else None
+        receiver = with_backend(
+            receiver, backend=backend, precision=precision, calibration=calibration, cache_dir=cache
+        )
+    build_seconds = time.perf_counter() - started
+    condition, sigma = link_conditions(receiver, spec["batch"])
+    passes = 1 if receiver.unet.config.guidance_conditioning or sampler.guidance == 1 else 2
+    stop_after = spec.get("stop_after")
+
+    class Counted:
+        """The UNet, counting its calls and cutting the sampler after ``stop_after`` of them."""
+
+        def __init__(self, unet) -> None:
+            self.unet, self.calls = unet, 0
+
+        def __getattr__(self, name):
+            return getattr(self.unet, name)
+
+        def __call__(self, *args, **kwargs):
+            self.calls += 1
+            if stop_after is not None and self.calls > stop_after:
+                raise StopIteration
+            return self.unet(*args, **kwargs)
+
+    counted = receiver.unet = Counted(receiver.unet)
+
+    def run(images: int) -> float:
+        counted.calls = 0
+        start = time.perf_counter()
+        try:
+            receiver(
+                condition[:images], sigma=sigma[:images], sampler=sampler, generator=torch.Generator().manual_seed(1)
+            )
+        except StopIteration:
+            pass
+        return time.perf_counter() - start
+
+    run(1)  # warm-up: the first calls allocate and pick kernels
+    seconds = run(spec["batch"])
+    network_calls = min(counted.calls, stop_after) if stop_after is not None else counted.calls
+    full_calls = sampler.steps * (1 if passes == 1 or not sampler.two_pass_guidance else 2)
+    seconds *= full_calls / network_calls
+    return {
+        **spec,
+        "sampler_settings": f"{sampler.sampler} {sampler.steps} steps, guidance {sampler.guidance:g}",
+        "forwards_per_image": sampler.steps * passes,
+        "extrapolated_from_calls": network_calls if network_calls < full_calls else None,
+        "build_seconds": round(build_seconds, 1),
+        "seconds_per_batch": round(seconds, 3),
+        "images_per_second": round(spec["batch"] / seconds, 4),
+        "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+    }
+
+
+def receiver_path_specs(args: argparse.Namespace) -> list[dict]:
+    """The official-equivalent path first (DDPM-1000, two fp32 forwards per step, as the official sampler runs),
+    then the shipped receiver's own sampler and each distilled student on torch and the exported backends."""
+
+    def path(label, model, backend, precision, sampler, steps, *, two_pass=False, batch=1, stop_after=None):
+        return dict(
+            label=label,
+            model=model,
+            backend=backend,
+            precision=precision,
+            sampler=sampler,
+            steps=steps,
+            two_pass=two_pass,
+            batch=batch,
+            stop_after=stop_after,
+        )
+
+    specs = [
+        path(
+            "official-equivalent DDPM-1000, fp32",
+            SHIPPED,
+            "torch",
+            "fp32",
+            "ddpm",
+            1000,
+            two_pass=True,
+            stop_after=2 * args.ddpm_steps,
+        ),
+        path("shipped dpmpp-sde 20, torch bf16", SHIPPED, "torch", "bf16", "dpmpp-sde", 20),
+        path("shipped dpmpp-sde 20, OpenVINO int8", SHIPPED, "openvino", "int8", "dpmpp-sde", 20),
+    ]
+    if args.guidance_student:
+        for backend, precision in (("torch", "bf16"), ("openvino", "bf16"), ("openvino", "int8")):
+            label = f"one-pass student dpmpp-sde 20, {backend} {precision}"
+            specs.append(path(label, args.guidance_student, backend, precision, "dpmpp-sde", 20))
+    if args.consistency_student:
+        for steps in args.consistency_steps:
+            for backend, precision in (("torch", "bf16"), ("openvino", "bf16"), ("openvino", "int8")):
+                for batch in (1, 8):
+                    label = f"consistency student lcm {steps}, {backend} {precision}, batch {batch}"
+                    specs.append(path(label, args.consistency_student, backend, precision, "lcm", steps, batch=batch))
+    return specs
+
+
+def receiver_paths_section(paths: list[dict], threads: int, cache: str) -> dict:
+    """Every receiver path in its own child process; speed-ups against the first (the official-equivalent one)."""
+    results = []
+    for spec in paths:
+        command = [sys.executable, __file__, "--receiver-child", json.dumps(spec), "--threads", str(threads)]
+        child = subprocess.run([*command, "--backend-cache", cache], capture_output=True, text=True)
+        if child.returncode:
+            results.append({**spec, "error": child.stderr.strip().splitlines()[-1:]})
+            continue
+        results.append(json.loads(child.stdout.strip().splitlines()[-1]))
+        print(json.dumps(results[-1]), file=sys.stderr, flush=True)
+    reference = results[0].get("images_per_second")
+    for result in results:
+        if reference and "images_per_second" in result:
+            result["speedup_vs_official_equivalent"] = round(result["images_per_second"] / reference, 1)
+    return {
+        "official_equivalent": results[0]["label"],
+        "conditions": "tuning-range scenes 900,300+ through the transmitter, AWGN at PSNR 10 and the map denoiser",
+        "paths": results,
+    }
+
+
 def backends_section(threads: int, repeats: int, cache: str) -> dict:
     """Every path of :data:`BACKEND_PATHS` in a child process, with GFLOP/s against the roofline timed beside it."""
     import gesco.pretrained
@@ -288,12 +445,30 @@ def main() -> None:
         help="folder of the exported UNets, reused by later runs",
     )
     parser.add_argument("--backend-child", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--receiver-paths",
+        action="store_true",
+        help="add images/s of the shipped receiver and its distilled students against the official-equivalent path",
+    )
+    parser.add_argument("--receiver-paths-only", action="store_true", help="only the receiver-path section")
+    parser.add_argument("--guidance-student", help="a gesco distill-guidance receiver folder")
+    parser.add_argument("--consistency-student", help="a gesco distill-consistency receiver folder")
+    parser.add_argument("--consistency-steps", type=int, nargs="+", default=[4])
+    parser.add_argument("--receiver-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.cityscapes_child:
         print(json.dumps(cityscapes_forward(args.threads)))
         return
     if args.backend_child:
         print(json.dumps(backend_child(args.backend_child, args.threads, args.repeats, args.backend_cache)))
+        return
+    if args.receiver_child:
+        print(json.dumps(receiver_path_child(json.loads(args.receiver_child), args.threads, args.backend_cache)))
+        return
+    if args.receiver_paths_only:
+        report = {"threads": args.threads, "torch": torch.__version__}
+        report["receiver_paths"] = receiver_paths_section(receiver_path_specs(args), args.threads, args.backend_cache)
+        print(json.dumps(report, indent=2))
         return
     if args.backends_only:
         report = {"threads": args.threads, "torch": torch.__version__}
@@ -360,6 +535,8 @@ def main() -> None:
         report["cityscapes_256x512"] = json.loads(child.stdout.strip().splitlines()[-1])
     if args.backends:
         report["backends"] = backends_section(args.threads, args.repeats, args.backend_cache)
+    if args.receiver_paths:
+        report["receiver_paths"] = receiver_paths_section(receiver_path_specs(args), args.threads, args.backend_cache)
     print(json.dumps(report, indent=2))
 
 
