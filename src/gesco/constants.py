@@ -7,7 +7,7 @@ here (``tests/cli/test_cli_help.py`` checks that the values agree with the modul
 """
 
 #: Samplers of :class:`gesco.receiver.sampling.SamplerConfig` (see that module for what each one is).
-SAMPLERS = ("ddpm", "ddim", "dpmpp", "dpmpp-sde", "unipc")
+SAMPLERS = ("ddpm", "ddim", "dpmpp", "dpmpp-sde", "unipc", "lcm")
 
 #: On-disk data set layouts that gesco reads and writes (``gesco data synth --layout``, ``gesco evaluate --layout``).
 DATA_LAYOUTS = ("cityscapes", "coco-stuff", "ade20k", "folder")

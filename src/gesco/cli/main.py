@@ -36,6 +36,10 @@ COMMANDS = {
         "distill_guidance",
         "distil a receiver's guidance into a one-pass student (one forward per sampler step)",
     ),
+    "distill-consistency": (
+        "distill_consistency",
+        "distil a receiver into a consistency model (lcm sampler, 2-8 steps of one forward)",
+    ),
     "serve": ("serve", "the receiver as a network service, with a web demo"),
     "send": ("send", "send a semantic map through the channel to a gesco serve receiver"),
 }

@@ -1,6 +1,6 @@
 """Image generation from a semantic map: diffusers schedulers driven by the GESCO denoiser.
 
-Four samplers, all with the same visible loop (set timesteps, guided prediction, ``scheduler.step``):
+Six samplers, all with the same visible loop (set timesteps, guided prediction, ``scheduler.step``):
 
 - ``"ddpm"``: the official ancestral sampler (1000 steps, learned-range variance, x_0 clipped);
   ``DDPMScheduler(variance_type="learned_range")``.
@@ -12,13 +12,18 @@ Four samplers, all with the same visible loop (set timesteps, guided prediction,
   errors of a briefly trained model, which the deterministic solvers (DDIM, DPM-Solver++, UniPC) leave in
   the image as grain.
 - ``"unipc"``: UniPC (bh2, order 2), ``UniPCMultistepScheduler``.
+- ``"lcm"``: multistep consistency sampling (Song et al. 2023, "Consistency Models", Algorithm 1; Luo et al.
+  2023, "Latent Consistency Models"), ``LCMScheduler``: each step maps x_t to the consistency function
+  f(x_t, t) = c_skip(t) x_t + c_out(t) x_0 and re-noises it to the next timestep. Only for a receiver made by
+  ``gesco distill-consistency`` (2-8 steps); its timesteps are a subset of the ``lcm_original_steps``-point
+  skip-step schedule it was distilled on.
 
 DDPM and DDIM reproduce the official respacing: the scheduler runs on the respaced process
 (guided-diffusion ``space_timesteps``: "ddimN", "N", "a,b,c"), whose step index k maps to the original
 timestep the network receives. DPM-Solver++ and UniPC run on the full process with diffusers' own
 "linspace" timesteps (the first at T-1, the last jump straight to x_0).
 
-Clipping x_0: DDIM and DDPM have ``clip_sample``. DPM-Solver++ and UniPC have no such option; their
+Clipping x_0: DDIM, DDPM and LCM have ``clip_sample``. DPM-Solver++ and UniPC have no such option; their
 ``thresholding=True`` with ``sample_max_value=1.0`` clamps the dynamic threshold to exactly 1, which is
 plain clipping to [-1, 1].
 """
@@ -30,7 +35,13 @@ import math
 from typing import Any, Literal
 
 import torch
-from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler
+from diffusers import (
+    DDIMScheduler,
+    DDPMScheduler,
+    DPMSolverMultistepScheduler,
+    LCMScheduler,
+    UniPCMultistepScheduler,
+)
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from tqdm.auto import tqdm
 
@@ -56,7 +67,7 @@ class SamplerConfig(Config):
     """How to generate: switching DDIM <-> DPM-Solver++ is ``config.replace(sampler="dpmpp", steps=20)``.
 
     Attributes:
-        sampler: "ddpm", "ddim", "dpmpp" or "unipc" (see the module docstring).
+        sampler: "ddpm", "ddim", "dpmpp", "dpmpp-sde", "unipc" or "lcm" (see the module docstring).
         steps: number of network evaluations per image per guidance pass (official DDPM: 1000).
         guidance: classifier-free guidance scale s (1 = conditional model only, one forward per step).
         respacing: ddpm/ddim only: guided-diffusion spacing string keeping exactly ``steps`` timesteps (e.g.
@@ -68,9 +79,12 @@ class SamplerConfig(Config):
             default) runs bfloat16 autocast on CUDA and on CPUs with AVX512 / AMX kernels and float32 elsewhere,
             decided when sampling by :func:`gesco.receiver.guidance.default_autocast_name`; "float32" (no
             autocast, for comparisons against official tensors), "bfloat16" or "float16" force one.
+        lcm_original_steps: lcm only (the others ignore it): the number N of points of the skip-step schedule
+            (timesteps k-1, 2k-1, ..., T-1 with k = T // N) the receiver was consistency-distilled on, its
+            ``num_ddim_timesteps``; ``steps`` must not exceed it. 50 is LCM's and ``distill-consistency``'s default.
     """
 
-    sampler: Literal["ddpm", "ddim", "dpmpp", "dpmpp-sde", "unipc"] = "ddim"
+    sampler: Literal["ddpm", "ddim", "dpmpp", "dpmpp-sde", "unipc", "lcm"] = "ddim"
     steps: int = 50
     guidance: float = 2.0
     respacing: str | None = None
@@ -78,6 +92,7 @@ class SamplerConfig(Config):
     clip_denoised: bool = True
     two_pass_guidance: bool = False
     autocast_dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    lcm_original_steps: int = 50
 
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLERS:
@@ -99,6 +114,14 @@ class SamplerConfig(Config):
             raise ValueError(f"eta={self.eta} must be >= 0 (0 = deterministic DDIM, 1 = DDPM-like noise)")
         if self.autocast_dtype not in AUTOCAST_NAMES:
             raise ValueError(f"autocast_dtype={self.autocast_dtype!r}; choose one of {list(AUTOCAST_NAMES)}")
+        original = self.lcm_original_steps
+        if isinstance(original, bool) or not isinstance(original, int) or original < 1:
+            raise ValueError(f"lcm_original_steps={original!r} must be a positive int (the distillation's schedule)")
+        if self.sampler == "lcm" and self.steps > original:
+            raise ValueError(
+                f"the lcm sampler takes at most lcm_original_steps={original} steps (its timesteps are a subset of "
+                f"the distillation's schedule), got steps={self.steps}; 2-8 steps are typical"
+            )
 
     @property
     def spacing(self) -> str:
@@ -154,6 +177,25 @@ def build_scheduler(config: SamplerConfig, diffusion: GaussianDiffusion) -> tupl
             scheduler = DDIMScheduler(**common, set_alpha_to_one=True)
         scheduler.set_timesteps(len(process))
         return scheduler, process.timestep_map.cpu()
+    if config.sampler == "lcm":
+        if config.lcm_original_steps > len(diffusion):
+            raise ValueError(
+                f"lcm_original_steps={config.lcm_original_steps} exceeds the {len(diffusion)} timesteps of the process"
+            )
+        # c_skip, c_out are diffusers' (sigma_data 0.5, timestep_scaling 10), the ones gesco distill-consistency
+        # trains the student's consistency function with (gesco.training.consistency_distillation).
+        scheduler = LCMScheduler(
+            num_train_timesteps=len(diffusion),
+            trained_betas=diffusion.betas.cpu().numpy(),
+            original_inference_steps=config.lcm_original_steps,
+            prediction_type="epsilon",
+            clip_sample=clip,
+            clip_sample_range=1.0,
+            set_alpha_to_one=True,
+            timestep_scaling=10.0,
+        )
+        scheduler.set_timesteps(config.steps)
+        return scheduler, diffusion.timestep_map.cpu()
     if config.steps >= len(diffusion):
         # the solvers' "linspace" timesteps repeat a timestep from T steps on, and the repeated step divides by 0
         raise ValueError(
@@ -241,7 +283,11 @@ def sample(
         model_output = output if keep_variance else output[:, : x.shape[1]]
         x = scheduler.step(model_output, index, x, **step_options).prev_sample
         visited.append(int(t_model[0]))
-    # Every sampler's last step lands on its (clipped) x_0 prediction, so x is already in [-1, 1].
+    if config.sampler == "lcm" and config.clip_denoised:
+        # LCM's last step is c_skip(t) x_t + c_out(t) x_0: the clipped x_0 plus c_skip(t) x_t (c_skip < 1e-5 from
+        # t = 19 on), which would leave pixels just outside [-1, 1].
+        x = x.clamp(-1.0, 1.0)
+    # Every other sampler's last step lands on its (clipped) x_0 prediction, so x is already in [-1, 1].
     if not torch.isfinite(x).all():
         raise NonFiniteSampleError(
             f"the {config.sampler} sampler ({config.steps} steps, guidance {config.guidance:g}) produced NaN or "
@@ -271,7 +317,7 @@ def _step_options(config: SamplerConfig, generator: torch.Generator | None) -> d
     if config.sampler == "ddim":
         # The official DDIM re-derives epsilon from the clipped x_0 before stepping.
         return {"eta": config.eta, "use_clipped_model_output": True, "generator": generator}
-    if config.sampler in ("ddpm", "dpmpp", "dpmpp-sde"):
+    if config.sampler in ("ddpm", "dpmpp", "dpmpp-sde", "lcm"):
         return {"generator": generator}
     return {}
 
