@@ -54,6 +54,7 @@ def evaluate(model: str, out: Path, args: argparse.Namespace, extra: list[str]) 
     """``gesco evaluate`` of ``model`` into ``out`` (resuming what is there); its ``results.json``."""
     command = [str(Path(sys.executable).with_name("gesco")), "evaluate", "--model", model, "--data", "synthetic"]
     command += ["--n", str(args.n), "--psnr", *args.psnr, "--batch-size", str(args.batch_size), "--out", str(out)]
+    command += ["--segmenter", args.segmenter]
     subprocess.run(command + extra, check=True)
     return json.loads((out / "results.json").read_text())
 
@@ -109,6 +110,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=50)
     parser.add_argument("--psnr", nargs="+", default=["100", "10", "1"])
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--segmenter", default="segmenter-synthetic-streets-64x128")
     args = parser.parse_args()
 
     own = ReceiverConfig.load(model_folder(args.teacher)).sampler

@@ -22,6 +22,7 @@ from gesco.training.consistency_distillation import (
     consistency_student,
     ddim_step,
     distill_consistency,
+    initial_student,
     skip_step_timesteps,
     teacher_epsilon,
 )
@@ -241,6 +242,27 @@ def test_bad_teachers(teacher_dir, tmp_path):
     with pytest.raises(ValueError, match="num_ddim_timesteps=2000"):
         distill_consistency(run_config(teacher_dir, tmp_path / "run", num_ddim_timesteps=2000), progress=False)
     assert not (tmp_path / "run").exists()  # every check ran before the run folder was made
+
+
+def test_student_init_starts_from_a_guidance_student(teacher_dir, tmp_path):
+    teacher = DiffusionReceiver.from_pretrained(teacher_dir)
+    student = student_from_teacher(teacher.unet)
+    with torch.no_grad():
+        for parameter in student.parameters():
+            parameter.add_(0.01 * torch.randn_like(parameter))
+    folder = DiffusionReceiver(student, teacher.config).save_pretrained(tmp_path / "guidance-student")
+    start = initial_student(run_config(teacher_dir, tmp_path / "run", student_init=str(folder)), teacher.unet)
+    for name, value in student.state_dict().items():
+        assert torch.equal(start.state_dict()[name], value), name
+    # without it, the student is the teacher plus the zero-initialised guidance embedding
+    plain = initial_student(run_config(teacher_dir, tmp_path / "run"), teacher.unet).state_dict()
+    assert all(torch.equal(plain[name], value) for name, value in teacher.unet.state_dict().items())
+    with pytest.raises(ValueError, match="not a guidance-distilled student of the teacher"):
+        initial_student(run_config(teacher_dir, tmp_path / "run", student_init=str(teacher_dir)), teacher.unet)
+    with pytest.raises(FileNotFoundError, match="student_init"):
+        initial_student(run_config(teacher_dir, tmp_path / "run", student_init=str(tmp_path / "absent")), teacher.unet)
+    with pytest.raises(ValueError, match="student_init"):
+        run_config(teacher_dir, tmp_path / "run", student_init="")
 
 
 def test_command_line(teacher_dir, tmp_path, capsys):

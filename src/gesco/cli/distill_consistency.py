@@ -48,6 +48,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=positive_int,
         help="points of the skip-step schedule (default 50; the lcm sampler's steps are a subset of it)",
     )
+    parser.add_argument(
+        "--student-init",
+        help="a distill-guidance student of the same teacher to start from (default: the teacher's weights)",
+    )
     parser.add_argument("--learning-rate", type=positive_float, help="override learning_rate (default 2e-5)")
     parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast (mixed_precision='bf16')")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
@@ -68,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         "guidance_range": tuple(args.guidance_range) if args.guidance_range else None,
         "num_ddim_timesteps": args.num_ddim_timesteps,
         "learning_rate": args.learning_rate,
+        "student_init": args.student_init,
         "mixed_precision": "bf16" if args.bf16 else None,
     }
     config = config.replace(**{k: v for k, v in overrides.items() if v is not None})

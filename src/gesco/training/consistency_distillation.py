@@ -89,6 +89,9 @@ class ConsistencyDistillConfig(Config):
             sampler's ``lcm_original_steps``.
         default_steps: the exported receiver's number of lcm sampler steps (1 .. num_ddim_timesteps).
         loss: "pseudo-huber" (per image, c = 0.00054 sqrt(3 H W)) or "l2" (mean squared error).
+        student_init: None (the student starts from the teacher) or a ``distill-guidance`` student of the same
+            teacher (folder or shipped name) to start from: its guidance embedding is trained already, so a short
+            run spends its steps on the few-step map, while the teacher's targets stay the exact two-pass ones.
     """
 
     output_dir: str = "runs/consistency-distilled"
@@ -114,6 +117,7 @@ class ConsistencyDistillConfig(Config):
     log_every: int = 10
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
+    student_init: str | None = None
 
     def __post_init__(self) -> None:
         check_run_settings(self)
@@ -155,6 +159,10 @@ class ConsistencyDistillConfig(Config):
             )
         if self.loss not in LOSSES:
             raise ValueError(f"{name}.loss must be one of {list(LOSSES)}, got {self.loss!r}")
+        if self.student_init is not None and not (isinstance(self.student_init, str) and self.student_init):
+            raise ValueError(
+                f"{name}.student_init must be None or a receiver folder / shipped name, got {self.student_init!r}"
+            )
 
 
 def consistency_scalings(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -312,6 +320,30 @@ def consistency_student(teacher: GescoUNet) -> GescoUNet:
     return student
 
 
+def initial_student(config: ConsistencyDistillConfig, teacher: GescoUNet) -> GescoUNet:
+    """The student's starting weights: ``config.student_init``'s UNet when given, else :func:`consistency_student`.
+
+    Raises:
+        FileNotFoundError: ``student_init`` is neither a receiver folder nor a shipped model's name.
+        ValueError: it is not a guidance-distilled student of the teacher's architecture.
+    """
+    if config.student_init is None:
+        return consistency_student(teacher)
+    folder = model_folder(config.student_init)
+    if folder is None:
+        raise FileNotFoundError(
+            f"student_init {config.student_init!r} is neither a receiver folder nor a shipped model's name"
+        )
+    start = DiffusionReceiver.from_pretrained(folder).unet
+    if start.config != teacher.config.replace(guidance_conditioning=True):
+        raise ValueError(
+            f"student_init {config.student_init!r} is not a guidance-distilled student of the teacher's UNet "
+            "(its config differs from the teacher's with guidance_conditioning=True); start from a "
+            "gesco distill-guidance output of the same teacher"
+        )
+    return start
+
+
 def exported_receiver_config(config: ConsistencyDistillConfig, teacher: ReceiverConfig) -> ReceiverConfig:
     """The teacher's receiver settings with the lcm sampler: ``default_steps`` steps at the teacher's guidance."""
     sampler = teacher.sampler.replace(
@@ -339,7 +371,7 @@ def distill_consistency(config: ConsistencyDistillConfig, *, resume: bool = Fals
 
     loop = TrainingLoop(
         LoopSettings.from_config(config, name="distill-consistency"),
-        lambda: StudentAndTarget(consistency_student(teacher.unet)),
+        lambda: StudentAndTarget(initial_student(config, teacher.unet)),
         lambda parameters: torch.optim.AdamW([p for p in parameters if p.requires_grad], lr=config.learning_rate),
         config=config,
         resume=resume,
