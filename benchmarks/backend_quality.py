@@ -7,7 +7,7 @@ from the same x_T and the same sampler noise. Printed as JSON per path and PSNR:
 against the transmitted maps, the share of pixels it labels as on the fp32 torch images, the mean pixel change in
 grey levels, and the sampling seconds.
 
-Usage: python benchmarks/backend_quality.py [--scenes 16] [--psnr 100 10 5 1]
+Usage: python benchmarks/backend_quality.py [--model synthetic-streets-64x128] [--scenes 16] [--psnr 100 10 5 1]
     [--paths openvino-int8 onnxruntime-int8 openvino-bf16] [--threads 2]
 """
 
@@ -28,9 +28,11 @@ from gesco.datasets.base import collate
 from gesco.datasets.synthetic import SyntheticStreetsDataset
 from gesco.evaluation.metrics import EvaluationClasses, set_miou
 from gesco.receiver.backends import with_backend
+from gesco.receiver.pipeline import DiffusionReceiver
 from gesco.receiver.receiver import Receiver
 from gesco.semantics.maps import SemanticMap
 from gesco.semantics.transmitter import Transmitter
+from gesco.weights_folder import model_folder
 
 FIRST_SEED = 900_200
 
@@ -38,6 +40,7 @@ FIRST_SEED = 900_200
 @torch.no_grad()
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=gesco.pretrained.GESCO_RECEIVER, help="receiver folder or shipped name")
     parser.add_argument("--scenes", type=int, default=16)
     parser.add_argument("--first-seed", type=int, default=FIRST_SEED)
     parser.add_argument("--psnr", type=float, nargs="+", default=[100.0, 10.0, 5.0, 1.0])
@@ -46,7 +49,7 @@ def main() -> None:
     parser.add_argument("--backend-cache", default=str(Path(tempfile.gettempdir()) / "gesco-benchmark-backends"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    receiver = gesco.pretrained.load(gesco.pretrained.GESCO_RECEIVER)
+    receiver = DiffusionReceiver.from_pretrained(model_folder(args.model))
     segmenter = gesco.pretrained.load(gesco.pretrained.SEGMENTER)
     height, width = receiver.config.image_size
     dataset = SyntheticStreetsDataset(args.scenes, args.first_seed, height=height, width=width)
@@ -96,8 +99,8 @@ def main() -> None:
     print(
         json.dumps(
             {
-                "benchmark": "shipped receiver: exported UNet paths against the fp32 torch UNet",
-                "model": gesco.pretrained.GESCO_RECEIVER,
+                "benchmark": "a receiver's exported UNet paths against its fp32 torch UNet",
+                "model": args.model,
                 "scenes": args.scenes,
                 "first_seed": args.first_seed,
                 "sampler": f"{sampler.sampler} {sampler.steps} steps, guidance {sampler.guidance:g}",
