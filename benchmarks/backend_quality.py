@@ -1,4 +1,4 @@
-"""Quality of the exported UNet paths against the fp32 torch UNet: segmenter mIoU of the shipped receiver's images.
+"""Quality of the exported UNet paths against the fp32 torch UNet: segmenter mIoU of a receiver's images.
 
 Tuning scenes (synthetic seeds from 900,200: inside the training range, disjoint from the int8 calibration scenes
 900,000+ of ``CalibrationConfig`` and from the held-out evaluation seeds 1,000,000+) go through the transmitter,
