@@ -194,6 +194,19 @@ def test_training_moves_the_student_and_exports_an_lcm_receiver(teacher_dir, tmp
     assert batches == [2] * 3 and images.shape == (2, 3, *SIZE) and images.abs().max() <= 1.0
 
 
+def test_receivers_refuse_the_other_kind_of_sampler(teacher_dir):
+    teacher = DiffusionReceiver.from_pretrained(teacher_dir)
+    condition = label_map(1, seed=2)
+    with pytest.raises(ValueError, match="'lcm' samples only a consistency-distilled receiver"):
+        teacher(condition, sampler=SamplerConfig(sampler="lcm", steps=2))
+    student = DiffusionReceiver(
+        consistency_student(teacher.unet), teacher.config.replace(sampler=SamplerConfig(sampler="lcm", steps=2))
+    )
+    with pytest.raises(ValueError, match="consistency-distilled .* samples with 'lcm' only"):
+        student(condition, sampler=SamplerConfig(sampler="dpmpp", steps=2))
+    assert student(condition, generator=torch.Generator().manual_seed(0)).shape == (1, 3, *SIZE)
+
+
 def test_resume_continues_exactly(teacher_dir, tmp_path):
     # three steps: the target update of the resumed steps reads the student and target the checkpoint restored
     short = dict(max_steps=3, checkpoint_every=1)

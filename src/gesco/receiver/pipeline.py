@@ -88,13 +88,31 @@ class DiffusionReceiver:
 
         ``sampler`` overrides the model's default sampler for this call; ``x_T`` (B, 3, H, W) is the starting
         noise (drawn from ``generator`` when None). ``sigma`` (B,), the channel's noise level, is read by a
-        noise-conditioned network (``UNetConfig.noise_conditioning``) and ignored by the paper's."""
+        noise-conditioned network (``UNetConfig.noise_conditioning``) and ignored by the paper's.
+
+        Raises:
+            ValueError: ``sampler`` is "lcm" for a receiver that is not consistency-distilled (its default sampler
+                is not "lcm"), or another sampler for one that is.
+        """
         if condition.dim() != 4 or condition.shape[1] != self.unet.config.label_channels:
             raise ValueError(
                 f"conditioning maps must have shape (B, {self.unet.config.label_channels}, H, W) for this model, "
                 f"got {tuple(condition.shape)}"
             )
         check_image_size(tuple(condition.shape[-2:]), self.unet.config)
+        sampler = sampler or self.config.sampler
+        consistency = self.config.sampler.sampler == "lcm"
+        if (sampler.sampler == "lcm") != consistency:
+            # a consistency model's output is not a diffusion model's epsilon, and the other way round: the
+            # mismatched sampler would run and return meaningless images
+            raise ValueError(
+                f"sampler {sampler.sampler!r} does not fit this receiver: "
+                + (
+                    "it is consistency-distilled (gesco distill-consistency) and samples with 'lcm' only"
+                    if consistency
+                    else "'lcm' samples only a consistency-distilled receiver (gesco distill-consistency)"
+                )
+            )
         model = self.unet
         if self.unet.config.noise_conditioning:
             if sigma is None:
@@ -107,7 +125,7 @@ class DiffusionReceiver:
             return sample(
                 model,
                 condition,
-                sampler or self.config.sampler,
+                sampler,
                 diffusion=self.config.diffusion,
                 generator=generator,
                 x_T=x_T,
