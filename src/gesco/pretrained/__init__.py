@@ -30,6 +30,10 @@ CHANNEL_AWARE_RECEIVER = "synthetic-streets-64x128-channel-aware"
 MAP_DENOISER = "map-denoiser-synthetic-streets-64x128"
 #: gesco's two-stage receiver: the learned map denoiser (told sigma), then the SDM-style network on its clean map.
 TWO_STAGE_RECEIVER = "synthetic-streets-64x128-two-stage"
+#: The GESCO receiver with its guidance distilled into the network (gesco distill-guidance): one forward per step.
+ONE_PASS_RECEIVER = "synthetic-streets-64x128-one-pass"
+#: The GESCO receiver distilled into a consistency model (gesco distill-consistency): lcm sampler, 4 forwards.
+LCM_RECEIVER = "synthetic-streets-64x128-lcm"
 SEGMENTER = "segmenter-synthetic-streets-64x128"
 #: The compact detector behind AP50 (``gesco evaluate --detector``).
 DETECTOR = "detector-synthetic-streets-64x128"
