@@ -15,6 +15,8 @@ from gesco.receiver.pipeline import DiffusionReceiver
 from gesco.receiver.sampling import SamplerConfig
 from gesco.receiver.unet import GescoUNet
 from gesco.training.config import TrainConfig
+from gesco.training.consistency_distillation import ConsistencyDistillConfig
+from gesco.training.guidance_distillation import GuidanceDistillConfig
 from gesco.training.map_denoiser_training import MapDenoiserTrainConfig
 from gesco.training.trainer import export_receiver
 from helpers import TINY_UNET
@@ -32,6 +34,8 @@ CONFIG_CLASSES = {
         MapDenoiserTrainConfig,
         DetectorTrainConfig,
         DepthTrainConfig,
+        GuidanceDistillConfig,
+        ConsistencyDistillConfig,
     )
 }
 
