@@ -80,10 +80,13 @@ def forward_seconds(model: GescoUNet, batch: int, size: tuple[int, int], *, bf16
     if bf16:
         x, y = x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
 
+    # a guidance-conditioned network takes the scale as one more input
+    options = {"guidance": torch.full((batch,), 5.0)} if model.config.guidance_conditioning else {}
+
     @torch.no_grad()
     def run():
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            model(x, t, y)
+            model(x, t, y, **options)
 
     return timed(run, repeats)
 
