@@ -207,6 +207,19 @@ def test_receivers_refuse_the_other_kind_of_sampler(teacher_dir):
     assert student(condition, generator=torch.Generator().manual_seed(0)).shape == (1, 3, *SIZE)
 
 
+def test_the_demo_keeps_each_receiver_on_a_sampler_that_fits_it(teacher_dir):
+    from gesco.evaluation.demo import sampler_for
+
+    teacher = DiffusionReceiver.from_pretrained(teacher_dir)
+    lcm = SamplerConfig(sampler="lcm", steps=4, autocast_dtype="float32")
+    student = DiffusionReceiver(consistency_student(teacher.unet), teacher.config.replace(sampler=lcm))
+    assert sampler_for(student, lcm) == lcm
+    # the diffusion receivers beside a consistency one keep their own sampler, in the demo's precision
+    assert sampler_for(teacher, lcm) == teacher.config.sampler.replace(autocast_dtype="float32")
+    fast = SamplerConfig(sampler="dpmpp", steps=2, autocast_dtype="bfloat16")
+    assert sampler_for(teacher, fast) == fast and sampler_for(student, fast) == lcm.replace(autocast_dtype="bfloat16")
+
+
 def test_resume_continues_exactly(teacher_dir, tmp_path):
     # three steps: the target update of the resumed steps reads the student and target the checkpoint restored
     short = dict(max_steps=3, checkpoint_every=1)

@@ -78,6 +78,14 @@ def _ssim(images: torch.Tensor, reference: torch.Tensor) -> float:
     return metrics.compute().ssim
 
 
+def sampler_for(receiver: DiffusionReceiver, sampler: SamplerConfig) -> SamplerConfig:
+    """``sampler`` when it fits ``receiver``; else the receiver's own sampler in ``sampler``'s precision (the lcm
+    sampler fits only consistency-distilled receivers, and only it fits them)."""
+    if (sampler.sampler == "lcm") == (receiver.config.sampler.sampler == "lcm"):
+        return sampler
+    return receiver.config.sampler.replace(autocast_dtype=sampler.autocast_dtype)
+
+
 def run_demo(
     out: str | Path,
     *,
@@ -100,7 +108,8 @@ def run_demo(
         segmenter: scores the regenerations (mIoU against the transmitted map).
         scenes: held-out synthetic scenes, seeds ``first_seed ..``.
         psnrs: paper PSNR labels.
-        sampler: default: the GESCO receiver's own sampler.
+        sampler: default: the GESCO receiver's own sampler; a receiver it does not fit (a consistency-distilled one
+            beside diffusion ones, or the other way round) keeps its own, in the same precision.
         seed: seeds the channel noise, x_T and the sampler's per-step noise.
     """
     if scenes < 1:
@@ -157,7 +166,7 @@ def run_demo(
             generator=channel_noise(),
             receiver_generator=torch.Generator().manual_seed(seed),
             x_T=x_T,
-            sampler=sampler,
+            sampler=sampler_for(receiver, sampler),
             progress=progress,
         ).images
         seconds[name] = (time.perf_counter() - started) / len(x_T)
