@@ -129,7 +129,9 @@ def main() -> None:
     for method in [OWN_SAMPLER, *names]:
         rows += rows_of(teacher, method, f"{args.teacher} {method}", args.n, passes=2)
     for folder, name, steps in args.student:
-        out = args.out / f"{Path(folder).parent.name}-{name}{steps}"
+        # a run's receiver sits in RUN/model: name its report after the run
+        label = Path(folder).parent.name if Path(folder).name == "model" else Path(folder).name
+        out = args.out / f"{label}-{name}{steps}"
         student = evaluate(folder, out, args, ["--methods", OWN_SAMPLER, "--sampler", name, "--steps", str(steps)])
         rows += rows_of(student, OWN_SAMPLER, f"{folder} {name}{steps}", args.n, passes=1)
     reference = {row["psnr"]: row for row in rows if row["path"] == f"{args.teacher} {reference_name}"}
