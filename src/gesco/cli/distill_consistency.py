@@ -12,8 +12,8 @@ OUT/model --sampler lcm --steps 4``). The options override the fields of ``--con
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from gesco.cli.distill_guidance import add_distillation_options, apply_overrides, distillation_overrides, report
 from gesco.cli.train import positive_int
 
 
@@ -30,19 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="distil a receiver into a consistency model (lcm sampler, 2-8 steps of one forward)",
         description=__doc__,
     )
-    parser.add_argument("--teacher", help="receiver folder or shipped receiver name (default: the config's)")
-    parser.add_argument("--out", type=Path, help="output folder (overrides the config's output_dir)")
-    parser.add_argument("--config", type=Path, help="ConsistencyDistillConfig JSON (default: the built-in settings)")
-    parser.add_argument("--steps", type=positive_int, help="override max_steps (training steps)")
-    parser.add_argument("--batch-size", type=positive_int, help="override batch_size")
-    parser.add_argument("--checkpoint-every", type=positive_int, help="override checkpoint_every")
-    parser.add_argument(
-        "--guidance-range",
-        type=float,
-        nargs=2,
-        metavar=("LO", "HI"),
-        help="guidance scales drawn uniformly in training, 0 <= LO <= HI (must hold the teacher's default)",
-    )
+    add_distillation_options(parser, "ConsistencyDistillConfig", "must hold the teacher's default")
     parser.add_argument(
         "--num-ddim-timesteps",
         type=positive_int,
@@ -53,9 +41,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="a distill-guidance student of the same teacher to start from (default: the teacher's weights)",
     )
     parser.add_argument("--learning-rate", type=positive_float, help="override learning_rate (default 2e-5)")
-    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast (mixed_precision='bf16')")
-    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)
 
 
@@ -63,23 +48,11 @@ def run(args: argparse.Namespace) -> int:
     from gesco.training.consistency_distillation import ConsistencyDistillConfig, distill_consistency
 
     config = ConsistencyDistillConfig.load(args.config) if args.config else ConsistencyDistillConfig()
-    overrides = {
-        "teacher": args.teacher,
-        "output_dir": str(args.out) if args.out else None,
-        "max_steps": args.steps,
-        "batch_size": args.batch_size,
-        "checkpoint_every": args.checkpoint_every,
-        "guidance_range": tuple(args.guidance_range) if args.guidance_range else None,
+    overrides = distillation_overrides(args) | {
         "num_ddim_timesteps": args.num_ddim_timesteps,
         "learning_rate": args.learning_rate,
         "student_init": args.student_init,
-        "mixed_precision": "bf16" if args.bf16 else None,
     }
-    config = config.replace(**{k: v for k, v in overrides.items() if v is not None})
+    config = apply_overrides(config, overrides)
     result = distill_consistency(config, resume=args.resume, progress=not args.no_progress)
-    last = f"{result.losses[-1]:.4f}" if result.losses else "n/a"
-    print(
-        f"distilled to step {result.step} in {result.seconds:.0f} s (last loss {last}); "
-        f"receiver in {result.output_dir}/model (sampler lcm)"
-    )
-    return 0
+    return report(result, " (sampler lcm)")

@@ -51,10 +51,10 @@ from gesco.receiver.guidance import call_denoiser, combine_guidance, is_guidance
 from gesco.receiver.noise_level import NoiseConditioned
 from gesco.receiver.pipeline import DiffusionReceiver, ReceiverConfig, receiver_from_weights
 from gesco.receiver.unet import GescoUNet
-from gesco.training.conditioning import NOISE_MODES, flipped_noisy_condition
-from gesco.training.config import MIXED_PRECISION, DataConfig, check_run_settings
+from gesco.training.conditioning import flipped_noisy_condition
+from gesco.training.config import DataConfig
 from gesco.training.data import build_dataset, collate_samples
-from gesco.training.guidance_distillation import _check_data_fits, student_from_teacher
+from gesco.training.guidance_distillation import _check_data_fits, check_distillation_settings, student_from_teacher
 from gesco.training.loop import LoopResult, LoopSettings, StepInputs, StepOutput, TrainingLoop
 from gesco.weights_folder import model_folder
 
@@ -120,34 +120,10 @@ class ConsistencyDistillConfig(Config):
     student_init: str | None = None
 
     def __post_init__(self) -> None:
-        check_run_settings(self)
+        check_distillation_settings(self)
         name = type(self).__name__
-        if not self.teacher:
-            raise ValueError(f"{name}.teacher must name a receiver folder or a shipped receiver")
-        scales = tuple(self.guidance_range)
-        if len(scales) != 2 or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in scales
-        ):
-            raise ValueError(f"{name}.guidance_range must be two finite numbers (lo, hi), got {self.guidance_range!r}")
-        low, high = scales
-        if low < 0 or low > high:
-            raise ValueError(
-                f"{name}.guidance_range must satisfy 0 <= lo <= hi (guidance scales; 1 = conditional model), got "
-                f"({low:g}, {high:g}){'; swap them' if low > high >= 0 else ''}"
-            )
-        if self.noise is not None and self.noise not in NOISE_MODES:
-            raise ValueError(f"{name}.noise must be one of {list(NOISE_MODES)} or None, got {self.noise!r}")
-        if self.noise != "none" and not self.noise_sigmas:
-            raise ValueError(f"{name}.noise_sigmas: noise-aware maps need at least one sigma")
-        if self.mixed_precision not in MIXED_PRECISION:
-            raise ValueError(
-                f"{name}.mixed_precision must be one of {list(MIXED_PRECISION)}, got {self.mixed_precision!r}"
-            )
-        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise ValueError(f"{name}.learning_rate must be a finite number > 0, got {self.learning_rate}")
-        for decay in ("ema_decay", "target_decay"):
-            if not 0.0 <= getattr(self, decay) < 1.0:
-                raise ValueError(f"{name}.{decay} must be in [0, 1), got {getattr(self, decay)}")
+        if not 0.0 <= self.target_decay < 1.0:
+            raise ValueError(f"{name}.target_decay must be in [0, 1), got {self.target_decay}")
         for count in ("num_ddim_timesteps", "default_steps"):
             value = getattr(self, count)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

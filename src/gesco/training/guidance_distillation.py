@@ -79,32 +79,43 @@ class GuidanceDistillConfig(Config):
     keep_checkpoints: int = 2
 
     def __post_init__(self) -> None:
-        check_run_settings(self)
-        if not self.teacher:
-            raise ValueError("GuidanceDistillConfig.teacher must name a receiver folder or a shipped receiver")
-        scales = tuple(self.guidance_range)
-        if len(scales) != 2 or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in scales
-        ):
-            raise ValueError(f"guidance_range must be two finite numbers (lo, hi), got {self.guidance_range!r}")
-        low, high = scales
-        if low < 0 or low > high:
-            raise ValueError(
-                f"guidance_range must satisfy 0 <= lo <= hi (guidance scales; 1 = conditional model), got "
-                f"({low:g}, {high:g}){'; swap them' if low > high >= 0 else ''}"
-            )
-        if self.noise is not None and self.noise not in NOISE_MODES:
-            raise ValueError(
-                f"GuidanceDistillConfig.noise must be one of {list(NOISE_MODES)} or None, got {self.noise!r}"
-            )
-        if self.noise != "none" and not self.noise_sigmas:
-            raise ValueError("noise-aware maps need at least one sigma in noise_sigmas")
-        if self.mixed_precision not in MIXED_PRECISION:
-            raise ValueError(f"mixed_precision must be one of {list(MIXED_PRECISION)}, got {self.mixed_precision!r}")
-        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise ValueError(f"learning_rate must be a finite number > 0, got {self.learning_rate}")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        check_distillation_settings(self)
+
+
+def check_distillation_settings(config) -> None:
+    """The checks every distillation config shares (``GuidanceDistillConfig``, ``ConsistencyDistillConfig``): the
+    loop's settings, a teacher, the scale range, the map noise, precision, learning rate and export EMA.
+
+    Raises:
+        ValueError: naming the config class and the field that is wrong.
+    """
+    check_run_settings(config)
+    name = type(config).__name__
+    if not config.teacher:
+        raise ValueError(f"{name}.teacher must name a receiver folder or a shipped receiver")
+    scales = tuple(config.guidance_range)
+    if len(scales) != 2 or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in scales
+    ):
+        raise ValueError(f"{name}.guidance_range must be two finite numbers (lo, hi), got {config.guidance_range!r}")
+    low, high = scales
+    if low < 0 or low > high:
+        raise ValueError(
+            f"{name}.guidance_range must satisfy 0 <= lo <= hi (guidance scales; 1 = conditional model), got "
+            f"({low:g}, {high:g}){'; swap them' if low > high >= 0 else ''}"
+        )
+    if config.noise is not None and config.noise not in NOISE_MODES:
+        raise ValueError(f"{name}.noise must be one of {list(NOISE_MODES)} or None, got {config.noise!r}")
+    if config.noise != "none" and not config.noise_sigmas:
+        raise ValueError(f"{name}.noise_sigmas: noise-aware maps need at least one sigma")
+    if config.mixed_precision not in MIXED_PRECISION:
+        raise ValueError(
+            f"{name}.mixed_precision must be one of {list(MIXED_PRECISION)}, got {config.mixed_precision!r}"
+        )
+    if not (math.isfinite(config.learning_rate) and config.learning_rate > 0):
+        raise ValueError(f"{name}.learning_rate must be a finite number > 0, got {config.learning_rate}")
+    if not 0.0 <= config.ema_decay < 1.0:
+        raise ValueError(f"{name}.ema_decay must be in [0, 1), got {config.ema_decay}")
 
 
 def load_teacher(name_or_path: str) -> DiffusionReceiver:
