@@ -84,7 +84,8 @@ class DiffusionReceiver:
         sigma: torch.Tensor | None = None,
         progress: bool = False,
     ) -> torch.Tensor:
-        """float (B, C, H, W) conditioning maps -> float (B, 3, H, W) images in [-1, 1].
+        """float (B, C, H, W) conditioning maps -> float (B, 3, H, W) images in [-1, 1], on ``condition``'s device
+        (the UNet runs on its own, :attr:`device`).
 
         ``sampler`` overrides the model's default sampler for this call; ``x_T`` (B, 3, H, W) is the starting
         noise (drawn from ``generator`` when None). ``sigma`` (B,), the channel's noise level, is read by a
@@ -121,16 +122,18 @@ class DiffusionReceiver:
                     "Received.sigma, or its blind estimate)"
                 )
             model = NoiseConditioned(self.unet, torch.as_tensor(sigma, dtype=torch.float32))
+        # the network runs where its weights are; the images go back where the maps came from
         with torch.no_grad():
-            return sample(
+            images = sample(
                 model,
-                condition,
+                condition.to(self.device),
                 sampler,
                 diffusion=self.config.diffusion,
                 generator=generator,
-                x_T=x_T,
+                x_T=None if x_T is None else x_T.to(self.device),
                 progress=progress,
             ).sample
+        return images.to(condition.device)
 
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write ``receiver.json`` and ``unet/`` as one set, built aside and moved in with ``receiver.json`` last:

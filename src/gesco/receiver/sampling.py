@@ -257,7 +257,9 @@ def sample(
     _check_condition(y)
     shape = (y.shape[0], IMAGE_CHANNELS, *y.shape[2:])
     if x_T is None:
-        x_T = torch.randn(shape, generator=generator, device=y.device, dtype=torch.float32)
+        # drawn where the generator lives: a CPU generator gives the same x_T whatever device samples
+        origin = y.device if generator is None else generator.device
+        x_T = torch.randn(shape, generator=generator, device=origin, dtype=torch.float32).to(y.device)
     elif tuple(x_T.shape) != shape:
         raise ValueError(f"x_T shape {tuple(x_T.shape)} does not match the map: expected {shape}")
     scheduler, timestep_map = build_scheduler(config, process)
