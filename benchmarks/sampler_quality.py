@@ -55,7 +55,8 @@ def evaluate(model: str, out: Path, args: argparse.Namespace, extra: list[str]) 
     command = [str(Path(sys.executable).with_name("gesco")), "evaluate", "--model", model, "--data", "synthetic"]
     command += ["--n", str(args.n), "--psnr", *args.psnr, "--batch-size", str(args.batch_size), "--out", str(out)]
     command += ["--segmenter", args.segmenter]
-    subprocess.run(command + extra, check=True)
+    # evaluate's own lines go to stderr: stdout is this report's JSON alone
+    subprocess.run(command + extra, check=True, stdout=sys.stderr)
     return json.loads((out / "results.json").read_text())
 
 
