@@ -21,12 +21,12 @@ from gesco.datasets.synthetic_canvas import (
     PERSON,
     SKY,
     SKY_DEPTH_M,
-    THING_CLASSES,
     Camera,
     Canvas,
 )
 from gesco.datasets.synthetic_layout import draw_layout
 from gesco.datasets.synthetic_objects import Person, Pole
+from helpers import assert_tight_boxes
 
 
 @pytest.fixture(scope="module")
@@ -81,26 +81,7 @@ def test_flat_figures_never_float_below_the_ground(drawn):
 
 
 def test_boxes_are_the_tight_boxes_of_the_instances(scenes):
-    seen = set()
-    for scene in scenes:
-        boxes = scene.boxes
-        assert boxes.dtype == np.int32 and boxes.shape[1] == 6
-        assert set(boxes[:, 4].tolist()) <= set(BOX_CLASSES)
-        assert len(set(boxes[:, 5].tolist())) == len(boxes)
-        seen |= set(boxes[:, 4].tolist())
-        things = np.unique(scene.instances[scene.instances >= 1000])
-        assert sorted(boxes[np.isin(boxes[:, 4], THING_CLASSES), 5].tolist()) == sorted(things.tolist())
-        for x0, y0, x1, y1, label, instance in boxes:
-            if label in THING_CLASSES:
-                rows, cols = np.nonzero(scene.instances == instance)
-                assert (x0, y0, x1, y1) == (cols.min(), rows.min(), cols.max() + 1, rows.max() + 1)
-            inside = scene.labels[y0:y1, x0:x1] == label
-            # tight: the class touches all four sides of its box
-            assert inside[0].any() and inside[-1].any() and inside[:, 0].any() and inside[:, -1].any()
-        for label in set(boxes[:, 4].tolist()) - set(THING_CLASSES):
-            ks = boxes[boxes[:, 4] == label, 5] - label * 1000
-            assert ks.tolist() == list(range(len(ks)))
-    assert seen == set(BOX_CLASSES)
+    assert_tight_boxes(scenes, BOX_CLASSES)
 
 
 def test_geometry_is_deterministic_and_on_the_samples(scenes):

@@ -139,6 +139,12 @@ def test_train_detector_command(tmp_path):
     saved = DetectorTrainConfig.load(tmp_path / "det")
     assert saved.model.input_size == (32, 64) and saved.data.seed_offset == 600_000
     assert GescoDetector.from_pretrained(tmp_path / "det" / "model").config.widths == (4, 8)
+    assert not saved.data.riders and saved.model.class_ids == (17, 19, 20, 24, 26)
+    # --riders trains and validates on scenes with cyclists, and detects riders and bicycles by default
+    assert main([*args[:2], str(tmp_path / "riders"), *args[3:], "--riders"]) == 0
+    saved = DetectorTrainConfig.load(tmp_path / "riders")
+    assert saved.data.riders and saved.validation.riders
+    assert saved.model.class_ids == (17, 19, 20, 24, 25, 26, 33)
 
 
 def test_bad_inputs_give_typed_errors(tmp_path):

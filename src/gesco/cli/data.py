@@ -34,6 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument("--n", type=int, required=True, help="number of scenes")
     synth.add_argument("--size", type=parse_size, default=(64, 128), help="HEIGHTxWIDTH (default 64x128)")
     synth.add_argument("--seed", type=int, default=0, help="seed of the first scene (default 0)")
+    synth.add_argument("--riders", action="store_true", help="scenes with cyclists (rider and bicycle classes) too")
     synth.add_argument(
         "--split",
         choices=("train", "val"),
@@ -85,7 +86,7 @@ def _run_synth(args: argparse.Namespace) -> int:
     if args.layout == "folder" and args.split is not None:
         raise ValueError("the folder layout has no splits: drop --split and give each split its own --out")
     split = args.split or "train"
-    streets = SyntheticStreets(*args.size)
+    streets = SyntheticStreets(*args.size, riders=args.riders)
 
     def scenes() -> Iterator[SyntheticScene]:
         for seed in tqdm(range(args.seed, args.seed + args.n), desc=f"synth {args.layout}", unit="scene"):

@@ -111,6 +111,9 @@ def add_data_options(parser: argparse.ArgumentParser, *, required: bool) -> None
         default=None,
         help="first synthetic scene seed (default 1000000, disjoint from training seeds)",
     )
+    parser.add_argument(
+        "--riders", action="store_true", help="synthetic scenes with cyclists (rider and bicycle classes) too"
+    )
 
 
 def evaluation_dataset(args: argparse.Namespace, size: tuple[int, int]):
@@ -126,6 +129,7 @@ def evaluation_dataset(args: argparse.Namespace, size: tuple[int, int]):
         split=args.split,
         first_seed=args.data_seed,
         geometry=args.detector is not None or args.depth is not None,
+        riders=args.riders,
     )
 
 

@@ -35,6 +35,9 @@ def add_geometry_training_options(parser: argparse.ArgumentParser, *, default_st
         help=f"first synthetic training seed (default {GEOMETRY_TRAINING_SEED_OFFSET})",
     )
     parser.add_argument("--val-scenes", type=positive_int, default=200, help="held-out validation scenes (default 200)")
+    parser.add_argument(
+        "--riders", action="store_true", help="train and validate on scenes with cyclists (rider, bicycle) too"
+    )
     parser.add_argument("--widths", type=int, nargs="+", help="channels per level (default 16 32 64 96)")
     parser.add_argument("--checkpoint-every", type=positive_int, default=500)
     parser.add_argument("--workers", type=int, default=0, help="data loader worker processes (scene generation)")
@@ -53,10 +56,19 @@ def run_changes(args: argparse.Namespace) -> dict:
     from gesco.training.config import DataConfig
 
     data = DataConfig(
-        kind="synthetic", size=args.size, num_scenes=args.scenes, seed_offset=args.seed_offset, num_workers=args.workers
+        kind="synthetic",
+        size=args.size,
+        num_scenes=args.scenes,
+        seed_offset=args.seed_offset,
+        num_workers=args.workers,
+        riders=args.riders,
     )
     validation = DataConfig(
-        kind="synthetic", size=args.size, num_scenes=args.val_scenes, seed_offset=VALIDATION_SEED_OFFSET
+        kind="synthetic",
+        size=args.size,
+        num_scenes=args.val_scenes,
+        seed_offset=VALIDATION_SEED_OFFSET,
+        riders=args.riders,
     )
     return {
         "output_dir": str(args.out),
@@ -87,7 +99,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="HEIGHTxWIDTH the detector reads the images at (default 128x256)",
     )
     parser.add_argument(
-        "--classes", type=int, nargs="+", help="Cityscapes label ids to detect (default 17 19 20 24 26)"
+        "--classes",
+        type=int,
+        nargs="+",
+        help="Cityscapes label ids to detect (default 17 19 20 24 26, with --riders also 25 33)",
     )
     parser.add_argument(
         "--min-area",
@@ -100,7 +115,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def build_config(args: argparse.Namespace):
     """The training config of the command line (or, with --resume, the saved one with --steps applied)."""
-    from gesco.evaluation.detector import DetectorConfig
+    from gesco.datasets.synthetic_canvas import CYCLIST_CLASSES
+    from gesco.evaluation.detector import SYNTHETIC_BOX_CLASS_IDS, DetectorConfig
     from gesco.evaluation.detector_training import DetectorTrainConfig
 
     if args.resume and (args.out / "config.json").is_file():
@@ -109,6 +125,8 @@ def build_config(args: argparse.Namespace):
     model = {"input_size": args.input_size}
     if args.classes:
         model["class_ids"] = tuple(args.classes)
+    elif args.riders:
+        model["class_ids"] = tuple(sorted(SYNTHETIC_BOX_CLASS_IDS + CYCLIST_CLASSES))
     if args.widths:
         model["widths"] = tuple(args.widths)
     return DetectorTrainConfig(model=DetectorConfig(**model), min_area=args.min_area, **run_changes(args))

@@ -58,6 +58,7 @@ def build_evaluation_dataset(
     split: str = "val",
     first_seed: int | None = None,
     geometry: bool = False,
+    riders: bool = False,
 ) -> Dataset:
     """The evaluation set at a receiver's image size.
 
@@ -71,6 +72,7 @@ def build_evaluation_dataset(
             disjoint from every training seed.
         geometry: a folder: also read its ground-truth depth and boxes (Cityscapes only; synthetic scenes
             always carry them).
+        riders: synthetic only: scenes with cyclists (:class:`~gesco.datasets.synthetic.SyntheticStreets`).
 
     Returns:
         A ``Dataset`` of :class:`~gesco.datasets.base.Sample` (Cityscapes classes for synthetic scenes).
@@ -78,11 +80,16 @@ def build_evaluation_dataset(
     Raises:
         FileNotFoundError: ``data`` is neither ``"synthetic"`` nor a folder.
         ValueError: an unknown layout, a layout that cannot be detected, the plain ``"folder"`` layout,
-            which has no class table to score against, or ``geometry`` for a layout without depth and boxes.
+            which has no class table to score against, ``geometry`` for a layout without depth and boxes, or
+            ``riders`` for a folder.
     """
     if str(data) == SYNTHETIC:
         seed = EVALUATION_SEED_OFFSET if first_seed is None else first_seed
-        return SyntheticStreetsDataset(count, seed, height=size[0], width=size[1])
+        return SyntheticStreetsDataset(count, seed, height=size[0], width=size[1], riders=riders)
+    if riders:
+        raise ValueError(
+            f"riders adds cyclists to synthetic scenes; the folder {str(data)!r} has its own (CLI: --riders)"
+        )
     root = Path(data)
     if not root.is_dir():
         raise FileNotFoundError(f"data {str(root)!r} is neither {SYNTHETIC!r} nor a folder (CLI: --data)")

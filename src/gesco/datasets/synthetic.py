@@ -3,7 +3,9 @@
 A scene is a road in one-point perspective (lanes, dashed markings, curbs, sometimes a zebra
 crossing), sidewalks, buildings with windows and shop fronts, hedges or open fields with tree
 lines, sky, poles with traffic signs and traffic lights, street trees, and cars and persons as
-instances, all drawn far to near so nearer objects occlude farther ones. Geometry lives in world
+instances, all drawn far to near so nearer objects occlude farther ones. ``riders=True`` adds cyclists
+(rider 25 and bicycle 33, instances both) from a stream of their own, leaving the rest of each scene where
+it was. Geometry lives in world
 metres, so any resolution shows the same scene (defaults 64 x 128 and 128 x 256, the Cityscapes
 aspect). Thin structures (poles, lane markings) are at least 2 px wide at 128 px width, scaled with
 the width.
@@ -17,7 +19,7 @@ Every scene also carries its ground truth of geometry: a per-pixel depth map fro
 (the ground plane's depth from each row below the horizon, every object at the depth of its ground
 contact point, façades and car sides receding per column, sky capped at ``SKY_DEPTH_M`` = 1000 m),
 and a box with class and instance id for every visible person, car, pole, traffic sign and traffic
-light.
+light (and rider and bicycle).
 
 Scene ``seed`` fixes both layout and appearance. ``appearance_seed`` re-renders the same layout
 (identical labels and instances) with other colours, textures and lighting.
@@ -46,6 +48,7 @@ from gesco.datasets.synthetic_appearance import NoiseBank, render
 from gesco.datasets.synthetic_canvas import (
     BUILDING,
     CAR,
+    CYCLIST_CLASSES,
     PERSON,
     POLE,
     ROAD,
@@ -73,7 +76,9 @@ SYNTHETIC_CLASSES: dict[int, str] = {
     PERSON: "person",
     CAR: "car",
 }
-"""Cityscapes label id -> name of every class the generator draws."""
+"""Cityscapes label id -> name of every class the generator draws by default."""
+CYCLIST_CLASS_NAMES: dict[int, str] = dict(zip(CYCLIST_CLASSES, ("rider", "bicycle")))
+"""The classes ``riders=True`` adds."""
 
 MIN_SIZE = 16
 
@@ -113,14 +118,18 @@ def _check_seed(name: str, value: object) -> int:
 class SyntheticStreets:
     """Generator of synthetic street scenes at one resolution (``height`` x ``width`` px).
 
-    Deterministic: the same seed gives the same scene on every machine (numpy PCG64 streams).
+    Deterministic: the same seed gives the same scene on every machine (numpy PCG64 streams). ``riders``
+    adds cyclists; every other object of a seed's layout stays where it is without them (the colours drawn
+    after the first cyclist's can change).
     """
 
-    def __init__(self, height: int = 64, width: int = 128) -> None:
+    def __init__(self, height: int = 64, width: int = 128, *, riders: bool = False) -> None:
         for name, value in (("height", height), ("width", width)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < MIN_SIZE:
                 raise ValueError(f"{name} must be an int >= {MIN_SIZE}, got {value!r}")
-        self.height, self.width = int(height), int(width)
+        if not isinstance(riders, bool):
+            raise TypeError(f"riders must be a bool, got {type(riders).__name__} {riders!r}")
+        self.height, self.width, self.riders = int(height), int(width), riders
         self._noise = NoiseBank(self.height, self.width)
 
     def scene(self, seed: int, *, appearance_seed: int | None = None) -> SyntheticScene:
@@ -132,7 +141,8 @@ class SyntheticStreets:
         else:
             look_rng = np.random.default_rng([seed, 2, _check_seed("appearance_seed", appearance_seed)])
         canvas = Canvas(self.height, self.width)
-        camera = draw_layout(canvas, layout_rng)
+        cyclist_rng = np.random.default_rng([seed, 3]) if self.riders else None
+        camera = draw_layout(canvas, layout_rng, cyclist_rng)
         image = render(canvas, camera, self._noise, look_rng)
         instances = canvas.finished_instances()
         return SyntheticScene(
@@ -152,17 +162,20 @@ class SyntheticStreetsDataset(Dataset):
     Labels are Cityscapes label ids, which are also the Cityscapes channel indices (35 classes),
     so this data set drops in wherever Cityscapes does. Use disjoint seed ranges for training and
     evaluation, e.g. ``seed_offset=0`` and ``seed_offset=1_000_000``. Samples carry the scene's
-    ``depth`` and ``boxes`` (:class:`~gesco.datasets.base.Boxes`).
+    ``depth`` and ``boxes`` (:class:`~gesco.datasets.base.Boxes`). ``riders`` adds cyclists
+    (:class:`SyntheticStreets`).
     """
 
     num_classes = 35
 
-    def __init__(self, n: int, seed_offset: int = 0, height: int = 64, width: int = 128) -> None:
+    def __init__(
+        self, n: int, seed_offset: int = 0, height: int = 64, width: int = 128, *, riders: bool = False
+    ) -> None:
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             raise ValueError(f"n must be a non-negative int, got {n!r}")
         self.n = int(n)
         self.seed_offset = _check_seed("seed_offset", seed_offset)
-        self.streets = SyntheticStreets(height, width)
+        self.streets = SyntheticStreets(height, width, riders=riders)
 
     def __len__(self) -> int:
         return self.n

@@ -17,11 +17,13 @@ import numpy as np
 # Cityscapes label ids (cityscapesscripts.helpers.labels) of the classes the generator draws.
 ROAD, SIDEWALK, BUILDING, POLE = 7, 8, 11, 17
 TRAFFIC_LIGHT, TRAFFIC_SIGN, VEGETATION, TERRAIN, SKY = 19, 20, 21, 22, 23
-PERSON, CAR = 24, 26
-THING_CLASSES = (PERSON, CAR)
-#: Classes whose objects get a ground-truth box: the instance classes plus the compact stuff objects a
-#: street-scene detector is asked for (Cityscapes gives poles, lights and signs no instance ids).
+PERSON, RIDER, CAR, BICYCLE = 24, 25, 26, 33
+THING_CLASSES = (PERSON, RIDER, CAR, BICYCLE)
+#: Classes whose objects get a ground-truth box in the default scenes: the instance classes plus the compact
+#: stuff objects a street-scene detector is asked for (Cityscapes gives poles, lights and signs no instance ids).
 BOX_CLASSES = (POLE, TRAFFIC_LIGHT, TRAFFIC_SIGN, PERSON, CAR)
+#: The classes scenes with cyclists add (``SyntheticStreets(riders=True)``), boxed too.
+CYCLIST_CLASSES = (RIDER, BICYCLE)
 #: Depth of the sky and the cap on every depth (m): the ground just below the horizon would otherwise
 #: run to infinity.
 SKY_DEPTH_M = 1000.0

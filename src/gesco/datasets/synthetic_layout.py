@@ -27,7 +27,7 @@ from gesco.datasets.synthetic_canvas import (
     Canvas,
     pixel_span,
 )
-from gesco.datasets.synthetic_objects import SIGN_SCHEMES, Car, Person, Pole, Sign, TrafficLight, Tree
+from gesco.datasets.synthetic_objects import SIGN_SCHEMES, Car, Cyclist, Person, Pole, Sign, TrafficLight, Tree
 
 FAR_M = 400.0  # façades and hedges run to this depth: close enough to the horizon
 
@@ -53,8 +53,12 @@ class Street:
         return self.road_left if side == 0 else self.road_right
 
 
-def draw_layout(canvas: Canvas, rng: np.random.Generator) -> Camera:
-    """Draw one random street scene onto ``canvas``; returns its camera."""
+def draw_layout(canvas: Canvas, rng: np.random.Generator, cyclist_rng: np.random.Generator | None = None) -> Camera:
+    """Draw one random street scene onto ``canvas``; returns its camera.
+
+    With ``cyclist_rng``, cyclists are placed too, from that stream alone: everything else stays where the same
+    ``rng`` puts it without them.
+    """
     h, w = canvas.height, canvas.width
     cam = Camera(
         focal=w * rng.uniform(0.42, 0.56),
@@ -86,7 +90,10 @@ def draw_layout(canvas: Canvas, rng: np.random.Generator) -> Camera:
         else:
             far_x = (-1, 1)[side] * rng.uniform(30.0, 80.0)
             _draw_hedge(canvas, cam, street.facade_x(side) + far_x, rng.uniform(5.0, 12.0), rng)
-    for item in sorted(_place_objects(street, cam, w / 128, rng), key=lambda o: -o.depth):
+    objects = _place_objects(street, cam, w / 128, rng)
+    if cyclist_rng is not None:
+        objects += _place_cyclists(street, cam, w / 128, cyclist_rng)
+    for item in sorted(objects, key=lambda o: -o.depth):
         item.paint(canvas, cam)
     return cam
 
@@ -312,6 +319,24 @@ def _place_objects(street: Street, cam: Camera, scale: float, rng: np.random.Gen
         x = rng.uniform(street.road_left, street.road_right)
         objects.append(Person(x, rng.uniform(6.0, min(14.0, person_far)), rng.uniform(1.6, 1.95), rng.random()))
     return objects
+
+
+def _place_cyclists(street: Street, cam: Camera, scale: float, rng: np.random.Generator) -> list[Cyclist]:
+    """Cyclists riding along the street near either curb (seen head-on or from behind), and sometimes one
+    crossing it (seen from the side); as tall on screen as the pedestrians."""
+    far = min(30.0, cam.focal * 1.75 / (10 * scale))
+    cyclists = []
+    for z in _spaced(rng, int(rng.integers(0, 3)), 5.0, far, 4.0):
+        side = int(rng.integers(0, 2))
+        x = street.curb_x(side) + (1 if side == 0 else -1) * rng.uniform(0.6, 1.2)
+        cyclists.append(Cyclist(x, z, rng.uniform(1.6, 1.95), 0, rng.uniform(0, 2 * np.pi)))
+    if rng.random() < 0.3:
+        x = rng.uniform(street.road_left, street.road_right)
+        heading = 1 if rng.random() < 0.5 else -1
+        cyclists.append(
+            Cyclist(x, rng.uniform(6.0, min(14.0, far)), rng.uniform(1.6, 1.95), heading, rng.uniform(0, 2 * np.pi))
+        )
+    return cyclists
 
 
 def _random_car(x_m: float, z_m: float, seen_from_behind: bool, rng: np.random.Generator) -> Car:

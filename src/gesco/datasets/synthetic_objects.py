@@ -1,4 +1,4 @@
-"""Objects of the synthetic street: cars, persons, poles with signs and traffic lights, trees.
+"""Objects of the synthetic street: cars, persons, cyclists, poles with signs and traffic lights, trees.
 
 Each object holds world geometry only (metres, see :class:`~gesco.datasets.synthetic_canvas.Camera`)
 and paints itself onto a :class:`~gesco.datasets.synthetic_canvas.Canvas` inside its bounding
@@ -8,7 +8,7 @@ occlude farther ones. Small parts get a minimum size in pixels (thin structures 
 
 Depth follows the geometry: flat figures (persons, poles with their signs and lights, trees, a car's
 face) lie at the depth of their ground contact point, a car's side recedes column by column. Cars,
-persons, poles, signs and traffic lights each open a boxed object (:meth:`Canvas.new_box`).
+persons, riders, bicycles, poles, signs and traffic lights each open a boxed object (:meth:`Canvas.new_box`).
 """
 
 from __future__ import annotations
@@ -18,11 +18,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from gesco.datasets.synthetic_canvas import (
+    BICYCLE,
     CAR,
     FACES_LEFT,
     FACES_RIGHT,
     PERSON,
     POLE,
+    RIDER,
     TRAFFIC_LIGHT,
     TRAFFIC_SIGN,
     VEGETATION,
@@ -158,6 +160,115 @@ class Person:
         materials = [canvas.new_material(kind) for kind in kinds]
         instance, owner = canvas.new_instance(PERSON), canvas.new_box(PERSON)
         canvas.paint(rows, cols, parts, materials, PERSON, depth=self.z_m, instance=instance, owner=owner)
+
+
+def _near_segments(
+    u: np.ndarray, y: np.ndarray, segments: list[tuple[tuple[float, float], tuple[float, float]]], half_width: float
+) -> np.ndarray:
+    """Points ``(u, y)`` (m) closer than ``half_width`` to any of the segments ``((u0, y0), (u1, y1))``."""
+    near = np.zeros(np.broadcast_shapes(u.shape, y.shape), bool)
+    for (u0, y0), (u1, y1) in segments:
+        du, dy = u1 - u0, y1 - y0
+        t = np.clip(((u - u0) * du + (y - y0) * dy) / max(du * du + dy * dy, 1e-12), 0.0, 1.0)
+        near |= (u - u0 - t * du) ** 2 + (y - y0 - t * dy) ** 2 < half_width**2
+    return near
+
+
+@dataclass(frozen=True)
+class Cyclist:
+    """A person riding a bicycle, as a flat figure at depth ``z_m``: seen from the side (``heading`` +1 rides to
+    the right, -1 to the left) while crossing, or head-on / from behind (``heading`` 0) while riding along the street.
+
+    Cityscapes labels the two apart: the person is a *rider* (class 25), the bicycle a *bicycle* (class 33), each
+    an instance with its own box; where the rider covers the bicycle, the pixels are the rider's.
+    """
+
+    x_m: float
+    z_m: float
+    height_m: float  # of the rider standing; seated, the head tops out near 0.95 of it
+    heading: int  # -1, 0 or +1
+    pedal: float  # crank angle, radians
+
+    @property
+    def depth(self) -> float:
+        return self.z_m
+
+    def paint(self, canvas: Canvas, cam: Camera) -> None:
+        k = cam.px_per_m(self.z_m)
+        cx, foot = cam.x_of(self.x_m, self.z_m), cam.y_of(0.0, self.z_m)
+        reach = 1.0 if self.heading else 0.45  # half the figure's width, m
+        rows, cols, xc, yc = _window(canvas, cx - reach * k - 1, cx + reach * k + 1, foot - self.height_m * k, foot)
+        u = (xc - cx) / k  # metres from the figure's axis, to the right
+        y_m = (foot - yc) / k
+        thin = 0.5 / k  # half a pixel: every bar stays at least a pixel wide
+        bike, rider = self._bicycle(u, y_m, thin), self._rider(u, y_m, thin)
+        bike_materials = [canvas.new_material("bike_frame"), canvas.new_material("tyre")]
+        owner = canvas.new_box(BICYCLE)
+        instance = canvas.new_instance(BICYCLE)
+        canvas.paint(rows, cols, bike, bike_materials, BICYCLE, depth=self.z_m, instance=instance, owner=owner)
+        rider_materials = [canvas.new_material(kind) for kind in ("shirt", "trousers", "skin", "helmet")]
+        owner, instance = canvas.new_box(RIDER), canvas.new_instance(RIDER)
+        canvas.paint(rows, cols, rider, rider_materials, RIDER, depth=self.z_m, instance=instance, owner=owner)
+
+    def _bicycle(self, u: np.ndarray, y_m: np.ndarray, thin: float) -> np.ndarray:
+        """Parts of the bicycle: 1 frame and handlebar, 2 tyres."""
+        d, r = self.heading, 0.34
+        parts = np.zeros(np.broadcast_shapes(u.shape, y_m.shape), np.int64)
+        if d:
+            hub_rear, hub_front, crank, seat, head = (
+                (-0.55 * d, r),
+                (0.55 * d, r),
+                (0.0, 0.3),
+                (-0.12 * d, 0.82),
+                (0.42 * d, 0.85),
+            )
+            frame = [
+                (hub_rear, crank),
+                (crank, seat),
+                (seat, head),
+                (crank, head),
+                (hub_rear, seat),
+                (head, hub_front),
+                (head, (0.38 * d, 1.0)),
+            ]
+            parts[_near_segments(u, y_m, frame, max(0.025, thin))] = 1
+            for hub_u, _ in (hub_rear, hub_front):
+                ring = np.abs(np.sqrt((u - hub_u) ** 2 + (y_m - r) ** 2) - r) < max(0.045, thin)
+                parts[ring] = 2
+        else:
+            parts[_near_segments(u, y_m, [((-0.3, 1.0), (0.3, 1.0)), ((0.0, 0.68), (0.0, 1.0))], max(0.025, thin))] = 1
+            parts[_near_segments(u, y_m, [((0.0, 0.0), (0.0, 2 * r))], max(0.03, thin))] = 2
+        return parts
+
+    def _rider(self, u: np.ndarray, y_m: np.ndarray, thin: float) -> np.ndarray:
+        """Parts of the rider: 1 torso and arms (shirt), 2 legs, 3 face, 4 helmet."""
+        d, s = self.heading, self.height_m / 1.75
+        lift = 0.12 * np.sin(self.pedal)  # one foot up, the other down
+        parts = np.zeros(np.broadcast_shapes(u.shape, y_m.shape), np.int64)
+        if d:
+            hip, shoulder, head = (-0.1 * d, 0.92 * s), (0.16 * d, 1.42 * s), (0.27 * d, 1.6 * s)
+            hands, knee = (0.4 * d, 1.0), (0.18 * d, 0.72 * s)
+            legs = [
+                (hip, knee),
+                (knee, (0.05 * d, 0.3 + lift)),
+                (hip, (0.1 * d, 0.62 * s)),
+                ((0.1 * d, 0.62 * s), (-0.05 * d, 0.3 - lift)),
+            ]
+            parts[_near_segments(u, y_m, legs, max(0.075, thin))] = 2
+            parts[_near_segments(u, y_m, [(hip, shoulder)], max(0.16, thin))] = 1
+            parts[_near_segments(u, y_m, [(shoulder, hands)], max(0.05, thin))] = 1
+        else:
+            head = (0.0, 1.55 * s)
+            legs = [((-0.1, 0.92 * s), (-0.15, 0.3 + lift)), ((0.1, 0.92 * s), (0.15, 0.3 - lift))]
+            parts[_near_segments(u, y_m, legs, max(0.075, thin))] = 2
+            parts[(np.abs(u) < max(0.19, thin)) & (y_m >= 0.88 * s) & (y_m < 1.42 * s)] = 1
+            arms = [((-0.2, 1.38 * s), (-0.28, 1.0)), ((0.2, 1.38 * s), (0.28, 1.0))]
+            parts[_near_segments(u, y_m, arms, max(0.05, thin))] = 1
+        head_r = max(0.12 * s, 2 * thin)
+        in_head = (u - head[0]) ** 2 + (y_m - head[1]) ** 2 < head_r**2
+        parts[in_head] = 3
+        parts[in_head & (y_m > head[1] - 0.2 * head_r)] = 4
+        return parts
 
 
 SIGN_SCHEMES = {

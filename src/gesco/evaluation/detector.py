@@ -57,8 +57,8 @@ class DetectorConfig(Config):
     """The compact detector: its classes, the resolution it reads, its widths and its decoding.
 
     Attributes:
-        class_ids: Cityscapes label ids of the heatmap channels, in order (riders, 25, need training data with
-            riders: the synthetic scenes have none).
+        class_ids: Cityscapes label ids of the heatmap channels, in order (riders, 25, and bicycles, 33, need
+            training scenes with cyclists: ``SyntheticStreets(riders=True)``, ``gesco train-detector --riders``).
         input_size: (H, W) the images are resized to before the network; None reads them at their own size.
             The network pads any size to a multiple of 2 ** len(widths).
         widths: channels per encoder level; level i is at stride 2 ** (i + 1) of the input, so the first is

@@ -43,10 +43,14 @@ class DataConfig(Config):
     edge_rule: str = "instance"
     flip: bool = True
     num_workers: int = 0
+    #: Synthetic only: scenes with cyclists (riders and bicycles) too.
+    riders: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in DATA_KINDS:
             raise ValueError(f"unknown data kind {self.kind!r}; choose one of {list(DATA_KINDS)}")
+        if self.riders and self.kind != "synthetic":
+            raise ValueError(f"data.riders adds cyclists to synthetic scenes; data kind {self.kind!r} has its own")
         if self.kind not in ("synthetic",) and not self.root:
             raise ValueError(f"data kind {self.kind!r} needs a root folder (data.root)")
         if self.kind == "synthetic" and self.num_scenes < 1:

@@ -39,7 +39,9 @@ def build_dataset(data: DataConfig, table: ClassTable) -> Dataset:
     """The training dataset; flips are left to the trainer, which seeds them per step."""
     size = tuple(data.size) if data.size else None
     if data.kind == "synthetic":
-        return SyntheticStreetsDataset(data.num_scenes, data.seed_offset, height=size[0], width=size[1])
+        return SyntheticStreetsDataset(
+            data.num_scenes, data.seed_offset, height=size[0], width=size[1], riders=data.riders
+        )
     if data.kind == "cityscapes":
         return CityscapesDataset(data.root, data.split, size=size)
     if data.kind == "coco-stuff":
