@@ -3,7 +3,9 @@
 This is the ceiling that ``gesco evaluate --detector/--depth`` reports beside every method: AP50 (all boxes, and
 without boxes under ``--min-area`` px^2), recall and AP50 per class, localisation error; depth AbsRel and delta1
 (ground truth up to the evaluation's maximum depth), beside two guesses that never look at the image.
+``--riders`` scores scenes with cyclists (``SyntheticStreets(riders=True)``), the same seeds.
 Usage: python benchmarks/geometry_models.py --detector runs/detector/model [--depth runs/depth/model] [--n 200]
+    [--riders]
 """
 
 from __future__ import annotations
@@ -73,11 +75,12 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--first-seed", type=int, default=EVALUATION_SEED_OFFSET)
     parser.add_argument("--min-area", type=float, default=16.0)
+    parser.add_argument("--riders", action="store_true", help="scenes with cyclists (rider and bicycle classes)")
     args = parser.parse_args()
     if args.detector is None and args.depth is None:
         parser.error("give --detector, --depth or both")
-    dataset = SyntheticStreetsDataset(args.n, args.first_seed)
-    report: dict = {"scenes": args.n, "first_seed": args.first_seed}
+    dataset = SyntheticStreetsDataset(args.n, args.first_seed, riders=args.riders)
+    report: dict = {"scenes": args.n, "first_seed": args.first_seed, "riders": args.riders}
     started = time.perf_counter()
     if args.detector:
         detector = GescoDetector.from_pretrained(resolve(args.detector))

@@ -8,8 +8,9 @@ import torch
 from gesco.cli.main import main
 from gesco.constants import VALIDATION_SEED_OFFSET
 from gesco.datasets import SyntheticStreetsDataset, collate
+from gesco.evaluation import depth_training
 from gesco.evaluation.depth_network import DepthNetConfig, GescoDepthNet, depth_loss
-from gesco.evaluation.depth_training import DepthTrainConfig, train_depth
+from gesco.evaluation.depth_training import DepthTrainConfig, appearance_augment, train_depth
 from gesco.evaluation.geometry_networks import load_depth_estimator
 from gesco.evaluation.scorer_factory import ScoringNetworks, build_set_scorer
 from gesco.semantics.classes import class_table
@@ -84,6 +85,57 @@ def test_train_depth_command(tmp_path):
     assert main(args) == 0
     assert DepthTrainConfig.load(tmp_path / "depth").data.seed_offset == 600_000
     assert GescoDepthNet.from_pretrained(tmp_path / "depth" / "model").config.widths == (4, 8)
+    assert not DepthTrainConfig.load(tmp_path / "depth").appearance_augment
+    assert main([*args[:2], str(tmp_path / "augmented"), *args[3:], "--appearance-augment"]) == 0
+    assert DepthTrainConfig.load(tmp_path / "augmented").appearance_augment
+
+
+@pytest.fixture(scope="module")
+def street_batch():
+    return collate([SyntheticStreetsDataset(6, VALIDATION_SEED_OFFSET)[i] for i in range(6)])
+
+
+def only(monkeypatch, change: str) -> None:
+    """Let ``appearance_augment`` make only one of its three changes, to every image."""
+    for name in ("BLUR_CHANCE", "CHANNEL_SWAP_CHANCE", "FLATTEN_CHANCE"):
+        monkeypatch.setattr(depth_training, name, 1.0 if name.startswith(change) else 0.0)
+
+
+def test_flattening_pulls_each_object_towards_its_own_mean_colour(monkeypatch, street_batch):
+    only(monkeypatch, "FLATTEN")
+    images, instances = street_batch.image, street_batch.instances
+    out = appearance_augment(images, instances, torch.Generator().manual_seed(0))
+    lower_spread = 0
+    for b in range(len(images)):
+        for region in instances[b].unique():
+            mask = instances[b] == region
+            before, after = images[b][:, mask], out[b][:, mask]
+            torch.testing.assert_close(after.mean(1), before.mean(1), atol=1e-5, rtol=0)  # same mean colour
+            if mask.sum() > 1:
+                assert after.std(1).sum() <= before.std(1).sum() + 1e-5
+                lower_spread += bool(after.std(1).sum() < before.std(1).sum() - 1e-4)
+    assert lower_spread > 20  # the texture goes: most objects come out flatter
+    assert not torch.equal(out, images)
+
+
+def test_blur_smooths_and_keeps_the_colours(monkeypatch, street_batch):
+    only(monkeypatch, "BLUR")
+    images = street_batch.image
+    out = appearance_augment(images, street_batch.instances, torch.Generator().manual_seed(1))
+    assert out.diff(dim=-1).abs().mean() < 0.9 * images.diff(dim=-1).abs().mean()
+    torch.testing.assert_close(out.mean((2, 3)), images.mean((2, 3)), atol=0.02, rtol=0)
+
+
+def test_channel_swap_permutes_the_colour_channels_of_each_image(monkeypatch, street_batch):
+    only(monkeypatch, "CHANNEL_SWAP")
+    images = street_batch.image
+    out = appearance_augment(images, street_batch.instances, torch.Generator().manual_seed(2))
+    for b in range(len(images)):
+        matches = [[torch.equal(out[b, i], images[b, j]) for j in range(3)] for i in range(3)]
+        assert all(sum(row) >= 1 for row in matches)  # every output channel is an input channel
+        assert not all(matches[i][i] for i in range(3))  # never the identity
+    again = appearance_augment(images, street_batch.instances, torch.Generator().manual_seed(2))
+    assert torch.equal(out, again)  # the generator decides
 
 
 def test_bad_inputs_give_typed_errors(tmp_path):

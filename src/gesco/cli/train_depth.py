@@ -21,6 +21,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_geometry_training_options(parser, default_steps=6000)
+    parser.add_argument(
+        "--appearance-augment",
+        action="store_true",
+        help="also blur, swap colour channels and flatten objects' textures, so that depth is read from the layout",
+    )
     parser.set_defaults(func=run)
 
 
@@ -33,7 +38,7 @@ def build_config(args: argparse.Namespace):
         config = DepthTrainConfig.load(args.out)
         return config.replace(max_steps=args.steps) if args.steps else config
     model = DepthNetConfig(**({"widths": tuple(args.widths)} if args.widths else {}))
-    return DepthTrainConfig(model=model, **run_changes(args))
+    return DepthTrainConfig(model=model, appearance_augment=args.appearance_augment, **run_changes(args))
 
 
 def run(args: argparse.Namespace) -> int:
