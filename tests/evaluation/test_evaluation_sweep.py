@@ -79,6 +79,7 @@ def test_sweep_end_to_end_mechanics_on_an_untrained_model(assets, tmp_path):
     assert cells["received-map", "100"]["miou"] > cells["received-map", "5"]["miou"]
     assert "LPIPS" in data["notes"]["lpips"] or "lpips" in data["notes"]["lpips"].lower()
     assert "too small" in data["notes"]["ms_ssim"] and data["settings"]["data_first_seed"] == SEED
+    assert data["settings"]["data_riders"] is False
     assert data["payload_per_pixel"]["analog_complex_channel_uses"] > 1
 
     with open(out / "results.csv") as f:

@@ -164,6 +164,7 @@ def run(args: argparse.Namespace) -> int:
     }
     if args.data == "synthetic":
         settings["data_first_seed"] = dataset.seed_offset
+        settings["data_riders"] = args.riders
     result = comparison.run(methods, args.snr, args.out, scoring.scorer, settings=settings, notes=notes)
     written = write_compare_report(
         result,

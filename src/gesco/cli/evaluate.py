@@ -168,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
     }
     if args.data == "synthetic":
         settings["data_first_seed"] = dataset.seed_offset
+        settings["data_riders"] = args.riders
     result = run_sweep(
         receivers,
         methods,
