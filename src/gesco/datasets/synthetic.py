@@ -48,7 +48,6 @@ from gesco.datasets.synthetic_appearance import NoiseBank, render
 from gesco.datasets.synthetic_canvas import (
     BUILDING,
     CAR,
-    CYCLIST_CLASSES,
     PERSON,
     POLE,
     ROAD,
@@ -77,8 +76,6 @@ SYNTHETIC_CLASSES: dict[int, str] = {
     CAR: "car",
 }
 """Cityscapes label id -> name of every class the generator draws by default."""
-CYCLIST_CLASS_NAMES: dict[int, str] = dict(zip(CYCLIST_CLASSES, ("rider", "bicycle")))
-"""The classes ``riders=True`` adds."""
 
 MIN_SIZE = 16
 
