@@ -1,6 +1,7 @@
 """Cyclists in the synthetic scenes (``riders=True``): riders and bicycles as Cityscapes instances with boxes,
 added without moving anything else, and written to and read back from the Cityscapes layout."""
 
+import argparse
 import hashlib
 import json
 
@@ -8,11 +9,25 @@ import numpy as np
 import pytest
 
 from gesco.cli.main import main
-from gesco.datasets import CityscapesDataset, SyntheticStreets, SyntheticStreetsDataset, write_cityscapes
+from gesco.cli.options import evaluation_dataset
+from gesco.datasets import (
+    ADE20KDataset,
+    CityscapesDataset,
+    CocoStuffDataset,
+    FolderDataset,
+    SyntheticStreets,
+    SyntheticStreetsDataset,
+    write_cityscapes,
+)
 from gesco.datasets.layouts import build_evaluation_dataset
 from gesco.datasets.synthetic_canvas import BICYCLE, BOX_CLASSES, CYCLIST_CLASSES, RIDER, Camera, Canvas
-from gesco.datasets.synthetic_objects import Cyclist
+from gesco.datasets.synthetic_layout import Street, _overlaps, _place_cyclists
+from gesco.datasets.synthetic_objects import Car, Cyclist
+from gesco.evaluation.detector import DetectorConfig
+from gesco.evaluation.detector_training import DetectorTrainConfig
+from gesco.semantics.classes import class_table
 from gesco.training.config import DataConfig
+from gesco.training.data import build_dataset
 from helpers import assert_tight_boxes
 
 SEEDS = range(24)
@@ -42,6 +57,7 @@ def test_default_scenes_are_those_every_shipped_model_was_trained_and_scored_on(
 def test_cyclists_leave_everything_they_do_not_cover_in_place(pairs):
     for plain, riders in pairs:
         cyclist = np.isin(riders.labels, CYCLIST_CLASSES)
+        assert np.array_equal(riders.image[~cyclist], plain.image[~cyclist])  # colours and lighting too
         assert np.array_equal(riders.labels[~cyclist], plain.labels[~cyclist])
         # the same objects, though one a cyclist hides completely leaves the numbering of its class
         pairs_seen = np.unique(np.stack([riders.instances[~cyclist], plain.instances[~cyclist]]), axis=1)
@@ -88,8 +104,10 @@ def test_a_cyclist_is_a_rider_on_a_bicycle_at_its_ground_contact(heading):
 def test_cityscapes_round_trip_of_riders(tmp_path, pairs):
     scenes = [r for _, r in pairs if np.isin(r.labels, CYCLIST_CLASSES).any()][:3]
     write_cityscapes(tmp_path, "val", scenes, city="testcity")
-    polygons = json.loads(next((tmp_path / "gtFine" / "val" / "testcity").glob("*_polygons.json")).read_text())
-    assert {"rider", "bicycle"} & {o["label"] for o in polygons["objects"]}
+    labels = set()
+    for path in (tmp_path / "gtFine" / "val" / "testcity").glob("*_polygons.json"):
+        labels |= {o["label"] for o in json.loads(path.read_text())["objects"]}
+    assert {"rider", "bicycle"} <= labels
     for sample, scene in zip(CityscapesDataset(tmp_path, "val", size=None, geometry=True), scenes):
         assert np.array_equal(sample.labels.numpy(), scene.labels)
         assert np.array_equal(sample.instances.numpy(), scene.instances)
@@ -97,20 +115,63 @@ def test_cityscapes_round_trip_of_riders(tmp_path, pairs):
         assert sample.boxes.instances.tolist() == scene.boxes[:, 5].tolist()
 
 
-def test_the_option_reaches_every_way_of_making_scenes(tmp_path):
-    sample = SyntheticStreetsDataset(24, riders=True)
-    assert any(np.isin(sample[i].labels.numpy(), CYCLIST_CLASSES).any() for i in range(24))
+def with_cyclists(dataset, n: int) -> bool:
+    return any(np.isin(dataset[i].labels.numpy(), CYCLIST_CLASSES).any() for i in range(n))
+
+
+def test_the_option_reaches_training_and_evaluation_data():
+    dataset = SyntheticStreetsDataset(24, riders=True)
+    assert with_cyclists(dataset, 24) and dataset[0].name == "synthetic_riders_0000000"
+    assert with_cyclists(build_dataset(DataConfig(num_scenes=24, riders=True), class_table("cityscapes")), 24)
+    assert not with_cyclists(build_dataset(DataConfig(num_scenes=24), class_table("cityscapes")), 24)
     dataset = build_evaluation_dataset("synthetic", (64, 128), count=2, first_seed=5, riders=True)
     assert np.array_equal(dataset[0].labels.numpy(), SyntheticStreets(riders=True).scene(5).labels)
-    out = tmp_path / "cs"
-    assert main(["data", "synth", "--layout", "cityscapes", "--out", str(out), "--n", "6", "--riders"]) == 0
-    written = CityscapesDataset(out, "train", size=None)
-    assert any(np.isin(written[i].labels.numpy(), CYCLIST_CLASSES).any() for i in range(6))
+    # the command line's evaluation set (gesco evaluate / compare --riders)
+    options = dict(data="synthetic", n=24, layout="auto", split="val", data_seed=0, detector=None, depth=None)
+    assert with_cyclists(evaluation_dataset(argparse.Namespace(**options, riders=True), (64, 128)), 24)
+    assert not with_cyclists(evaluation_dataset(argparse.Namespace(**options, riders=False), (64, 128)), 24)
+
+
+@pytest.mark.parametrize("layout", ["cityscapes", "coco-stuff", "ade20k", "folder"])
+def test_data_synth_writes_cyclists_in_every_layout(tmp_path, layout):
+    out = tmp_path / layout
+    assert main(["data", "synth", "--layout", layout, "--out", str(out), "--n", "3", "--seed", "4", "--riders"]) == 0
+    channels = {
+        "cityscapes": lambda: CityscapesDataset(out, "train", size=None),
+        "coco-stuff": lambda: CocoStuffDataset(out, "train", size=None),
+        "ade20k": lambda: ADE20KDataset(out, "train", size=None),
+        "folder": lambda: FolderDataset(out, 35, size=None),
+    }[layout]()
+    table = {"coco-stuff": class_table("coco-stuff"), "ade20k": class_table("ade20k")}.get(layout)
+    bicycle = table.names.index("bicycle") if table else BICYCLE  # scene 4 has a bicycle
+    assert any((channels[i].labels == bicycle).any() for i in range(3))
+
+
+def test_cyclists_are_never_placed_inside_a_car():
+    cam = Camera(focal=64.0, horizon=27.0, center_x=64.0)
+    street = Street(
+        road_left=-5.0,
+        road_right=5.0,
+        lane_width=3.3,
+        sidewalk=(2.0, 2.0),
+        verge=(0.0, 0.0),
+        zones=("buildings", "buildings"),
+    )
+    cars = [Car(x, z, 1.8, 1.5, 4.5, True) for x in (-4.1, 4.1) for z in (5.0, 12.0)]
+    kept = [c for seed in range(200) for c in _place_cyclists(street, cam, 1.0, cars, np.random.default_rng(seed))]
+    assert kept and not any(_overlaps(c, car) for c in kept for car in cars)
+    assert _overlaps(Cyclist(4.1, 7.0, 1.8, 0, 0.0), cars[2])  # a rider in the car's body would be dropped
 
 
 def test_bad_cyclist_options_raise(tmp_path):
     with pytest.raises(TypeError, match="riders must be a bool"):
         SyntheticStreets(riders=1)
+    with pytest.raises(TypeError, match="data.riders must be true or false"):
+        DataConfig(riders="false")
+    with pytest.raises(ValueError, match="heading"):
+        Cyclist(0.0, 6.0, 1.8, 2, 0.0)
+    with pytest.raises(ValueError, match=r"\[25, 33\].*--riders"):
+        DetectorTrainConfig(model=DetectorConfig(class_ids=(24, 25, 33)))
     with pytest.raises(ValueError, match="synthetic scenes"):
         DataConfig(kind="cityscapes", root="somewhere", riders=True)
     (tmp_path / "folder").mkdir()

@@ -86,8 +86,17 @@ def test_train_depth_command(tmp_path):
     assert DepthTrainConfig.load(tmp_path / "depth").data.seed_offset == 600_000
     assert GescoDepthNet.from_pretrained(tmp_path / "depth" / "model").config.widths == (4, 8)
     assert not DepthTrainConfig.load(tmp_path / "depth").appearance_augment
-    assert main([*args[:2], str(tmp_path / "augmented"), *args[3:], "--appearance-augment"]) == 0
+    calls = []
+
+    def counted(images, instances, generator):
+        calls.append(images.shape)
+        return appearance_augment(images, instances, generator)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(depth_training, "appearance_augment", counted)
+        assert main([*args[:2], str(tmp_path / "augmented"), *args[3:], "--appearance-augment"]) == 0
     assert DepthTrainConfig.load(tmp_path / "augmented").appearance_augment
+    assert calls == [(2, 3, 32, 64)]  # the training step changed its batch
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from gesco.datasets.base import Boxes
-from gesco.datasets.synthetic_canvas import BOX_CLASSES, CAR
+from gesco.datasets.synthetic_canvas import BOX_CLASSES, CAR, CYCLIST_CLASSES
 from gesco.evaluation.figures import COLORBAR_INCHES, FIGURE_DPI
 from gesco.evaluation.geometry_figure import (
     BOX_PALETTE,
@@ -49,8 +49,9 @@ def test_a_label_sits_above_the_box_and_leaves_its_inside_alone():
 
 
 def test_classes_get_distinct_colours():
-    assert len({box_colour(c) for c in BOX_CLASSES}) == len(BOX_CLASSES)
-    assert set(map(box_colour, BOX_CLASSES)) <= set(BOX_PALETTE)
+    boxed = BOX_CLASSES + CYCLIST_CLASSES
+    assert len({box_colour(c) for c in boxed}) == len(boxed)
+    assert set(map(box_colour, boxed)) <= set(BOX_PALETTE)
 
 
 def test_depth_colours_run_monotonically_from_near_to_far_on_one_fixed_range():

@@ -31,10 +31,12 @@ from gesco.datasets.label_files import ade20k_channels
 from gesco.datasets.preprocessing import Preprocessing
 from gesco.datasets.synthetic import SyntheticScene
 from gesco.datasets.synthetic_canvas import (
+    BICYCLE,
     BUILDING,
     CAR,
     PERSON,
     POLE,
+    RIDER,
     ROAD,
     SIDEWALK,
     SKY,
@@ -60,7 +62,9 @@ ADE20K_FROM_CITYSCAPES: dict[int, int] = {
     TERRAIN: 10,  # grass
     SKY: 3,  # sky
     PERSON: 13,  # person, individual, someone, somebody, mortal, soul
+    RIDER: 13,  # person (ADE20K has no rider class)
     CAR: 21,  # car, auto, automobile, machine, motorcar
+    BICYCLE: 128,  # bicycle, bike, wheel, cycle
 }
 """Cityscapes label id -> ADE20K class id as stored on disk (1..150; channel = id - 1)."""
 

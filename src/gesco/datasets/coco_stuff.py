@@ -27,10 +27,12 @@ from gesco.datasets.label_files import coco_stuff_channels
 from gesco.datasets.preprocessing import Preprocessing
 from gesco.datasets.synthetic import SyntheticScene
 from gesco.datasets.synthetic_canvas import (
+    BICYCLE,
     BUILDING,
     CAR,
     PERSON,
     POLE,
+    RIDER,
     ROAD,
     SIDEWALK,
     SKY,
@@ -54,7 +56,9 @@ COCO_STUFF_FROM_CITYSCAPES: dict[int, int] = {
     TERRAIN: 123,  # grass
     SKY: 156,  # sky-other
     PERSON: 0,  # person
+    RIDER: 0,  # person (COCO has no rider class)
     CAR: 2,  # car
+    BICYCLE: 1,  # bicycle
 }
 """Cityscapes label id -> COCO-Stuff class index (0-based, as in the label PNGs) of synthetic classes."""
 

@@ -116,17 +116,17 @@ class SyntheticStreets:
     """Generator of synthetic street scenes at one resolution (``height`` x ``width`` px).
 
     Deterministic: the same seed gives the same scene on every machine (numpy PCG64 streams). ``riders``
-    adds cyclists; every other object of a seed's layout stays where it is without them (the colours drawn
-    after the first cyclist's can change).
+    adds cyclists, placed and coloured from random streams of their own: every pixel they do not cover is the
+    pixel of the scene without them.
     """
 
     def __init__(self, height: int = 64, width: int = 128, *, riders: bool = False) -> None:
         for name, value in (("height", height), ("width", width)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < MIN_SIZE:
                 raise ValueError(f"{name} must be an int >= {MIN_SIZE}, got {value!r}")
-        if not isinstance(riders, bool):
+        if not isinstance(riders, (bool, np.bool_)):
             raise TypeError(f"riders must be a bool, got {type(riders).__name__} {riders!r}")
-        self.height, self.width, self.riders = int(height), int(width), riders
+        self.height, self.width, self.riders = int(height), int(width), bool(riders)
         self._noise = NoiseBank(self.height, self.width)
 
     def scene(self, seed: int, *, appearance_seed: int | None = None) -> SyntheticScene:
@@ -140,7 +140,12 @@ class SyntheticStreets:
         canvas = Canvas(self.height, self.width)
         cyclist_rng = np.random.default_rng([seed, 3]) if self.riders else None
         camera = draw_layout(canvas, layout_rng, cyclist_rng)
-        image = render(canvas, camera, self._noise, look_rng)
+        cyclist_look_rng = None
+        if self.riders:
+            cyclist_look_rng = np.random.default_rng(
+                [seed, 4] if appearance_seed is None else [seed, 5, appearance_seed]
+            )
+        image = render(canvas, camera, self._noise, look_rng, cyclist_look_rng)
         instances = canvas.finished_instances()
         return SyntheticScene(
             image=image,
@@ -160,7 +165,7 @@ class SyntheticStreetsDataset(Dataset):
     so this data set drops in wherever Cityscapes does. Use disjoint seed ranges for training and
     evaluation, e.g. ``seed_offset=0`` and ``seed_offset=1_000_000``. Samples carry the scene's
     ``depth`` and ``boxes`` (:class:`~gesco.datasets.base.Boxes`). ``riders`` adds cyclists
-    (:class:`SyntheticStreets`).
+    (:class:`SyntheticStreets`); those samples are named ``synthetic_riders_<seed>``.
     """
 
     num_classes = 35
@@ -186,7 +191,8 @@ class SyntheticStreetsDataset(Dataset):
             image=image_to_tensor(scene.image),
             labels=torch.from_numpy(scene.labels.astype(np.int64)),
             instances=torch.from_numpy(scene.instances.astype(np.int64)),
-            name=f"synthetic_{seed:07d}",
+            # another name with cyclists: a resumed evaluation must not take one scene's images for the other's
+            name=f"synthetic_{'riders_' if self.streets.riders else ''}{seed:07d}",
             depth=torch.from_numpy(scene.depth),
             boxes=Boxes.from_rows(scene.boxes),
         )

@@ -194,19 +194,27 @@ def _sky_rows(canvas: Canvas, cam: Camera, rng: np.random.Generator) -> tuple[np
     return (top * (1 - t) + low * t).astype(np.float32), cover
 
 
-def _material_table(canvas: Canvas, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Colour (n, 3) and texture amplitudes (n, 4: fine, mid, coarse, colour drift) of every slot."""
+def _material_table(
+    canvas: Canvas, rng: np.random.Generator, added_rng: np.random.Generator | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Colour (n, 3) and texture amplitudes (n, 4: fine, mid, coarse, colour drift) of every slot; the slots in
+    ``canvas.added_materials`` take their colours from ``added_rng``."""
     kinds = canvas.material_kinds
     colours = np.zeros((len(kinds), 3), np.float32)
     amplitudes = np.zeros((len(kinds), 4), np.float32)
     slots_of_kind: dict[str, list[int]] = {}
+    added_of_kind: dict[str, list[int]] = {}
     for i, kind in enumerate(kinds[1:], start=1):  # slot 0 is the sky, coloured per row in render()
         texture, chroma = MATERIALS[kind][1:]
         amplitudes[i] = (*texture, chroma)
         if canvas.material_shade_of[i] is None:
-            slots_of_kind.setdefault(kind, []).append(i)
+            (added_of_kind if i in canvas.added_materials else slots_of_kind).setdefault(kind, []).append(i)
     for kind, slots in slots_of_kind.items():
         colours[slots] = MATERIALS[kind][0](rng, len(slots))
+    if added_of_kind and added_rng is None:
+        raise ValueError("the canvas has slots of optional objects: render it with their own added_rng")
+    for kind, slots in added_of_kind.items():
+        colours[slots] = MATERIALS[kind][0](added_rng, len(slots))
     for i, shade_of in enumerate(canvas.material_shade_of):
         if shade_of is not None:
             colours[i] = colours[shade_of[0]] * shade_of[1]
@@ -230,9 +238,15 @@ def _lighting(canvas: Canvas, rng: np.random.Generator) -> np.ndarray:
     return gain
 
 
-def render(canvas: Canvas, cam: Camera, noise: NoiseBank, rng: np.random.Generator) -> np.ndarray:
-    """The RGB image of a drawn canvas: uint8 (H, W, 3)."""
-    colours, amplitudes = _material_table(canvas, rng)
+def render(
+    canvas: Canvas,
+    cam: Camera,
+    noise: NoiseBank,
+    rng: np.random.Generator,
+    added_rng: np.random.Generator | None = None,
+) -> np.ndarray:
+    """The RGB image of a drawn canvas: uint8 (H, W, 3); ``added_rng`` colours the optional objects' slots."""
+    colours, amplitudes = _material_table(canvas, rng, added_rng)
     sky_rows, cloud_cover = _sky_rows(canvas, cam, rng)
     fine, mid, coarse, drift, clouds = (noise.field(level, rng) for level in (0, 1, 2, 1, 2))
 

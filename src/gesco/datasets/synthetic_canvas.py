@@ -99,6 +99,9 @@ class Canvas:
     box_labels: list[int] = field(default_factory=list)
     material_kinds: list[str] = field(default_factory=list)
     material_shade_of: list[tuple[int, float] | None] = field(default_factory=list)
+    #: Slots of the optional objects (cyclists), coloured from a random stream of their own: the colours of every
+    #: other slot, and all the renderer draws after them, stay what they are without those objects.
+    added_materials: set[int] = field(default_factory=set)
     _next_instance: dict[int, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -117,10 +120,13 @@ class Canvas:
         """Smallest width of a thin structure: 2 px at 128 px image width, scaled with the width."""
         return max(2, round(2 * self.width / 128))
 
-    def new_material(self, kind: str) -> int:
-        """Open a material slot; the renderer gives every slot its own colour drawn for its kind."""
+    def new_material(self, kind: str, *, added: bool = False) -> int:
+        """Open a material slot; the renderer gives every slot its own colour drawn for its kind (``added``: a
+        slot of an optional object, see ``added_materials``)."""
         self.material_kinds.append(kind)
         self.material_shade_of.append(None)
+        if added:
+            self.added_materials.add(len(self.material_kinds) - 1)
         return len(self.material_kinds) - 1
 
     def shaded_material(self, source: int, gain: float) -> int:

@@ -92,7 +92,8 @@ def draw_layout(canvas: Canvas, rng: np.random.Generator, cyclist_rng: np.random
             _draw_hedge(canvas, cam, street.facade_x(side) + far_x, rng.uniform(5.0, 12.0), rng)
     objects = _place_objects(street, cam, w / 128, rng)
     if cyclist_rng is not None:
-        objects += _place_cyclists(street, cam, w / 128, cyclist_rng)
+        cars = [item for item in objects if isinstance(item, Car)]
+        objects += _place_cyclists(street, cam, w / 128, cars, cyclist_rng)
     for item in sorted(objects, key=lambda o: -o.depth):
         item.paint(canvas, cam)
     return cam
@@ -321,10 +322,13 @@ def _place_objects(street: Street, cam: Camera, scale: float, rng: np.random.Gen
     return objects
 
 
-def _place_cyclists(street: Street, cam: Camera, scale: float, rng: np.random.Generator) -> list[Cyclist]:
+def _place_cyclists(
+    street: Street, cam: Camera, scale: float, cars: list[Car], rng: np.random.Generator
+) -> list[Cyclist]:
     """Cyclists riding along the street near either curb (seen head-on or from behind), and sometimes one
-    crossing it (seen from the side); as tall on screen as the pedestrians."""
-    far = min(30.0, cam.focal * 1.75 / (10 * scale))
+    crossing it (seen from the side), never inside one of the ``cars``; as near as the pedestrians (at least
+    ~10 px tall at 128 px width, so 5 m up to 8-12.5 m away)."""
+    far = cam.focal * 1.75 / (10 * scale)
     cyclists = []
     for z in _spaced(rng, int(rng.integers(0, 3)), 5.0, far, 4.0):
         side = int(rng.integers(0, 2))
@@ -333,10 +337,15 @@ def _place_cyclists(street: Street, cam: Camera, scale: float, rng: np.random.Ge
     if rng.random() < 0.3:
         x = rng.uniform(street.road_left, street.road_right)
         heading = 1 if rng.random() < 0.5 else -1
-        cyclists.append(
-            Cyclist(x, rng.uniform(6.0, min(14.0, far)), rng.uniform(1.6, 1.95), heading, rng.uniform(0, 2 * np.pi))
-        )
-    return cyclists
+        cyclists.append(Cyclist(x, rng.uniform(5.0, far), rng.uniform(1.6, 1.95), heading, rng.uniform(0, 2 * np.pi)))
+    return [c for c in cyclists if not any(_overlaps(c, car) for car in cars)]
+
+
+def _overlaps(cyclist: Cyclist, car: Car) -> bool:
+    """Whether the cyclist's footprint (1.8 m long when crossing, 0.6 m wide head-on) meets the car's."""
+    half_width = 0.9 if cyclist.heading else 0.3
+    beside = abs(cyclist.x_m - car.x_m) < car.width_m / 2 + half_width
+    return beside and car.z_m - 0.5 < cyclist.z_m < car.z_m + car.length_m + 0.5
 
 
 def _random_car(x_m: float, z_m: float, seen_from_behind: bool, rng: np.random.Generator) -> Car:

@@ -189,6 +189,10 @@ class Cyclist:
     heading: int  # -1, 0 or +1
     pedal: float  # crank angle, radians
 
+    def __post_init__(self) -> None:
+        if self.heading not in (-1, 0, 1):
+            raise ValueError(f"a cyclist's heading is -1 (left), 0 (head-on) or +1 (right), got {self.heading!r}")
+
     @property
     def depth(self) -> float:
         return self.z_m
@@ -202,11 +206,11 @@ class Cyclist:
         y_m = (foot - yc) / k
         thin = 0.5 / k  # half a pixel: every bar stays at least a pixel wide
         bike, rider = self._bicycle(u, y_m, thin), self._rider(u, y_m, thin)
-        bike_materials = [canvas.new_material("bike_frame"), canvas.new_material("tyre")]
+        bike_materials = [canvas.new_material(kind, added=True) for kind in ("bike_frame", "tyre")]
         owner = canvas.new_box(BICYCLE)
         instance = canvas.new_instance(BICYCLE)
         canvas.paint(rows, cols, bike, bike_materials, BICYCLE, depth=self.z_m, instance=instance, owner=owner)
-        rider_materials = [canvas.new_material(kind) for kind in ("shirt", "trousers", "skin", "helmet")]
+        rider_materials = [canvas.new_material(kind, added=True) for kind in ("shirt", "trousers", "skin", "helmet")]
         owner, instance = canvas.new_box(RIDER), canvas.new_instance(RIDER)
         canvas.paint(rows, cols, rider, rider_materials, RIDER, depth=self.z_m, instance=instance, owner=owner)
 

@@ -32,6 +32,7 @@ from gesco.config import Config
 from gesco.constants import GEOMETRY_TRAINING_SEED_OFFSET, VALIDATION_SEED_OFFSET
 from gesco.datasets import collate
 from gesco.datasets.base import Boxes
+from gesco.datasets.synthetic_canvas import CYCLIST_CLASSES
 from gesco.evaluation.detector import OUTPUT_STRIDE, DetectorConfig, DetectorOutput, GescoDetector
 from gesco.evaluation.objects_depth import DetectionScores, detection_scores
 from gesco.evaluation.segmenter_training import augment
@@ -94,6 +95,12 @@ class DetectorTrainConfig(Config):
             raise ValueError(f"gaussian_alpha and min_sigma must be > 0, got {self.gaussian_alpha}, {self.min_sigma}")
         if self.size_weight < 0 or self.offset_weight < 0 or self.min_area < 0:
             raise ValueError("size_weight, offset_weight and min_area must be >= 0")
+        cyclist_classes = sorted(set(self.model.class_ids) & set(CYCLIST_CLASSES))
+        if cyclist_classes and not self.data.riders:
+            raise ValueError(
+                f"classes {cyclist_classes} (rider, bicycle) appear only in scenes with cyclists: set data.riders "
+                "(gesco train-detector --riders), or their heatmaps never see an object"
+            )
 
 
 def check_geometry_run(config: Config) -> None:

@@ -45,8 +45,8 @@ FIGURE_MIN_SCORE = 0.3
 #: Perceptually uniform, reversed so that near objects are bright and the far background dark.
 DEPTH_COLORMAP = "magma_r"
 UNKNOWN_DEPTH_RGB = (128, 128, 128)
-#: Saturated colours that stand out on street scenes and on each other; a class takes ``id % len``, which
-#: keeps the synthetic scenes' five box classes (17, 19, 20, 24, 26) apart.
+#: Saturated colours that stand out on street scenes and on each other; a class takes ``id % len`` unless
+#: ``BOX_COLOUR_OF`` names it.
 BOX_PALETTE = (
     (255, 60, 60),
     (60, 220, 60),
@@ -57,6 +57,10 @@ BOX_PALETTE = (
     (255, 140, 0),
     (255, 255, 255),
 )
+#: The synthetic scenes' seven box classes, each its own colour (``id % len`` would give pole, rider and bicycle
+#: one): pole green, light yellow, sign magenta, person red, rider orange, car blue, bicycle cyan.
+BOX_COLOUR_OF = {17: BOX_PALETTE[1], 19: BOX_PALETTE[3], 20: BOX_PALETTE[4], 24: BOX_PALETTE[0], 25: BOX_PALETTE[6]}
+BOX_COLOUR_OF |= {26: BOX_PALETTE[2], 33: BOX_PALETTE[5]}
 LABEL_FONT_PX = 11
 
 
@@ -68,7 +72,7 @@ def upsample(picture: np.ndarray, scale: int) -> np.ndarray:
 
 
 def box_colour(class_id: int) -> tuple[int, int, int]:
-    return BOX_PALETTE[class_id % len(BOX_PALETTE)]
+    return BOX_COLOUR_OF.get(class_id, BOX_PALETTE[class_id % len(BOX_PALETTE)])
 
 
 def short_name(name: str) -> str:

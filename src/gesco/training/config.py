@@ -49,6 +49,8 @@ class DataConfig(Config):
     def __post_init__(self) -> None:
         if self.kind not in DATA_KINDS:
             raise ValueError(f"unknown data kind {self.kind!r}; choose one of {list(DATA_KINDS)}")
+        if not isinstance(self.riders, bool):
+            raise TypeError(f"data.riders must be true or false, got {self.riders!r}")
         if self.riders and self.kind != "synthetic":
             raise ValueError(f"data.riders adds cyclists to synthetic scenes; data kind {self.kind!r} has its own")
         if self.kind not in ("synthetic",) and not self.root:
