@@ -4,11 +4,10 @@ A scene is a road in one-point perspective (lanes, dashed markings, curbs, somet
 crossing), sidewalks, buildings with windows and shop fronts, hedges or open fields with tree
 lines, sky, poles with traffic signs and traffic lights, street trees, and cars and persons as
 instances, all drawn far to near so nearer objects occlude farther ones. ``riders=True`` adds cyclists
-(rider 25 and bicycle 33, instances both) from a stream of their own, leaving the rest of each scene where
-it was. Geometry lives in world
-metres, so any resolution shows the same scene (defaults 64 x 128 and 128 x 256, the Cityscapes
-aspect). Thin structures (poles, lane markings) are at least 2 px wide at 128 px width, scaled with
-the width.
+(rider 25 and bicycle 33, instances both), placed and coloured from streams of their own, so every pixel
+they do not cover stays as it was. Geometry lives in world metres, so any resolution shows the same scene
+(defaults 64 x 128 and 128 x 256, the Cityscapes aspect). Thin structures (poles, lane markings) are at
+least 2 px wide at 128 px width, scaled with the width.
 
 Labels are Cityscapes label ids (road 7, sidewalk 8, building 11, pole 17, traffic light 19, traffic
 sign 20, vegetation 21, terrain 22, sky 23, person 24, car 26) and instances use the Cityscapes
@@ -138,13 +137,13 @@ class SyntheticStreets:
         else:
             look_rng = np.random.default_rng([seed, 2, _check_seed("appearance_seed", appearance_seed)])
         canvas = Canvas(self.height, self.width)
-        cyclist_rng = np.random.default_rng([seed, 3]) if self.riders else None
-        camera = draw_layout(canvas, layout_rng, cyclist_rng)
-        cyclist_look_rng = None
+        cyclist_rng = cyclist_look_rng = None
         if self.riders:
+            cyclist_rng = np.random.default_rng([seed, 3])
             cyclist_look_rng = np.random.default_rng(
                 [seed, 4] if appearance_seed is None else [seed, 5, appearance_seed]
             )
+        camera = draw_layout(canvas, layout_rng, cyclist_rng)
         image = render(canvas, camera, self._noise, look_rng, cyclist_look_rng)
         instances = canvas.finished_instances()
         return SyntheticScene(

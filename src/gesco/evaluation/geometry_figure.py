@@ -32,6 +32,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from gesco.datasets.base import Boxes, Sample, image_to_tensor
+from gesco.datasets.synthetic_canvas import BICYCLE, CAR, PERSON, POLE, RIDER, TRAFFIC_LIGHT, TRAFFIC_SIGN
 from gesco.evaluation.figures import FIGURE_DPI, Colorbar, save_grid
 from gesco.evaluation.geometry_networks import DepthEstimator, Detector
 from gesco.evaluation.geometry_scoring import DEFAULT_MAX_DEPTH_M
@@ -59,8 +60,15 @@ BOX_PALETTE = (
 )
 #: The synthetic scenes' seven box classes, each its own colour (``id % len`` would give pole, rider and bicycle
 #: one): pole green, light yellow, sign magenta, person red, rider orange, car blue, bicycle cyan.
-BOX_COLOUR_OF = {17: BOX_PALETTE[1], 19: BOX_PALETTE[3], 20: BOX_PALETTE[4], 24: BOX_PALETTE[0], 25: BOX_PALETTE[6]}
-BOX_COLOUR_OF |= {26: BOX_PALETTE[2], 33: BOX_PALETTE[5]}
+BOX_COLOUR_OF = {
+    POLE: BOX_PALETTE[1],
+    TRAFFIC_LIGHT: BOX_PALETTE[3],
+    TRAFFIC_SIGN: BOX_PALETTE[4],
+    PERSON: BOX_PALETTE[0],
+    RIDER: BOX_PALETTE[6],
+    CAR: BOX_PALETTE[2],
+    BICYCLE: BOX_PALETTE[5],
+}
 LABEL_FONT_PX = 11
 
 
