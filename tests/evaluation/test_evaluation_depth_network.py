@@ -2,12 +2,15 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from gesco.cli.main import main
 from gesco.constants import VALIDATION_SEED_OFFSET
 from gesco.datasets import SyntheticStreetsDataset, collate
+from gesco.datasets.regenerated import RegeneratedScenes
 from gesco.evaluation import depth_training
 from gesco.evaluation.depth_network import DepthNetConfig, GescoDepthNet, depth_loss
 from gesco.evaluation.depth_training import DepthTrainConfig, appearance_augment, train_depth
@@ -97,6 +100,45 @@ def test_train_depth_command(tmp_path):
         assert main([*args[:2], str(tmp_path / "augmented"), *args[3:], "--appearance-augment"]) == 0
     assert DepthTrainConfig.load(tmp_path / "augmented").appearance_augment
     assert calls == [(2, 3, 32, 64)]  # the training step changed its batch
+
+
+def test_train_depth_on_regenerations_feeds_them_to_the_step_with_their_scenes_depth(tmp_path, monkeypatch):
+    # two "regenerations" of training scenes 5 and 6 (outside the range the others are drawn from): grey images
+    for seed in (5, 6):
+        (tmp_path / "regenerated").mkdir(exist_ok=True)
+        Image.fromarray(np.full((32, 64, 3), 128, dtype=np.uint8)).save(
+            tmp_path / f"regenerated/synthetic_{seed:07d}.png"
+        )
+    seen = []
+    real_loss = depth_training.depth_loss
+
+    def recording_loss(log_depth, target, **kwargs):
+        seen.append(target.clone())
+        return real_loss(log_depth, target, **kwargs)
+
+    monkeypatch.setattr(depth_training, "depth_loss", recording_loss)
+    monkeypatch.setattr(depth_training, "augment", lambda images, depth, generator: (images, depth))
+    taken = []
+    original = RegeneratedScenes.__getitem__
+    monkeypatch.setattr(RegeneratedScenes, "__getitem__", lambda self, i: taken.append(i) or original(self, i))
+    args = ["train-depth", "--out", str(tmp_path / "depth"), "--steps", "2", "--batch-size", "4", "--scenes", "8"]
+    args += ["--val-scenes", "2", "--size", "32x64", "--widths", "4", "8", "--no-progress", "--seed", "3"]
+    args += ["--regenerated", str(tmp_path / "regenerated"), "--regenerated-share", "0.5"]
+    assert main(args) == 0
+    config = DepthTrainConfig.load(tmp_path / "depth")
+    assert config.regenerated == (str(tmp_path / "regenerated"),) and config.regenerated_share == 0.5
+    assert taken  # some training items were regenerations
+    scenes = SyntheticStreetsDataset(2, 5, height=32, width=64)
+    depths = [scenes[i].depth.clamp(0.5, 1000.0) for i in range(2)]
+    # each regeneration trains against its own scene's depth, and only they have those depths
+    assert sum(any(torch.equal(d, depth) for depth in depths) for d in torch.cat(seen)) == len(taken)
+    with pytest.raises(ValueError, match="regenerated_share"):
+        DepthTrainConfig(regenerated_share=1.5)
+    # a wrong folder fails before the run writes anything
+    missing = DepthTrainConfig(output_dir=str(tmp_path / "never"), regenerated=(str(tmp_path / "missing"),))
+    with pytest.raises(FileNotFoundError, match="no folder of regenerated images"):
+        train_depth(missing, progress=False)
+    assert not (tmp_path / "never").exists()
 
 
 @pytest.fixture(scope="module")

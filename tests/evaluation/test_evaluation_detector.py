@@ -2,8 +2,10 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from gesco.cli.main import main
 from gesco.config import ConfigError
@@ -22,6 +24,7 @@ from gesco.evaluation.detector_training import (
     DetectorTrainConfig,
     detection_loss,
     detection_targets,
+    geometry_datasets,
     train_detector,
 )
 from gesco.evaluation.geometry_networks import load_detector
@@ -145,6 +148,20 @@ def test_train_detector_command(tmp_path):
     saved = DetectorTrainConfig.load(tmp_path / "riders")
     assert saved.data.riders and saved.validation.riders
     assert saved.model.class_ids == (17, 19, 20, 24, 25, 26, 33)
+    # --regenerated: with share 1 every training item is a regeneration (here grey images of scenes 5 and 6)
+    for seed in (5, 6):
+        (tmp_path / "regenerated").mkdir(exist_ok=True)
+        Image.fromarray(np.full((32, 64, 3), 128, np.uint8)).save(tmp_path / f"regenerated/synthetic_{seed:07d}.png")
+    regenerated = ["--regenerated", str(tmp_path / "regenerated"), "--regenerated-share", "1"]
+    assert main([*args[:2], str(tmp_path / "regen"), *args[3:], *regenerated]) == 0
+    saved = DetectorTrainConfig.load(tmp_path / "regen")
+    assert saved.regenerated == (str(tmp_path / "regenerated"),) and saved.regenerated_share == 1.0
+    training, _ = geometry_datasets(saved)
+    items = [training[i] for i in range(len(training))]
+    assert {item.name for item in items} == {"synthetic_0000005", "synthetic_0000006"}
+    assert all(torch.allclose(item.image, torch.full_like(item.image, 128 / 127.5 - 1), atol=1e-6) for item in items)
+    with pytest.raises(ValueError, match="regenerated_share"):
+        DetectorTrainConfig(regenerated_share=0.0)
 
 
 def test_bad_inputs_give_typed_errors(tmp_path):

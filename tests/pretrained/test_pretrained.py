@@ -270,7 +270,15 @@ def test_shipped_depth_network_estimates_the_depth_of_held_out_scenes():
     network = pretrained.load(pretrained.DEPTH)
     assert isinstance(network, GescoDepthNet) and not network.training
     assert pretrained.info(pretrained.DEPTH).kind == "depth"
-    scores = evaluate_depth(network, SyntheticStreetsDataset(16, EVALUATION_SEED_OFFSET + 700))
+    held_out = SyntheticStreetsDataset(16, EVALUATION_SEED_OFFSET + 700)
+    scores = evaluate_depth(network, held_out)
     # on 200 held-out scenes the median depth everywhere scores delta1 0.19, the training scenes' median depth
     # of each image row (the ground plane) 0.60; the shipped network more than 0.9
+    assert scores.delta1 >= 0.8 and scores.abs_rel <= 0.2, scores
+    # the adapted network: trained on regenerations of training scenes only, and still reading real images
+    adapted = pretrained.info(pretrained.DEPTH_ADAPTED)
+    assert adapted.kind == "depth" and "1,000,000" in adapted.card
+    training = json.loads((adapted.path / "training-config.json").read_text())
+    assert training["regenerated"] and training["data"]["seed_offset"] < EVALUATION_SEED_OFFSET
+    scores = evaluate_depth(pretrained.load(pretrained.DEPTH_ADAPTED), held_out)
     assert scores.delta1 >= 0.8 and scores.abs_rel <= 0.2, scores

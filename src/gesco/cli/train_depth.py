@@ -2,7 +2,9 @@
 
 Synthetic scenes are generated on the fly at ``--size`` (seeds ``--seed-offset`` .. ``--seed-offset + --scenes
 - 1``, by default 600,000-699,999, below the evaluation seeds) and validated on held-out scenes (AbsRel and
-delta1 up to 80 m at every checkpoint). ``OUT/model`` is the trained network (for ``gesco evaluate --depth
+delta1 up to 80 m at every checkpoint). ``--regenerated`` mixes in receivers' regenerations of training scenes
+(images written by ``gesco evaluate --data synthetic --data-seed S``), each with its scene's depth, so that the
+network learns to read the images it will score. ``OUT/model`` is the trained network (for ``gesco evaluate --depth
 OUT/model``), ``OUT/checkpoints`` the resumable state, ``OUT/history.json`` the validation scores.
 """
 

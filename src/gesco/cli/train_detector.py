@@ -2,7 +2,8 @@
 
 Synthetic scenes are generated on the fly at ``--size`` (seeds ``--seed-offset`` .. ``--seed-offset + --scenes
 - 1``, by default 600,000-699,999, below the evaluation seeds) and validated on held-out scenes (AP50 at every
-checkpoint). The detector reads the images resized to ``--input-size`` (default 128x256: the 64x128 scenes
+checkpoint). ``--regenerated`` mixes in receivers' regenerations of training scenes, each with its scene's boxes.
+The detector reads the images resized to ``--input-size`` (default 128x256: the 64x128 scenes
 upsampled 2x, so 2 px poles keep a whole output cell). ``OUT/model`` is the trained detector (for
 ``gesco evaluate --detector OUT/model``), ``OUT/checkpoints`` the resumable state, ``OUT/history.json`` the
 validation AP50 at every checkpoint.
@@ -37,6 +38,21 @@ def add_geometry_training_options(parser: argparse.ArgumentParser, *, default_st
     parser.add_argument("--val-scenes", type=positive_int, default=200, help="held-out validation scenes (default 200)")
     parser.add_argument(
         "--riders", action="store_true", help="train and validate on scenes with cyclists (rider, bicycle) too"
+    )
+    parser.add_argument(
+        "--regenerated",
+        type=Path,
+        nargs="+",
+        default=(),
+        metavar="DIR",
+        help="folders of receivers' regenerations of training scenes (gesco evaluate --data synthetic --data-seed S, "
+        "S below 1000000, --out D writes D/images), trained on with each scene's own boxes and depth",
+    )
+    parser.add_argument(
+        "--regenerated-share",
+        type=float,
+        default=0.5,
+        help="share of training items taken from --regenerated (default 0.5)",
     )
     parser.add_argument("--widths", type=int, nargs="+", help="channels per level (default 16 32 64 96)")
     parser.add_argument("--checkpoint-every", type=positive_int, default=500)
@@ -80,6 +96,8 @@ def run_changes(args: argparse.Namespace) -> dict:
         "mixed_precision": "bf16" if args.bf16 else "no",
         "device": args.device,
         "seed": args.seed,
+        "regenerated": tuple(map(str, args.regenerated)),
+        "regenerated_share": args.regenerated_share,
         **({"max_steps": args.steps} if args.steps else {}),
     }
 

@@ -184,7 +184,10 @@ class SyntheticStreetsDataset(Dataset):
     def __getitem__(self, index: int) -> Sample:
         if not -self.n <= index < self.n:
             raise IndexError(f"index {index} out of range for {self.n} scenes")
-        seed = self.seed_offset + index % self.n
+        return self.sample(self.seed_offset + index % self.n)
+
+    def sample(self, seed: int) -> Sample:
+        """Scene ``seed`` as a sample, whatever this data set's range."""
         scene = self.streets.scene(seed)
         return Sample(
             image=image_to_tensor(scene.image),

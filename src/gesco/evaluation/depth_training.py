@@ -6,7 +6,9 @@ jitter and pixel noise as the segmenter's (the depth map flips with the image), 
 regenerated images; with ``appearance_augment``, also :func:`appearance_augment` (blur, swapped colour channels,
 objects flattened towards one colour), so that it reads depth from the layout rather than from the renderer's
 textures, which a regenerated image does not keep; AdamW with warm-up and cosine decay; the EMA weights are
-exported. Training scenes are seeds 600,000-699,999 by default, below the evaluation seeds; held-out scenes from
+exported. With ``regenerated``, a share of the training items are receivers' regenerations of training scenes,
+scored against those scenes' depth (domain adaptation to the images the network will be asked to read). Training
+scenes are seeds 600,000-699,999 by default, below the evaluation seeds; held-out scenes from
 ``VALIDATION_SEED_OFFSET`` are scored (AbsRel, delta_1 up to 80 m, as ``gesco evaluate``) at every checkpoint.
 The steps, exact resume, checkpoints, EMA, bf16 autocast and learning-rate schedule are those of the shared loop.
 """
@@ -25,13 +27,11 @@ from gesco.config import Config
 from gesco.constants import GEOMETRY_TRAINING_SEED_OFFSET, VALIDATION_SEED_OFFSET
 from gesco.datasets import collate
 from gesco.evaluation.depth_network import DepthNetConfig, GescoDepthNet, depth_loss
-from gesco.evaluation.detector_training import check_geometry_run, geometry_loop_settings
+from gesco.evaluation.detector_training import check_geometry_run, geometry_datasets, geometry_loop_settings
 from gesco.evaluation.geometry_scoring import DEFAULT_MAX_DEPTH_M
 from gesco.evaluation.objects_depth import DepthMeter, DepthScores
 from gesco.evaluation.segmenter_training import augment
-from gesco.semantics.classes import class_table
 from gesco.training.config import DataConfig
-from gesco.training.data import build_dataset
 from gesco.training.ema import EMA
 from gesco.training.loop import StepInputs, TrainingLoop
 
@@ -44,6 +44,7 @@ class DepthTrainConfig(Config):
         variance_focus, l1_weight: the loss's lambda and L1 weight (see ``depth_loss``).
         appearance_augment: also :func:`appearance_augment` the training images (before ``augment``, whose
             flips would not flip the instance map it reads).
+        regenerated, regenerated_share: see :class:`~gesco.evaluation.detector_training.DetectorTrainConfig`.
     """
 
     output_dir: str = "runs/depth"
@@ -66,6 +67,8 @@ class DepthTrainConfig(Config):
     l1_weight: float = 1.0
     augment: bool = True
     appearance_augment: bool = False
+    regenerated: tuple[str, ...] = ()
+    regenerated_share: float = 0.5
     ema_decay: float = 0.999
     grad_clip: float = 10.0
     mixed_precision: str = "no"
@@ -153,6 +156,8 @@ def evaluate_depth(network: GescoDepthNet, dataset: Dataset, *, batch_size: int 
 
 def train_depth(config: DepthTrainConfig, *, resume: bool = False, progress: bool = True) -> DepthTrainResult:
     """Run (or continue, with ``resume``) the depth network training of ``config``; export ``output_dir/model``."""
+    # built first: a bad folder of regenerations fails before the run writes anything
+    dataset, validation = geometry_datasets(config)
     loop = TrainingLoop(
         geometry_loop_settings(config, "train-depth"),
         lambda: GescoDepthNet(config.model),
@@ -161,8 +166,6 @@ def train_depth(config: DepthTrainConfig, *, resume: bool = False, progress: boo
         resume=resume,
         progress=progress,
     )
-    table = class_table("cityscapes")
-    dataset, validation = build_dataset(config.data, table), build_dataset(config.validation, table)
 
     def step(inputs: StepInputs) -> torch.Tensor:
         images, depth, instances = inputs.batch.image, inputs.batch.depth, inputs.batch.instances

@@ -32,6 +32,7 @@ from gesco.config import Config
 from gesco.constants import GEOMETRY_TRAINING_SEED_OFFSET, VALIDATION_SEED_OFFSET
 from gesco.datasets import collate
 from gesco.datasets.base import Boxes
+from gesco.datasets.regenerated import MixedScenes, RegeneratedScenes
 from gesco.datasets.synthetic_canvas import CYCLIST_CLASSES
 from gesco.evaluation.detector import OUTPUT_STRIDE, DetectorConfig, DetectorOutput, GescoDetector
 from gesco.evaluation.objects_depth import DetectionScores, detection_scores
@@ -57,6 +58,10 @@ class DetectorTrainConfig(Config):
         size_weight, offset_weight: weights of the L1 terms against the focal loss.
         min_area: validation AP50 leaves out ground-truth boxes smaller than this (px^2 of the data's size),
             as ``gesco evaluate --detector-min-area`` does.
+        regenerated: folders of receivers' regenerations of training scenes (``gesco evaluate --data synthetic
+            --data-seed S --out DIR`` writes them in ``DIR/images``), trained on with each scene's own boxes and
+            depth (:class:`~gesco.datasets.regenerated.RegeneratedScenes`); empty: the renderer's images only.
+        regenerated_share: the share of training items taken from ``regenerated``.
     """
 
     output_dir: str = "runs/detector"
@@ -80,6 +85,8 @@ class DetectorTrainConfig(Config):
     size_weight: float = 1.0
     offset_weight: float = 1.0
     min_area: float = 0.0
+    regenerated: tuple[str, ...] = ()
+    regenerated_share: float = 0.5
     augment: bool = True
     ema_decay: float = 0.999
     grad_clip: float = 10.0
@@ -115,6 +122,19 @@ def check_geometry_run(config: Config) -> None:
         raise ValueError(f"device must be one of {list(GEOMETRY_DEVICES)}, got {config.device!r}")
     if config.mixed_precision not in MIXED_PRECISION:
         raise ValueError(f"mixed_precision must be one of {list(MIXED_PRECISION)}, got {config.mixed_precision!r}")
+    if not 0 < config.regenerated_share <= 1:
+        raise ValueError(f"regenerated_share must be in (0, 1], got {config.regenerated_share}")
+
+
+def geometry_datasets(config: Config) -> tuple[Dataset, Dataset]:
+    """The training set (with ``config.regenerated``, a share of it the receivers' regenerations) and the
+    validation set of a detector or depth network run."""
+    table = class_table("cityscapes")
+    dataset = build_dataset(config.data, table)
+    if config.regenerated:
+        regenerated = RegeneratedScenes(config.regenerated, *config.data.size)
+        dataset = MixedScenes(dataset, regenerated, config.regenerated_share)
+    return dataset, build_dataset(config.validation, table)
 
 
 @dataclass(frozen=True)
@@ -260,6 +280,8 @@ def geometry_loop_settings(config: Config, name: str) -> LoopSettings:
 
 def train_detector(config: DetectorTrainConfig, *, resume: bool = False, progress: bool = True) -> DetectorTrainResult:
     """Run (or continue, with ``resume``) the detector training of ``config``; export ``output_dir/model``."""
+    # built first: a bad folder of regenerations fails before the run writes anything
+    dataset, validation = geometry_datasets(config)
     loop = TrainingLoop(
         geometry_loop_settings(config, "train-detector"),
         lambda: GescoDetector(config.model),
@@ -268,8 +290,6 @@ def train_detector(config: DetectorTrainConfig, *, resume: bool = False, progres
         resume=resume,
         progress=progress,
     )
-    table = class_table("cityscapes")
-    dataset, validation = build_dataset(config.data, table), build_dataset(config.validation, table)
 
     def step(inputs: StepInputs) -> StepOutput:
         images, boxes = inputs.batch.image, inputs.batch.boxes
@@ -296,7 +316,7 @@ def train_detector(config: DetectorTrainConfig, *, resume: bool = False, progres
     def validate(done: int) -> dict[str, object]:
         nonlocal scores
         scores = evaluate_detector(_ema_detector(config.model, loop.ema), validation, min_area=config.min_area)
-        per_class = {table.names[c]: s.ap50 for c, s in scores.per_class.items()}
+        per_class = {class_table("cityscapes").names[c]: s.ap50 for c, s in scores.per_class.items()}
         return {"validation_ap50": scores.map50, "validation_per_class_ap50": per_class}
 
     result = loop.run(

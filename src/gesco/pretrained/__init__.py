@@ -39,6 +39,8 @@ SEGMENTER = "segmenter-synthetic-streets-64x128"
 DETECTOR = "detector-synthetic-streets-64x128"
 #: The compact monocular depth network behind AbsRel and delta1 (``gesco evaluate --depth``).
 DEPTH = "depth-synthetic-streets-64x128"
+#: The same depth network trained with half its images the paper's receiver's regenerations of training scenes.
+DEPTH_ADAPTED = "depth-synthetic-streets-64x128-adapted"
 DEEP_JSCC = "deep-jscc-synthetic-streets-64x128"
 
 
