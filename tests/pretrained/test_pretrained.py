@@ -261,6 +261,13 @@ def test_shipped_detector_finds_the_things_of_held_out_scenes():
     scores = evaluate_detector(detector, with_cyclists, min_area=16)
     # riders: AP50 0.96 over 200 scenes; bicycles, mostly a 1-2 px wheel seen head-on, 0.48
     assert scores.per_class[25].ap50 >= 0.6 and scores.per_class[33].ap50 >= 0.15, scores.per_class
+    # the adapted detector: trained on regenerations of training scenes only, and still finding real objects
+    adapted = pretrained.info(pretrained.DETECTOR_ADAPTED)
+    assert adapted.kind == "detector" and "1,000,000" in adapted.card
+    training = json.loads((adapted.path / "training-config.json").read_text())
+    assert training["regenerated"] and training["data"]["seed_offset"] < EVALUATION_SEED_OFFSET
+    scores = evaluate_detector(pretrained.load(pretrained.DETECTOR_ADAPTED), with_cyclists, min_area=16)
+    assert scores.map50 >= 0.6 and scores.per_class[25].ap50 >= 0.6, scores.per_class
 
 
 def test_shipped_depth_network_estimates_the_depth_of_held_out_scenes():

@@ -37,6 +37,8 @@ LCM_RECEIVER = "synthetic-streets-64x128-lcm"
 SEGMENTER = "segmenter-synthetic-streets-64x128"
 #: The compact detector behind AP50 (``gesco evaluate --detector``).
 DETECTOR = "detector-synthetic-streets-64x128"
+#: The same detector trained with half its images the paper's receiver's regenerations of training scenes.
+DETECTOR_ADAPTED = "detector-synthetic-streets-64x128-adapted"
 #: The compact monocular depth network behind AbsRel and delta1 (``gesco evaluate --depth``).
 DEPTH = "depth-synthetic-streets-64x128"
 #: The same depth network trained with half its images the paper's receiver's regenerations of training scenes.
