@@ -7,6 +7,7 @@ from PIL import Image
 
 from gesco.datasets import SyntheticStreetsDataset
 from gesco.datasets.base import image_to_tensor
+from gesco.datasets.preprocessing import UnreadableImageError
 from gesco.datasets.regenerated import MixedScenes, RegeneratedScenes
 
 SIZE = (32, 64)
@@ -48,9 +49,21 @@ def test_bad_folders_give_typed_errors(tmp_path):
     write_png(tmp_path / "held_out/synthetic_1000000.png", 0)
     with pytest.raises(ValueError, match="evaluation scene"):
         RegeneratedScenes((tmp_path / "held_out",), *SIZE)
+    write_png(tmp_path / "short/synthetic_5.png", 0)  # evaluate writes seeds in at least seven digits
+    with pytest.raises(ValueError, match="synthetic_5.png is not named"):
+        RegeneratedScenes((tmp_path / "short",), *SIZE)
+    # checked when the data set is built, before a training run writes anything
     write_png(tmp_path / "small/synthetic_0000003.png", 0)
     with pytest.raises(ValueError, match="32x64 px, the scenes 64x128"):
-        RegeneratedScenes((tmp_path / "small",), 64, 128)[0]
+        RegeneratedScenes((tmp_path / "small",), 64, 128)
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken/synthetic_0000004.png").write_bytes(b"not a png")
+    with pytest.raises(UnreadableImageError, match="synthetic_0000004.png"):
+        RegeneratedScenes((tmp_path / "broken",), *SIZE)
+    # the last training seed is accepted, and several folders are read in order
+    write_png(tmp_path / "last/synthetic_0999999.png", 0)
+    both = RegeneratedScenes((tmp_path / "last", tmp_path / "small"), *SIZE)
+    assert [item.name for item in both] == ["synthetic_0999999", "synthetic_0000003"]
 
 
 def test_mixed_scenes_take_an_even_share_from_the_regenerations(tmp_path):
@@ -65,8 +78,10 @@ def test_mixed_scenes_take_an_even_share_from_the_regenerations(tmp_path):
         assert abs(len(chosen) / 400 - share) < 0.01
         # spread evenly: every quarter of the range has its share
         assert all(abs(sum(q * 100 <= i < (q + 1) * 100 for i in chosen) / 100 - share) < 0.03 for q in range(4))
-        first = chosen[0]
-        assert torch.equal(mixed[first].image, regenerated[first % 3].image)
+        # item i is regeneration i % 3, for every remainder
+        for remainder in range(3):
+            index = next(i for i in chosen if i % 3 == remainder)
+            assert torch.equal(mixed[index].image, regenerated[remainder].image)
         other = next(i for i in range(400) if i not in chosen)
         assert mixed[other].name == f"synthetic_{600_000 + other:07d}"
     with pytest.raises(ValueError, match="share"):

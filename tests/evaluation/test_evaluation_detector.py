@@ -12,6 +12,7 @@ from gesco.config import ConfigError
 from gesco.constants import VALIDATION_SEED_OFFSET
 from gesco.datasets import SyntheticStreetsDataset, collate
 from gesco.datasets.base import Boxes
+from gesco.evaluation import detector_training
 from gesco.evaluation.depth_network import DepthNetConfig, GescoDepthNet
 from gesco.evaluation.detector import (
     OUTPUT_STRIDE,
@@ -24,7 +25,6 @@ from gesco.evaluation.detector_training import (
     DetectorTrainConfig,
     detection_loss,
     detection_targets,
-    geometry_datasets,
     train_detector,
 )
 from gesco.evaluation.geometry_networks import load_detector
@@ -148,18 +148,27 @@ def test_train_detector_command(tmp_path):
     saved = DetectorTrainConfig.load(tmp_path / "riders")
     assert saved.data.riders and saved.validation.riders
     assert saved.model.class_ids == (17, 19, 20, 24, 25, 26, 33)
-    # --regenerated: with share 1 every training item is a regeneration (here grey images of scenes 5 and 6)
+    # --regenerated: with share 1 every training item is a regeneration (here grey images of scenes 5 and 6),
+    # and the training step sees those images with those scenes' boxes
     for seed in (5, 6):
         (tmp_path / "regenerated").mkdir(exist_ok=True)
         Image.fromarray(np.full((32, 64, 3), 128, np.uint8)).save(tmp_path / f"regenerated/synthetic_{seed:07d}.png")
+    scene_boxes = [SyntheticStreetsDataset(2, 5, height=32, width=64)[i].boxes.xyxy for i in range(2)]
+    seen = []
+
+    def recording(images, boxes, generator):
+        seen.append((images.clone(), boxes))
+        return images, boxes
+
     regenerated = ["--regenerated", str(tmp_path / "regenerated"), "--regenerated-share", "1"]
-    assert main([*args[:2], str(tmp_path / "regen"), *args[3:], *regenerated]) == 0
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(detector_training, "augment_with_boxes", recording)
+        assert main([*args[:2], str(tmp_path / "regen"), *args[3:], *regenerated]) == 0
     saved = DetectorTrainConfig.load(tmp_path / "regen")
     assert saved.regenerated == (str(tmp_path / "regenerated"),) and saved.regenerated_share == 1.0
-    training, _ = geometry_datasets(saved)
-    items = [training[i] for i in range(len(training))]
-    assert {item.name for item in items} == {"synthetic_0000005", "synthetic_0000006"}
-    assert all(torch.allclose(item.image, torch.full_like(item.image, 128 / 127.5 - 1), atol=1e-6) for item in items)
+    [(images, boxes)] = seen  # one step of batch 2
+    assert torch.allclose(images, torch.full_like(images, 128 / 127.5 - 1), atol=1e-6)
+    assert sorted(b.xyxy.tolist() for b in boxes) == sorted(b.tolist() for b in scene_boxes)
     with pytest.raises(ValueError, match="regenerated_share"):
         DetectorTrainConfig(regenerated_share=0.0)
 

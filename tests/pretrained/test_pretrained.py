@@ -38,6 +38,14 @@ def miou(predicted, labels, table) -> float:
     return confusion.compute().miou
 
 
+def weights_differ(name: str, other: str) -> bool:
+    """Whether two shipped models of one architecture hold other weights (an adapted model is not a copy)."""
+    first = pretrained.load(name).state_dict()
+    second = pretrained.load(other).state_dict()
+    assert first.keys() == second.keys()
+    return any(not torch.equal(first[key], second[key]) for key in first if first[key].is_floating_point())
+
+
 def test_every_shipped_model_is_listed_with_a_card():
     assert set(SHIPPED) <= set(pretrained.available())
     for name in SHIPPED:
@@ -261,11 +269,13 @@ def test_shipped_detector_finds_the_things_of_held_out_scenes():
     scores = evaluate_detector(detector, with_cyclists, min_area=16)
     # riders: AP50 0.96 over 200 scenes; bicycles, mostly a 1-2 px wheel seen head-on, 0.48
     assert scores.per_class[25].ap50 >= 0.6 and scores.per_class[33].ap50 >= 0.15, scores.per_class
-    # the adapted detector: trained on regenerations of training scenes only, and still finding real objects
+    # the adapted detector: half its training images regenerations of training scenes; still finds real objects
     adapted = pretrained.info(pretrained.DETECTOR_ADAPTED)
     assert adapted.kind == "detector" and "1,000,000" in adapted.card
     training = json.loads((adapted.path / "training-config.json").read_text())
-    assert training["regenerated"] and training["data"]["seed_offset"] < EVALUATION_SEED_OFFSET
+    assert training["regenerated"] and training["regenerated_share"] == 0.5
+    assert training["data"]["seed_offset"] >= 0 and training["data"]["seed_offset"] < EVALUATION_SEED_OFFSET
+    assert weights_differ(pretrained.DETECTOR, pretrained.DETECTOR_ADAPTED)
     scores = evaluate_detector(pretrained.load(pretrained.DETECTOR_ADAPTED), with_cyclists, min_area=16)
     assert scores.map50 >= 0.6 and scores.per_class[25].ap50 >= 0.6, scores.per_class
 
@@ -282,10 +292,12 @@ def test_shipped_depth_network_estimates_the_depth_of_held_out_scenes():
     # on 200 held-out scenes the median depth everywhere scores delta1 0.19, the training scenes' median depth
     # of each image row (the ground plane) 0.60; the shipped network more than 0.9
     assert scores.delta1 >= 0.8 and scores.abs_rel <= 0.2, scores
-    # the adapted network: trained on regenerations of training scenes only, and still reading real images
+    # the adapted network: half its training images regenerations of training scenes; still reads real images
     adapted = pretrained.info(pretrained.DEPTH_ADAPTED)
     assert adapted.kind == "depth" and "1,000,000" in adapted.card
     training = json.loads((adapted.path / "training-config.json").read_text())
-    assert training["regenerated"] and training["data"]["seed_offset"] < EVALUATION_SEED_OFFSET
+    assert training["regenerated"] and training["regenerated_share"] == 0.5
+    assert training["data"]["seed_offset"] >= 0 and training["data"]["seed_offset"] < EVALUATION_SEED_OFFSET
+    assert weights_differ(pretrained.DEPTH, pretrained.DEPTH_ADAPTED)
     scores = evaluate_depth(pretrained.load(pretrained.DEPTH_ADAPTED), held_out)
     assert scores.delta1 >= 0.8 and scores.abs_rel <= 0.2, scores

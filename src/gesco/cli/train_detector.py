@@ -51,7 +51,7 @@ def add_geometry_training_options(parser: argparse.ArgumentParser, *, default_st
     parser.add_argument(
         "--regenerated-share",
         type=float,
-        default=0.5,
+        default=None,
         help="share of training items taken from --regenerated (default 0.5)",
     )
     parser.add_argument("--widths", type=int, nargs="+", help="channels per level (default 16 32 64 96)")
@@ -71,6 +71,8 @@ def run_changes(args: argparse.Namespace) -> dict:
     from gesco.constants import VALIDATION_SEED_OFFSET
     from gesco.training.config import DataConfig
 
+    if args.regenerated_share is not None and not args.regenerated:
+        raise ValueError("--regenerated-share needs --regenerated: the folders of regenerations to take the share from")
     data = DataConfig(
         kind="synthetic",
         size=args.size,
@@ -97,7 +99,7 @@ def run_changes(args: argparse.Namespace) -> dict:
         "device": args.device,
         "seed": args.seed,
         "regenerated": tuple(map(str, args.regenerated)),
-        "regenerated_share": args.regenerated_share,
+        **({"regenerated_share": args.regenerated_share} if args.regenerated_share is not None else {}),
         **({"max_steps": args.steps} if args.steps else {}),
     }
 

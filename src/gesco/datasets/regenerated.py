@@ -15,26 +15,30 @@ import re
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 from torch.utils.data import Dataset
 
 from gesco.constants import EVALUATION_SEED_OFFSET
 from gesco.datasets.base import Sample, image_to_tensor
-from gesco.datasets.preprocessing import read_image
+from gesco.datasets.preprocessing import UnreadableImageError, read_image
 from gesco.datasets.synthetic import SyntheticStreetsDataset
 
 #: The names ``gesco evaluate`` gives synthetic scenes' images.
-SCENE_IMAGE_NAME = re.compile(r"synthetic_(?P<riders>riders_)?(?P<seed>\d+)\.png")
+#: (``Sample.name``: the seed in at least seven ASCII digits.)
+SCENE_IMAGE_NAME = re.compile(r"synthetic_(?P<riders>riders_)?(?P<seed>[0-9]{7,})\.png")
 
 
 class RegeneratedScenes(Dataset):
     """Every ``synthetic_[riders_]<seed>.png`` under ``folders`` (searched recursively), in sorted path order, as a
-    :class:`~gesco.datasets.base.Sample` of that scene with its image replaced by the file's.
+    :class:`~gesco.datasets.base.Sample` of that scene with its image replaced by the file's. Every file is
+    checked here, before a training run writes anything. Item ``i`` is the ``i``-th file, so the folders must
+    not change while a run may still be resumed.
 
     Raises:
         FileNotFoundError: a folder that does not exist.
         ValueError: no such image under the folders; a PNG with another name (so that a wrong folder is not
             half-used); a scene seed at or above the evaluation seeds; an image of another size than
-            ``height`` x ``width``.
+            ``height`` x ``width``; a file PIL cannot read (``UnreadableImageError``).
     """
 
     def __init__(self, folders: tuple[str | Path, ...], height: int = 64, width: int = 128) -> None:
@@ -56,11 +60,21 @@ class RegeneratedScenes(Dataset):
                     f"{path} regenerates scene {seed}, an evaluation scene (seeds from {EVALUATION_SEED_OFFSET:,}); "
                     "training on it would leak the evaluation set"
                 )
+            self._check_size(path, (height, width))
             self.scenes.append((path, match["riders"] is not None, seed))
-        self.size = (height, width)
         self._streets = {
             riders: SyntheticStreetsDataset(1, height=height, width=width, riders=riders) for riders in (False, True)
         }
+
+    @staticmethod
+    def _check_size(path: Path, size: tuple[int, int]) -> None:
+        try:
+            with Image.open(path) as image:  # reads the header only
+                width, height = image.size
+        except (OSError, SyntaxError) as err:
+            raise UnreadableImageError(f"regenerated image {path} is not a readable image: {err}") from err
+        if (height, width) != size:
+            raise ValueError(f"{path} is {height}x{width} px, the scenes {size[0]}x{size[1]}")
 
     def __len__(self) -> int:
         return len(self.scenes)
@@ -68,13 +82,8 @@ class RegeneratedScenes(Dataset):
     def __getitem__(self, index: int) -> Sample:
         path, riders, seed = self.scenes[index]
         sample = self._streets[riders].sample(seed)
-        image = np.asarray(read_image(path))
-        if image.shape[:2] != self.size:
-            raise ValueError(
-                f"{path} is {image.shape[0]}x{image.shape[1]} px, the scenes {self.size[0]}x{self.size[1]}"
-            )
         return Sample(
-            image=image_to_tensor(image),
+            image=image_to_tensor(np.asarray(read_image(path))),
             labels=sample.labels,
             instances=sample.instances,
             name=sample.name,

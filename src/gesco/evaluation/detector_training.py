@@ -282,6 +282,7 @@ def train_detector(config: DetectorTrainConfig, *, resume: bool = False, progres
     """Run (or continue, with ``resume``) the detector training of ``config``; export ``output_dir/model``."""
     # built first: a bad folder of regenerations fails before the run writes anything
     dataset, validation = geometry_datasets(config)
+    class_names = class_table("cityscapes").names
     loop = TrainingLoop(
         geometry_loop_settings(config, "train-detector"),
         lambda: GescoDetector(config.model),
@@ -316,7 +317,7 @@ def train_detector(config: DetectorTrainConfig, *, resume: bool = False, progres
     def validate(done: int) -> dict[str, object]:
         nonlocal scores
         scores = evaluate_detector(_ema_detector(config.model, loop.ema), validation, min_area=config.min_area)
-        per_class = {class_table("cityscapes").names[c]: s.ap50 for c, s in scores.per_class.items()}
+        per_class = {class_names[c]: s.ap50 for c, s in scores.per_class.items()}
         return {"validation_ap50": scores.map50, "validation_per_class_ap50": per_class}
 
     result = loop.run(

@@ -37,11 +37,11 @@ LCM_RECEIVER = "synthetic-streets-64x128-lcm"
 SEGMENTER = "segmenter-synthetic-streets-64x128"
 #: The compact detector behind AP50 (``gesco evaluate --detector``).
 DETECTOR = "detector-synthetic-streets-64x128"
-#: The same detector trained with half its images the paper's receiver's regenerations of training scenes.
+#: The same detector, half of its training images replaced by the paper's receiver's regenerations.
 DETECTOR_ADAPTED = "detector-synthetic-streets-64x128-adapted"
 #: The compact monocular depth network behind AbsRel and delta1 (``gesco evaluate --depth``).
 DEPTH = "depth-synthetic-streets-64x128"
-#: The same depth network trained with half its images the paper's receiver's regenerations of training scenes.
+#: The same depth network, half of its training images replaced by the paper's receiver's regenerations.
 DEPTH_ADAPTED = "depth-synthetic-streets-64x128-adapted"
 DEEP_JSCC = "deep-jscc-synthetic-streets-64x128"
 
