@@ -38,12 +38,17 @@ def miou(predicted, labels, table) -> float:
     return confusion.compute().miou
 
 
-def weights_differ(name: str, other: str) -> bool:
-    """Whether two shipped models of one architecture hold other weights (an adapted model is not a copy)."""
-    first = pretrained.load(name).state_dict()
-    second = pretrained.load(other).state_dict()
+def check_adapted(shipped: str, adapted: str) -> None:
+    """An adapted model: of the shipped one's kind, trained with half its images regenerations of training scenes
+    (its card names the evaluation seeds it stayed clear of), and holding other weights than the shipped one."""
+    info = pretrained.info(adapted)
+    assert info.kind == pretrained.info(shipped).kind and "1,000,000" in info.card
+    training = json.loads((info.path / "training-config.json").read_text())
+    assert training["regenerated"] and training["regenerated_share"] == 0.5
+    assert 0 <= training["data"]["seed_offset"] < EVALUATION_SEED_OFFSET
+    first, second = pretrained.load(shipped).state_dict(), pretrained.load(adapted).state_dict()
     assert first.keys() == second.keys()
-    return any(not torch.equal(first[key], second[key]) for key in first if first[key].is_floating_point())
+    assert any(not torch.equal(first[key], second[key]) for key in first if first[key].is_floating_point())
 
 
 def test_every_shipped_model_is_listed_with_a_card():
@@ -270,12 +275,7 @@ def test_shipped_detector_finds_the_things_of_held_out_scenes():
     # riders: AP50 0.96 over 200 scenes; bicycles, mostly a 1-2 px wheel seen head-on, 0.48
     assert scores.per_class[25].ap50 >= 0.6 and scores.per_class[33].ap50 >= 0.15, scores.per_class
     # the adapted detector: half its training images regenerations of training scenes; still finds real objects
-    adapted = pretrained.info(pretrained.DETECTOR_ADAPTED)
-    assert adapted.kind == "detector" and "1,000,000" in adapted.card
-    training = json.loads((adapted.path / "training-config.json").read_text())
-    assert training["regenerated"] and training["regenerated_share"] == 0.5
-    assert training["data"]["seed_offset"] >= 0 and training["data"]["seed_offset"] < EVALUATION_SEED_OFFSET
-    assert weights_differ(pretrained.DETECTOR, pretrained.DETECTOR_ADAPTED)
+    check_adapted(pretrained.DETECTOR, pretrained.DETECTOR_ADAPTED)
     scores = evaluate_detector(pretrained.load(pretrained.DETECTOR_ADAPTED), with_cyclists, min_area=16)
     assert scores.map50 >= 0.6 and scores.per_class[25].ap50 >= 0.6, scores.per_class
 
@@ -293,11 +293,6 @@ def test_shipped_depth_network_estimates_the_depth_of_held_out_scenes():
     # of each image row (the ground plane) 0.60; the shipped network more than 0.9
     assert scores.delta1 >= 0.8 and scores.abs_rel <= 0.2, scores
     # the adapted network: half its training images regenerations of training scenes; still reads real images
-    adapted = pretrained.info(pretrained.DEPTH_ADAPTED)
-    assert adapted.kind == "depth" and "1,000,000" in adapted.card
-    training = json.loads((adapted.path / "training-config.json").read_text())
-    assert training["regenerated"] and training["regenerated_share"] == 0.5
-    assert training["data"]["seed_offset"] >= 0 and training["data"]["seed_offset"] < EVALUATION_SEED_OFFSET
-    assert weights_differ(pretrained.DEPTH, pretrained.DEPTH_ADAPTED)
+    check_adapted(pretrained.DEPTH, pretrained.DEPTH_ADAPTED)
     scores = evaluate_depth(pretrained.load(pretrained.DEPTH_ADAPTED), held_out)
     assert scores.delta1 >= 0.8 and scores.abs_rel <= 0.2, scores
