@@ -883,3 +883,53 @@ def test_save_pretrained_over_a_file_is_refused(tmp_path):
     (tmp_path / "model").write_text("x")
     with pytest.raises(OutputPathError, match="model is an existing file"):
         DiffusionReceiver(GescoUNet(TINY_UNET), ReceiverConfig(image_size=(16, 32))).save_pretrained(tmp_path / "model")
+
+
+class _DetrStyle(torch.nn.Module):
+    """A detector exported as DETR is: boxes and logits in a dict, not the one tensor of rows gesco reads."""
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"pred_boxes": torch.zeros(x.shape[0], 3, 4), "pred_logits": torch.zeros(x.shape[0], 3, 2)}
+
+
+GEOMETRY_CASES = [
+    ("detector-missing", ["--detector", "{inputs}/no-detector.pt"], "no-detector.pt"),
+    ("detector-no-config", ["--detector", "{geometry}/bare.pt"], "needs a JSON config"),
+    ("detector-junk-onnx", ["--detector", "{geometry}/junk.onnx"], "junk.onnx is not an ONNX model"),
+    ("detector-dict-output", ["--detector", "{geometry}/detr.pt"], "returned a dict"),
+    ("depth-not-a-model", ["--depth", "{geometry}/junk.pt"], "junk.pt is neither an ONNX file"),
+    ("depth-config-alone", ["--depth-config", "{geometry}/junk.json"], "without a depth network"),
+]
+
+
+@pytest.mark.parametrize(("options", "culprit"), [c[1:] for c in GEOMETRY_CASES], ids=[c[0] for c in GEOMETRY_CASES])
+@pytest.mark.parametrize("command", ["evaluate", "compare"])
+def test_a_bad_detector_or_depth_network_fails_before_any_image_is_made(
+    inputs, tmp_path, capsys, command, options, culprit
+):
+    from gesco.evaluation.geometry_networks import ExternalDepthConfig, ExternalDetectorConfig
+
+    if "onnx" in culprit:
+        pytest.importorskip("onnxruntime")
+    geometry = tmp_path / "geometry"
+    geometry.mkdir()
+    torch.jit.script(_DetrStyle()).save(str(geometry / "detr.pt"))
+    torch.jit.script(_DetrStyle()).save(str(geometry / "bare.pt"))
+    ExternalDetectorConfig(label_map=(26, 24)).save(geometry / "detr.json")
+    (geometry / "junk.onnx").write_bytes(b"not a protobuf")
+    ExternalDetectorConfig(label_map=(26,)).save(geometry / "junk.json")
+    (geometry / "junk.pt").write_bytes(b"not a model")
+    out = tmp_path / "out"
+    argv = [command, "--model", str(inputs / "model"), "--n", "1", "--no-fid", "--out", str(out)]
+    if command == "evaluate":
+        argv += ["--data", "synthetic", "--psnr", "10"]
+    else:  # Deep JSCC's channel uses are the comparison's budget: a tiny one at the receiver's size
+        from gesco.baselines.deep_jscc import DeepJSCC, DeepJSCCConfig
+
+        small = DeepJSCCConfig(image_size=(16, 32), hidden_channels=(4, 4, 4, 4))
+        DeepJSCC(small).save_pretrained(tmp_path / "djscc")
+        argv += ["--methods", "gesco-analog", "--aware-model", "none", "--deep-jscc", str(tmp_path / "djscc")]
+    argv += [w.format(inputs=inputs, geometry=geometry) for w in options]
+    if options[0].startswith("--depth"):
+        ExternalDepthConfig().save(geometry / "junk.json")
+    assert_cli_error(argv, culprit, capsys, out)

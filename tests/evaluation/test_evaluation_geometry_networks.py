@@ -6,6 +6,8 @@ import torch
 from gesco.evaluation.geometry_networks import (
     ExternalDepthConfig,
     ExternalDetectorConfig,
+    check_geometry_networks,
+    detector_classes,
     load_depth_estimator,
     load_detector,
 )
@@ -20,6 +22,18 @@ class TwoBoxes(torch.nn.Module):
         first = torch.stack([one, 2 * one, 5 * one, 6 * one, score, one], dim=1)
         second = torch.stack([0 * one, 0 * one, 2 * one, 2 * one, 0.5 * one, 0 * one], dim=1)
         return torch.stack([first, second, torch.zeros_like(first)], dim=1)
+
+
+class DetrStyle(torch.nn.Module):
+    """Returns boxes and logits apart, as an exported DETR does: not the one tensor gesco reads."""
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"pred_boxes": torch.zeros(x.shape[0], 3, 4), "pred_logits": torch.zeros(x.shape[0], 3, 2)}
+
+
+class TwoChannels(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, :2]
 
 
 class DepthFromRed(torch.nn.Module):
@@ -98,3 +112,49 @@ def test_onnx_depth_network(tmp_path):
     ExternalDepthConfig(scale=2.0).save(tmp_path / "depth.json")
     depth = load_depth_estimator(tmp_path / "depth.onnx").estimate(torch.ones(2, 3, 5, 7))
     assert torch.allclose(depth, torch.full((2, 5, 7), 4.0))
+
+
+def test_outputs_of_the_wrong_kind_fail_on_one_image_with_a_typed_error(tmp_path):
+    torch.jit.script(DetrStyle()).save(str(tmp_path / "detr.pt"))
+    detr = load_detector(tmp_path / "detr.pt", ExternalDetectorConfig(label_map=(26, 24)))
+    image = torch.zeros(3, 8, 16)
+    with pytest.raises(ValueError, match="returned a dict; it must return one"):
+        check_geometry_networks(detr, None, image)
+    torch.jit.script(TwoChannels()).save(str(tmp_path / "two.pt"))
+    two_channels = load_depth_estimator(tmp_path / "two.pt", ExternalDepthConfig())
+    with pytest.raises(ValueError, match=r"\(B=1, 1, h, w\)"):
+        check_geometry_networks(None, two_channels, image)
+    torch.jit.script(TwoBoxes()).save(str(tmp_path / "det.pt"))
+
+    class NotAList:
+        def detect(self, images):
+            return torch.zeros(1, 6)
+
+    with pytest.raises(ValueError, match=r"must give \[Detections\]"):
+        check_geometry_networks(NotAList(), None, image)
+    torch.jit.script(DepthFromRed()).save(str(tmp_path / "depth.pt"))
+    good = load_detector(tmp_path / "det.pt", ExternalDetectorConfig(label_map=(-1, 26, 24)))
+    check_geometry_networks(good, load_depth_estimator(tmp_path / "depth.pt", ExternalDepthConfig()), image)
+    assert detector_classes(good) == (24, 26)  # the unscored index left out, sorted
+    assert detector_classes(NotAList()) is None
+
+
+def test_onnx_detector_and_a_corrupt_onnx_file(tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    torch.onnx.export(
+        TwoBoxes(),
+        (torch.zeros(1, 3, 4, 4),),
+        str(tmp_path / "det.onnx"),
+        dynamo=False,
+        input_names=["images"],
+        output_names=["rows"],
+        dynamic_axes={"images": {0: "batch", 2: "h", 3: "w"}, "rows": {0: "batch"}},
+    )
+    ExternalDetectorConfig(label_map=(24, 26), box_units="relative").save(tmp_path / "det.json")
+    (bright,) = load_detector(tmp_path / "det.onnx").detect(torch.ones(1, 3, 10, 20))
+    assert bright.boxes.tolist() == [[20.0, 20.0, 100.0, 60.0], [0.0, 0.0, 40.0, 20.0]]
+    assert bright.classes.tolist() == [26, 24]
+    (tmp_path / "junk.onnx").write_bytes(b"not a protobuf at all")
+    with pytest.raises(ValueError, match="junk.onnx is not an ONNX model onnxruntime can load"):
+        load_detector(tmp_path / "junk.onnx", tmp_path / "det.json")

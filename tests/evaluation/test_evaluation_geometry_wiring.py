@@ -104,7 +104,23 @@ def test_evaluate_scores_objects_and_depth_of_real_and_regenerated_images(assets
     header = (out / "report.md").read_text().split("## Results")[1]
     assert all(f"5 {title}" in header for title in ("AP50↑", "Loc/diag↓", "AbsRel↓", "δ1↑"))
     plotted = {p.stem for p in (out / "plots").glob("*.png")}
-    assert {"ap50", "localisation_diagonal", "abs_rel", "delta1"} <= plotted
+    assert {"ap50", "localisation_diagonal", "abs_rel", "delta1", "recall_per_class"} <= plotted
+    _check_per_class_detection(out, "psnr", {"5"}, "gesco", (out / "report.md").read_text())
+
+
+def _check_per_class_detection(out, quality_column, qualities, method, report):
+    """The per-class CSV and tables: every class of the real images found (1.0), none in the regenerations."""
+    with open(out / "per_class_detection.csv") as f:
+        rows = list(csv.DictReader(f))
+    real = {r["class"]: r for r in rows if r["method"] in ("real-images", "real")}
+    regenerated = {r["class"]: r for r in rows if r["method"] == method}
+    assert "car" in real and {r[quality_column] for r in rows} == qualities
+    for name, row in real.items():
+        if row["ap50"]:
+            assert float(row["ap50"]) == 1.0 and float(row["recall"]) == 1.0 and int(row["ground_truth_boxes"]) > 0
+            assert float(regenerated[name]["recall"]) == 0.0 and regenerated[name]["predictions"] == "0"
+    assert "## Per-class detection, AP50 / recall: Real images (reference)" in report
+    assert "| car | 1.00 / 1.00 |" in report.split("## Per-class detection, AP50 / recall: Real images")[1]
 
 
 def test_compare_scores_objects_and_depth(assets, networks, tmp_path):
@@ -129,7 +145,8 @@ def test_compare_scores_objects_and_depth(assets, networks, tmp_path):
     assert "| Deep JSCC | 0.000 | 0.000 |" in ap50_table and "| Real images (reference) | 1.000 | 1.000 |" in ap50_table
     with open(out / "results.csv") as f:
         assert {"ap50", "localisation_diagonal", "abs_rel", "delta1"} <= set(next(csv.reader(f)))
-    assert {"ap50", "abs_rel", "delta1"} <= {p.stem for p in (out / "plots").glob("*.png")}
+    assert {"ap50", "abs_rel", "delta1", "recall_per_class"} <= {p.stem for p in (out / "plots").glob("*.png")}
+    _check_per_class_detection(out, "snr_db", {"0", "20"}, "deep-jscc", report)
 
 
 def test_median_scaling_reaches_the_meter_and_options_need_their_network(networks, tmp_path):
@@ -206,3 +223,66 @@ def test_compare_report_draws_the_real_images_ceiling_of_every_metric_that_score
     report = markdown_report(result)
     assert "| Real images (reference) | 0.900 | 0.900 |" in report.split("## AP50")[1].split("##")[0]
     assert "## mIoU" not in report and "## Loc/diag ↓" in report
+
+
+def test_a_folder_without_boxes_or_a_detector_of_the_wrong_kind_fails_before_any_generation(networks, tmp_path):
+    from gesco.datasets import CityscapesDataset, SyntheticStreets, write_cityscapes
+
+    streets = SyntheticStreets(32, 64)
+    write_cityscapes(tmp_path / "cs", "val", [streets.scene(seed) for seed in (5, 6, 7)], city="testcity")
+    table = class_table("cityscapes")
+    detector = ScoringNetworks(fid=False, detector=networks / "detector.pt")
+    depth = ScoringNetworks(fid=False, depth=networks / "depth.pt")
+    dataset = CityscapesDataset(tmp_path / "cs", "val", size=(32, 64), geometry=True)
+    build_set_scorer(detector, dataset, 3, table, feature_dir=tmp_path, progress=False)  # complete: accepted
+    (tmp_path / "cs/gtFine/val/testcity/testcity_000002_000019_gtFine_polygons.json").unlink()
+    with pytest.raises(ValueError, match=r"1 of the 3 evaluation images have no ground-truth boxes \(testcity_000002"):
+        build_set_scorer(detector, dataset, 3, table, feature_dir=tmp_path, progress=False)
+    build_set_scorer(detector, dataset, 2, table, feature_dir=tmp_path, progress=False)  # not scored: accepted
+    build_set_scorer(depth, dataset, 3, table, feature_dir=tmp_path, progress=False)  # depth is all there
+    (tmp_path / "cs/camera/val/testcity/testcity_000000_000019_camera.json").unlink()
+    with pytest.raises(ValueError, match="no ground-truth depth"):
+        build_set_scorer(depth, dataset, 3, table, feature_dir=tmp_path, progress=False)
+    # a detector of the wrong output kind is caught on the first image
+    torch.jit.script(_Flat()).save(str(tmp_path / "flat.pt"))
+    ExternalDetectorConfig(label_map=(26,)).save(tmp_path / "flat.json")
+    wrong = ScoringNetworks(fid=False, detector=tmp_path / "flat.pt")
+    with pytest.raises(ValueError, match=r"it must return \(B=1, N, 6\)"):
+        build_set_scorer(wrong, _dataset(), COUNT, table, feature_dir=tmp_path, progress=False)
+
+
+class _Flat(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=1)
+
+
+def test_detectors_are_scored_on_the_classes_they_can_name(networks, tmp_path):
+    """A truck in the ground truth (Cityscapes polygons box trucks) does not count against a detector of cars."""
+    import dataclasses
+
+    from gesco.datasets import collate
+    from gesco.evaluation.geometry_scoring import GeometryMeter
+
+    sample = _dataset()[0]
+    truck = torch.tensor([[1.0, 1.0, 9.0, 6.0]])
+    boxes = dataclasses.replace(
+        sample.boxes,
+        xyxy=torch.cat([sample.boxes.xyxy, truck]),
+        classes=torch.cat([sample.boxes.classes, torch.tensor([27])]),
+        instances=torch.cat([sample.boxes.instances, torch.tensor([27000])]),
+    )
+    batch = collate([dataclasses.replace(sample, boxes=boxes)])
+    scoring = build_set_scorer(
+        ScoringNetworks(fid=False, detector=networks / "detector.pt"),
+        _dataset(),
+        COUNT,
+        class_table("cityscapes"),
+        feature_dir=tmp_path,
+        progress=False,
+    )
+    meter = scoring.scorer.geometry()
+    meter.update(sample.image[None], batch)
+    assert meter.compute().detection.map50 == 1.0 and 27 not in meter.compute().detection.per_class
+    every_class = GeometryMeter(detector=meter.detector, depth_estimator=None)
+    every_class.update(sample.image[None], batch)
+    assert every_class.compute().detection.map50 < 1.0 and every_class.compute().detection.per_class[27].ap50 == 0.0

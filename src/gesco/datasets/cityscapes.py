@@ -98,24 +98,43 @@ class CityscapesDataset(ImageLabelDataset):
     def to_channels(self, ids: np.ndarray, path: Path) -> np.ndarray:
         return cityscapes_channels(ids, path)
 
+    def _geometry_paths(self, index: int) -> tuple[Path, Path, Path]:
+        """The disparity, camera and polygons files of image ``index`` (they may not exist)."""
+        files = self.files[index]
+        city, stem = files.image.parent.name, files.name
+        return (
+            self.root / "disparity" / self.split / city / f"{stem}{DISPARITY_SUFFIX}",
+            self.root / "camera" / self.split / city / f"{stem}{CAMERA_SUFFIX}",
+            self.root / "gtFine" / self.split / city / f"{stem}{POLYGONS_SUFFIX}",
+        )
+
+    def missing_geometry(self, count: int) -> dict[str, list[str]]:
+        """Of the first ``count`` images, the names of those without depth (``"depth"``: no disparity or no camera
+        file) and without boxes (``"boxes"``: no polygons file), from the file names alone: nothing is read."""
+        missing: dict[str, list[str]] = {"depth": [], "boxes": []}
+        for index in range(min(count, len(self))):
+            disparity, camera, polygons = self._geometry_paths(index)
+            name = self.files[index].name
+            if not (disparity.is_file() and camera.is_file()):
+                missing["depth"].append(name)
+            if not polygons.is_file():
+                missing["boxes"].append(name)
+        return missing
+
     def __getitem__(self, index: int) -> Sample:
         sample = super().__getitem__(index)
         if not self.geometry:
             return sample
-        files = self.files[index]
-        city, stem = files.image.parent.name, files.name
         height, width = sample.labels.shape
         depth = boxes = None
-        disparity = self.root / "disparity" / self.split / city / f"{stem}{DISPARITY_SUFFIX}"
+        disparity, camera, polygons = self._geometry_paths(index)
         if disparity.is_file():
-            camera = self.root / "camera" / self.split / city / f"{stem}{CAMERA_SUFFIX}"
             if not camera.is_file():
                 raise FileNotFoundError(f"{disparity} has no camera file {camera}; its depth needs baseline and fx")
             native = disparity_png_to_depth(read_id_map(disparity), read_baseline_fx(camera))
             # Depth in metres does not change with the image size; NEAREST keeps invalid pixels invalid.
             resized = Image.fromarray(native).resize((width, height), resample=Image.NEAREST)
             depth = torch.from_numpy(np.array(resized, np.float32))
-        polygons = self.root / "gtFine" / self.split / city / f"{stem}{POLYGONS_SUFFIX}"
         if polygons.is_file():
             rows, (native_h, native_w) = read_polygon_boxes(polygons)
             boxes = Boxes.from_rows(rows)

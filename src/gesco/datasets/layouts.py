@@ -99,8 +99,9 @@ def build_evaluation_dataset(
         layout = detect_layout(root)
     if geometry and layout != "cityscapes":
         raise ValueError(
-            f"the {layout} layout of {root} has no ground-truth depth or boxes; detection and depth are scored "
-            "on Cityscapes folders and synthetic scenes"
+            f"the {layout} layout of {root} has no ground-truth depth or boxes (COCO-Stuff's instance maps hold "
+            "running counts that can equal class indices, so they give no boxes; ADE20K has none); detection "
+            "and depth are scored on Cityscapes folders and synthetic scenes"
         )
     if layout == "cityscapes":
         return CityscapesDataset(root, split, size=size, geometry=geometry)

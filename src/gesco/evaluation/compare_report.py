@@ -4,7 +4,8 @@ Files written into ``OUT`` as one set, built aside and moved in together with ``
 killed run leaves the previous report whole, or none without ``results.json``, never a mix): ``results.json``
 (settings, every cell with its per-class detection scores, crossovers), ``results.csv``, ``report.md``,
 ``plots/<metric>.png`` (metric against Es/N0 in dB, one line per method, the real images as a dashed reference
-where the metric scores them, crossovers of GESCO with the classical link marked) and
+where the metric scores them, crossovers of GESCO with the classical link marked), with a detector
+``per_class_detection.csv`` and ``plots/recall_per_class.png`` (:mod:`gesco.evaluation.detection_tables`), and
 ``figures/examples_<name>.png`` (a row per SNR: the image, then each method's picture), and with a detector or
 depth network ``figures/objects_depth_<name>.png`` (the same rows with the boxes found and the depth estimated,
 :mod:`gesco.evaluation.geometry_figure`).
@@ -30,6 +31,7 @@ from gesco.evaluation.compare import (  # noqa: E402
     CompareResult,
     example_rows,
 )
+from gesco.evaluation.detection_tables import DetectionCell, csv_rows, markdown_lines, recall_plot  # noqa: E402
 from gesco.evaluation.figures import save_grid, save_metric_plot  # noqa: E402
 from gesco.evaluation.geometry_figure import ObjectsDepthFigure  # noqa: E402
 from gesco.evaluation.report import METRICS, MetricColumn, csv_text, format_value  # noqa: E402
@@ -125,6 +127,18 @@ def results_json(result: CompareResult) -> dict:
     }
 
 
+#: The row of the real images in the per-class detection tables.
+REAL_ROW = "real"
+
+
+def detection_cells(result: CompareResult) -> list[DetectionCell]:
+    """Every (method, SNR) cell's detection scores, then the real images' (one value, repeated at each SNR)."""
+    cells = {(c.method, c.snr): c.scores for c in result.cells}
+    snrs = [f"{s:g}" for s in result.snrs]
+    out = [DetectionCell(m, METHOD_LABELS[m], s, cells[m, s].geometry) for m in result.methods for s in snrs]
+    return out + [DetectionCell(REAL_ROW, "Real images (reference)", s, result.real.geometry) for s in snrs]
+
+
 def reported_metrics(result: CompareResult) -> list[MetricColumn]:
     return [m for m in COMPARE_METRICS if any(_value(m, c.scores) is not None for c in result.cells)]
 
@@ -201,6 +215,7 @@ def markdown_report(result: CompareResult) -> str:
         f"- {x.metric}: {x.method} and {x.baseline} cross at {x.snr_db:.1f} dB; above it {x.better_above} is better"
         for x in found
     ] or ["- none within the measured SNRs"]
+    lines += markdown_lines(detection_cells(result), snrs, result.label_names, quality_title="Es/N0 (dB)")
     if result.notes:
         lines += ["", "Notes:", ""] + [f"- {k}: {v}" for k, v in result.notes.items()]
     return "\n".join(lines) + "\n"
@@ -229,11 +244,20 @@ def write_plots(result: CompareResult, folder: Path) -> list[Path]:
         ax.set_title(f"{result.budget_per_pixel:.2f} channel uses per pixel, {result.count} images", fontsize=9)
         ylabel = f"{metric.title} ({'higher' if metric.higher_is_better else 'lower'} is better)"
         written.append(save_metric_plot(fig, ax, folder / f"{metric.key}.png", ylabel=ylabel))
-    return written
+    recall = recall_plot(
+        detection_cells(result),
+        [f"{s:g}" for s in result.snrs],
+        result.label_names,
+        folder / "recall_per_class.png",
+        positions=result.snrs,
+        xlabel=f"Es/N0 (dB), {channel_title(result)}",
+        references=[REAL_ROW],
+    )
+    return written + ([recall] if recall is not None else [])
 
 
 #: The report's files and folders besides ``results.json``: a rerun replaces them all.
-REPORT_ENTRIES = ("results.csv", "report.md", "plots", "figures")
+REPORT_ENTRIES = ("results.csv", "per_class_detection.csv", "report.md", "plots", "figures")
 
 
 def write_compare_report(
@@ -265,6 +289,11 @@ def write_compare_report(
         atomic_write_text(staging / "results.csv", csv_text(rows))
         atomic_write_text(staging / "report.md", markdown_report(result))
         written = [staging / "results.csv", staging / "report.md", *write_plots(result, staging / "plots")]
+        detection = detection_cells(result)
+        if any(c.geometry is not None and c.geometry.detection is not None for c in detection):
+            path = staging / "per_class_detection.csv"
+            atomic_write_text(path, csv_text(csv_rows(detection, result.label_names, quality_column="snr_db")))
+            written.append(path)
         methods = [METHOD_LABELS[m].split(":")[0].split(" (")[0] for m in result.methods]
         snrs = [f"{s:g} dB" for s in result.snrs]
         for index in range(min(examples, result.count)):

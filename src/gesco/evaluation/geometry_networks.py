@@ -106,6 +106,14 @@ def _config_path(path: Path, config: str | Path | None, what: str, fields: str) 
     return config_path
 
 
+def _check_tensor(output, what: str, expected: str) -> None:
+    if not isinstance(output, torch.Tensor):
+        raise ValueError(
+            f"the external {what} returned a {type(output).__name__}; it must return {expected} (export a wrapper "
+            "module that turns its outputs into that tensor)"
+        )
+
+
 class _External:
     """A TorchScript / ONNX network and its config; TorchScript moves to a device, ONNX stays on the CPU."""
 
@@ -165,6 +173,7 @@ class ExternalDetector(_External):
         """float (B, 3, H, W) in [-1, 1] -> one :class:`Detections` per image, boxes in the image's pixels."""
         x = _network_input(images, self.config)
         rows = self.network(x)
+        _check_tensor(rows, "detector", "one (B, N, 6) tensor of rows (x0, y0, x1, y1, score, class index)")
         if rows.dim() != 3 or rows.shape[0] != len(images) or rows.shape[2] != 6:
             raise ValueError(
                 f"the external detector returned shape {tuple(rows.shape)}; it must return (B={len(images)}, N, 6) "
@@ -239,6 +248,7 @@ class ExternalDepthEstimator(_External):
     def estimate(self, images: torch.Tensor) -> torch.Tensor:
         """float (B, 3, H, W) in [-1, 1] -> float32 (B, H, W) depth (m) at the image's size, on the CPU."""
         raw = self.network(_network_input(images, self.config))
+        _check_tensor(raw, "depth network", "one (B, 1, h, w) or (B, h, w) tensor")
         if raw.dim() == 3:
             raw = raw[:, None]
         if raw.dim() != 4 or raw.shape[:2] != (len(images), 1):
@@ -281,3 +291,35 @@ def load_depth_estimator(path: str | Path, config: str | Path | None = None) -> 
     if _gesco_folder(path, config, DepthNetConfig, "depth network"):
         return GescoDepthNet.from_pretrained(path)
     return ExternalDepthEstimator.from_file(path, config)
+
+
+def detector_classes(detector: Detector) -> tuple[int, ...] | None:
+    """The class ids ``detector`` can name: a gesco detector's heatmap classes, an external one's ``label_map``
+    without :data:`NOT_SCORED`; None for another :class:`Detector`, which does not say."""
+    if isinstance(detector, GescoDetector):
+        return tuple(detector.config.class_ids)
+    if isinstance(detector, ExternalDetector):
+        return tuple(sorted({c for c in detector.config.label_map if c != NOT_SCORED}))
+    return None
+
+
+def check_geometry_networks(
+    detector: Detector | None, depth_estimator: DepthEstimator | None, image: torch.Tensor
+) -> None:
+    """Run each given network once on ``image`` (float (3, H, W) in [-1, 1], on the networks' device), so that
+    one with the wrong output fails now, not after hours of generation.
+
+    Raises:
+        ValueError: the detector does not give one :class:`Detections` per image, or the depth estimator not
+            a (1, H, W) tensor (external networks also raise for an output of the wrong type or shape).
+    """
+    batch = image[None]
+    if detector is not None:
+        found = detector.detect(batch)
+        if not isinstance(found, list) or len(found) != 1 or not isinstance(found[0], Detections):
+            raise ValueError(f"the detector gave {type(found).__name__} for one image; it must give [Detections]")
+    if depth_estimator is not None:
+        depth = depth_estimator.estimate(batch)
+        if not isinstance(depth, torch.Tensor) or tuple(depth.shape) != (1, *image.shape[-2:]):
+            shape = tuple(depth.shape) if isinstance(depth, torch.Tensor) else type(depth).__name__
+            raise ValueError(f"the depth estimator gave {shape} for one image; it must give (1, H, W) depth")

@@ -8,6 +8,7 @@ way gives the ceiling the regenerations are compared with.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -53,6 +54,9 @@ class GeometryMeter:
     Args:
         detector, depth_estimator: the networks (already on the images' device).
         classes: the detector's classes, reported even where a set has none of them.
+        scored_classes: the classes AP50, recall and localisation are over: ground-truth boxes and predictions
+            of any other class are left out, so a detector is not scored on classes it cannot name (a
+            Cityscapes polygons file also boxes trucks, buses and trains). None: every class.
         score_threshold: predictions below it count for AP but not for recall or localisation.
         min_area: ground-truth boxes smaller than this (px^2) are left out (see ``detection_scores``).
         median_scaling: rescale each depth map to the ground truth's median (scale-ambiguous networks).
@@ -65,6 +69,7 @@ class GeometryMeter:
         detector: Detector | None,
         depth_estimator: DepthEstimator | None,
         classes: Sequence[int] = (),
+        scored_classes: Sequence[int] | None = None,
         score_threshold: float = 0.0,
         min_area: float = 0.0,
         median_scaling: bool = False,
@@ -74,6 +79,7 @@ class GeometryMeter:
             raise ValueError("a GeometryMeter needs a detector, a depth estimator, or both")
         self.detector, self.depth_estimator = detector, depth_estimator
         self.classes, self.score_threshold, self.min_area = tuple(classes), score_threshold, min_area
+        self._scored = None if scored_classes is None else torch.tensor(sorted(set(scored_classes)), dtype=torch.long)
         self._depth = DepthMeter(median_scaling=median_scaling, max_depth=max_depth)
         self._predictions: list[Detections] = []
         self._targets: list = []
@@ -87,14 +93,24 @@ class GeometryMeter:
         if self.detector is not None:
             if batch.boxes is None:
                 raise ValueError(f"batch {batch.names[:3]}... has no ground-truth boxes; the data set must carry them")
-            self._predictions += [
+            predictions = [
                 Detections(d.boxes.cpu(), d.classes.cpu(), d.scores.cpu()) for d in self.detector.detect(images)
             ]
-            self._targets += list(batch.boxes)
+            targets = list(batch.boxes)
+            if self._scored is not None:
+                predictions = [self._only_scored(d) for d in predictions]
+                targets = [self._only_scored(t) for t in targets]
+            self._predictions += predictions
+            self._targets += targets
         if self.depth_estimator is not None:
             if batch.depth is None:
                 raise ValueError(f"batch {batch.names[:3]}... has no ground-truth depth; the data set must carry it")
             self._depth.update(self.depth_estimator.estimate(images), batch.depth)
+
+    def _only_scored(self, found):
+        """``found`` (:class:`Detections` or ground-truth ``Boxes``) without the boxes of unscored classes."""
+        keep = torch.isin(found.classes, self._scored)
+        return dataclasses.replace(found, **{f.name: getattr(found, f.name)[keep] for f in dataclasses.fields(found)})
 
     def compute(self) -> GeometryScores:
         detection = None

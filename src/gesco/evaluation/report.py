@@ -7,10 +7,12 @@ killed run leaves the previous report whole (or none without ``results.json``), 
   per-class IoU, per-class detection (``geometry``: AP50 and recall per class, localisation in pixels), notes
   on skipped metrics, payload sizes and timings (non-finite numbers as null);
 - ``results.csv``: one row per (method, PSNR), one column per metric; ``per_class_iou.csv``: one row per
-  (method, PSNR, class);
-- ``report.md``: rows = methods, columns = PSNR label x metric (as the paper's tables), per-class IoU tables,
-  payload sizes and notes;
-- ``plots/<metric>.png``: each metric against the PSNR label, one line per method;
+  (method, PSNR, class); with a detector, ``per_class_detection.csv``: AP50, recall and box counts per
+  (method, PSNR, class) (:mod:`gesco.evaluation.detection_tables`);
+- ``report.md``: rows = methods, columns = PSNR label x metric (as the paper's tables), per-class IoU and
+  per-class detection tables, payload sizes and notes;
+- ``plots/<metric>.png``: each metric against the PSNR label, one line per method; with a detector,
+  ``plots/recall_per_class.png``;
 - ``figures/samples_<method>.png``: ground truth, map and regenerations across the PSNR labels;
 - ``figures/objects_depth_<scene>.png``, with a detector or depth network: per PSNR label, the scene's
   regenerations with the boxes found and the depth estimated (:mod:`gesco.evaluation.geometry_figure`).
@@ -32,6 +34,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from torch.utils.data import Dataset  # noqa: E402
 
+from gesco.evaluation.detection_tables import DetectionCell, csv_rows, markdown_lines, recall_plot  # noqa: E402
 from gesco.evaluation.figures import image_to_rgb, save_grid, save_metric_plot  # noqa: E402
 from gesco.evaluation.geometry_figure import ObjectsDepthFigure  # noqa: E402
 from gesco.evaluation.scoring import SetScores, image_path, read_images  # noqa: E402
@@ -117,6 +120,17 @@ def _cell_record(cell, metrics: Sequence[MetricColumn], label_names: dict[int, s
     geometry = cell.scores.geometry
     record["geometry"] = {k: _finite(v) for k, v in geometry.flat(label_names).items()} if geometry else None
     return record
+
+
+def detection_cells(result: SweepResult) -> list[DetectionCell]:
+    """Every (row, PSNR) cell's detection scores, methods first, then the references (the real images)."""
+    cells = {(c.method, c.psnr): c.scores for c in result.cells}
+    return [
+        DetectionCell(key, label, p, cells[key, p].geometry)
+        for key, label in _row_order(result)
+        for p in result.psnrs
+        if (key, p) in cells
+    ]
 
 
 def results_json(result: SweepResult) -> dict:
@@ -218,6 +232,7 @@ def markdown_report(result: SweepResult) -> str:
             lines.append(
                 f"| {name} | " + " | ".join(format_value(s.per_class_iou.get(name), "iou") for _, s in rows) + " |"
             )
+    lines += markdown_lines(detection_cells(result), result.psnrs, result.label_names, quality_title="PSNR")
     payload = result.payload
     lines += [
         "",
@@ -248,7 +263,16 @@ def write_plots(result: SweepResult, folder: Path) -> list[Path]:
         ax.set_xlabel("channel PSNR label (dB)")
         ylabel = f"{metric.title} ({'higher' if metric.higher_is_better else 'lower'} is better)"
         written.append(save_metric_plot(fig, ax, folder / f"{metric.key}.png", ylabel=ylabel))
-    return written
+    recall = recall_plot(
+        detection_cells(result),
+        result.psnrs,
+        result.label_names,
+        folder / "recall_per_class.png",
+        positions=list(positions),
+        xlabel="channel PSNR label (dB)",
+        references=list(REFERENCE_LABELS),
+    )
+    return written + ([recall] if recall is not None else [])
 
 
 def write_sample_figures(
@@ -304,7 +328,7 @@ def write_objects_depth_figures(
 
 
 #: The report's files and folders besides ``results.json``: a rerun replaces them all.
-REPORT_ENTRIES = ("results.csv", "per_class_iou.csv", "report.md", "plots", "figures")
+REPORT_ENTRIES = ("results.csv", "per_class_iou.csv", "per_class_detection.csv", "report.md", "plots", "figures")
 
 
 def write_report(
@@ -342,6 +366,10 @@ def write_report(
             for name, iou in (record["per_class_iou"] or {}).items():
                 class_rows.append([record["method"], record["psnr"], name, iou])
         atomic_write_text(staging / "per_class_iou.csv", csv_text(class_rows))
+        detection = detection_cells(result)
+        if any(c.geometry is not None and c.geometry.detection is not None for c in detection):
+            rows = csv_rows(detection, result.label_names, quality_column="psnr")
+            atomic_write_text(staging / "per_class_detection.csv", csv_text(rows))
         atomic_write_text(staging / "report.md", markdown_report(result))
         plots = write_plots(result, staging / "plots")
         figures = []

@@ -14,7 +14,12 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from gesco.evaluation.geometry_networks import load_depth_estimator, load_detector
+from gesco.evaluation.geometry_networks import (
+    check_geometry_networks,
+    detector_classes,
+    load_depth_estimator,
+    load_detector,
+)
 from gesco.evaluation.geometry_scoring import GeometryMeter
 from gesco.evaluation.inception import InceptionFeatures
 from gesco.evaluation.lpips import load_lpips
@@ -92,9 +97,12 @@ def build_set_scorer(
 
     Raises:
         ValueError: the segmenter predicts another class table than ``table``; a network's config, or median
-            scaling, is given without its network.
+            scaling, is given without its network; the detector or depth network gives outputs of the wrong
+            kind on the first image; scored items lack the ground-truth boxes or depth those networks need.
         FileNotFoundError: a named network file or folder does not exist.
     """
+    # First, from the file names: a folder without the ground truth would otherwise fail after the generation.
+    _check_ground_truth(dataset, count, boxes=networks.detector is not None, depth=networks.depth is not None)
     notes: dict[str, str] = {}
     segmenter = None
     if networks.segmenter is not None:
@@ -130,10 +138,15 @@ def build_set_scorer(
             network.to(device)
     geometry = None
     if detector is not None or depth is not None:
+        # Before the caller generates anything: a network of the wrong output would fail at scoring time.
+        check_geometry_networks(detector, depth, dataset[0].image.to(device))
+        classes = None if detector is None else detector_classes(detector)
         geometry = partial(
             GeometryMeter,
             detector=detector,
             depth_estimator=depth,
+            classes=classes or (),
+            scored_classes=classes,
             min_area=networks.detector_min_area,
             median_scaling=networks.depth_median_scaling,
         )
@@ -156,3 +169,22 @@ def build_set_scorer(
         progress=progress,
     )
     return Scoring(scorer, notes)
+
+
+def _check_ground_truth(dataset: Dataset, count: int, *, boxes: bool, depth: bool) -> None:
+    """Fail when items 0 .. count - 1 lack the boxes or depth that a given network is scored against. A data set
+    with ``missing_geometry(count)`` (Cityscapes folders: from the file names) is checked item by item; any
+    other one by its first item (synthetic scenes always carry both)."""
+    missing_geometry = getattr(dataset, "missing_geometry", None)
+    if missing_geometry is not None:
+        missing = missing_geometry(count)
+    else:
+        first = dataset[0]
+        missing = {"boxes": [first.name] * (first.boxes is None), "depth": [first.name] * (first.depth is None)}
+    for kind, needed, option in (("boxes", boxes, "--detector"), ("depth", depth, "--depth")):
+        if needed and missing[kind]:
+            names = ", ".join(missing[kind][:3])
+            raise ValueError(
+                f"{len(missing[kind])} of the {count} evaluation images have no ground-truth {kind} ({names}"
+                f"{', ...' if len(missing[kind]) > 3 else ''}); {option} is scored against them on every image"
+            )

@@ -204,12 +204,21 @@ class _OnnxNetwork:
             raise ImportError(
                 f"{path} is an ONNX model, which needs onnxruntime: pip install 'gesco[onnx]' (or onnxruntime)"
             ) from err
-        self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        self.path = path
+        # onnxruntime's errors (a corrupt or foreign file, a failed run) derive from Exception alone: named here.
+        try:
+            self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as err:
+            raise ValueError(f"{path} is not an ONNX model onnxruntime can load: {err}") from err
         self.input_name = self.session.get_inputs()[0].name
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        (logits, *_) = self.session.run(None, {self.input_name: x.cpu().numpy()})
-        return torch.from_numpy(logits)
+        try:
+            (output, *_) = self.session.run(None, {self.input_name: x.cpu().numpy()})
+        except Exception as err:
+            shape = tuple(x.shape)
+            raise ValueError(f"onnxruntime could not run {self.path} on an input of shape {shape}: {err}") from err
+        return torch.from_numpy(output)
 
 
 class ExternalSegmenter:
