@@ -97,18 +97,23 @@ def test_missing_or_foreign_files_say_what_is_wrong(tmp_path):
         ExternalDepthConfig(scale=0.0)
 
 
-def test_onnx_depth_network(tmp_path):
+def _export_onnx(module: torch.nn.Module, path, output_axes: dict[int, str]) -> None:
+    """``module`` as an ONNX file with a dynamic batch and image size (skips without onnx / onnxruntime)."""
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
     torch.onnx.export(
-        DepthFromRed(),
+        module,
         (torch.zeros(1, 3, 4, 4),),
-        str(tmp_path / "depth.onnx"),
+        str(path),
         dynamo=False,
         input_names=["images"],
-        output_names=["depth"],
-        dynamic_axes={"images": {0: "batch", 2: "h", 3: "w"}, "depth": {0: "batch", 2: "h", 3: "w"}},
+        output_names=["output"],
+        dynamic_axes={"images": {0: "batch", 2: "h", 3: "w"}, "output": output_axes},
     )
+
+
+def test_onnx_depth_network(tmp_path):
+    _export_onnx(DepthFromRed(), tmp_path / "depth.onnx", {0: "batch", 2: "h", 3: "w"})
     ExternalDepthConfig(scale=2.0).save(tmp_path / "depth.json")
     depth = load_depth_estimator(tmp_path / "depth.onnx").estimate(torch.ones(2, 3, 5, 7))
     assert torch.allclose(depth, torch.full((2, 5, 7), 4.0))
@@ -140,17 +145,7 @@ def test_outputs_of_the_wrong_kind_fail_on_one_image_with_a_typed_error(tmp_path
 
 
 def test_onnx_detector_and_a_corrupt_onnx_file(tmp_path):
-    pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnx")
-    torch.onnx.export(
-        TwoBoxes(),
-        (torch.zeros(1, 3, 4, 4),),
-        str(tmp_path / "det.onnx"),
-        dynamo=False,
-        input_names=["images"],
-        output_names=["rows"],
-        dynamic_axes={"images": {0: "batch", 2: "h", 3: "w"}, "rows": {0: "batch"}},
-    )
+    _export_onnx(TwoBoxes(), tmp_path / "det.onnx", {0: "batch"})
     ExternalDetectorConfig(label_map=(24, 26), box_units="relative").save(tmp_path / "det.json")
     (bright,) = load_detector(tmp_path / "det.onnx").detect(torch.ones(1, 3, 10, 20))
     assert bright.boxes.tolist() == [[20.0, 20.0, 100.0, 60.0], [0.0, 0.0, 40.0, 20.0]]
