@@ -93,6 +93,8 @@ def test_missing_or_foreign_files_say_what_is_wrong(tmp_path):
         load_detector(tmp_path / "junk.pt", ExternalDetectorConfig(label_map=(26,)))
     with pytest.raises(ValueError, match="label_map"):
         ExternalDetectorConfig(label_map=())
+    with pytest.raises(ValueError, match="name at least one class"):
+        ExternalDetectorConfig(label_map=(-1, -1))
     with pytest.raises(ValueError, match="scale"):
         ExternalDepthConfig(scale=0.0)
 

@@ -31,10 +31,17 @@ from gesco.evaluation.compare import (  # noqa: E402
     CompareResult,
     example_rows,
 )
-from gesco.evaluation.detection_tables import DetectionCell, csv_rows, markdown_lines, recall_plot  # noqa: E402
+from gesco.evaluation.detection_tables import (  # noqa: E402
+    NO_CHANNEL,
+    DetectionCell,
+    csv_rows,
+    markdown_lines,
+    recall_plot,
+)
 from gesco.evaluation.figures import save_grid, save_metric_plot  # noqa: E402
 from gesco.evaluation.geometry_figure import ObjectsDepthFigure  # noqa: E402
 from gesco.evaluation.report import METRICS, MetricColumn, csv_text, format_value  # noqa: E402
+from gesco.evaluation.sweep import REAL_IMAGES  # noqa: E402
 from gesco.io import atomic_write_text, output_folder, write_json  # noqa: E402
 
 #: The metrics the comparison reports (pixel-level PSNR included: it is what JPEG and Deep JSCC optimise; the
@@ -127,16 +134,12 @@ def results_json(result: CompareResult) -> dict:
     }
 
 
-#: The row of the real images in the per-class detection tables.
-REAL_ROW = "real"
-
-
 def detection_cells(result: CompareResult) -> list[DetectionCell]:
-    """Every (method, SNR) cell's detection scores, then the real images' (one value, repeated at each SNR)."""
+    """Every (method, SNR) cell's detection scores, then the real images' (no channel: one cell)."""
     cells = {(c.method, c.snr): c.scores for c in result.cells}
     snrs = [f"{s:g}" for s in result.snrs]
     out = [DetectionCell(m, METHOD_LABELS[m], s, cells[m, s].geometry) for m in result.methods for s in snrs]
-    return out + [DetectionCell(REAL_ROW, "Real images (reference)", s, result.real.geometry) for s in snrs]
+    return out + [DetectionCell(REAL_IMAGES, "Real images (reference)", NO_CHANNEL, result.real.geometry)]
 
 
 def reported_metrics(result: CompareResult) -> list[MetricColumn]:
@@ -251,7 +254,7 @@ def write_plots(result: CompareResult, folder: Path) -> list[Path]:
         folder / "recall_per_class.png",
         positions=result.snrs,
         xlabel=f"Es/N0 (dB), {channel_title(result)}",
-        references=[REAL_ROW],
+        references=[REAL_IMAGES],
     )
     return written + ([recall] if recall is not None else [])
 

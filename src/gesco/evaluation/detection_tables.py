@@ -24,6 +24,8 @@ from gesco.io import atomic_save  # noqa: E402
 
 #: Columns of ``per_class_detection.csv`` after the row and channel-quality columns.
 CSV_COLUMNS = ("class", "ap50", "recall", "ground_truth_boxes", "predictions")
+#: The channel quality of a row that does not cross the channel (the real images, in ``gesco compare``).
+NO_CHANNEL = ""
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,8 @@ class DetectionCell:
     Attributes:
         row: the method's key (or a reference's, e.g. the real images).
         label: the row's title in tables and legends.
-        quality: the channel quality as the report writes it (a PSNR label, or Es/N0 in dB).
+        quality: the channel quality as the report writes it (a PSNR label, or Es/N0 in dB), or
+            :data:`NO_CHANNEL`.
         geometry: the cell's scores (None, or without detection, where no detector ran).
     """
 
@@ -73,7 +76,8 @@ def csv_rows(cells: Sequence[DetectionCell], class_names: dict[int, str], *, qua
 
 
 def _classes(cells: Sequence[DetectionCell]) -> list[int]:
-    return sorted({label for cell in cells for label in _per_class(cell)})
+    """The classes with a ground-truth box in some cell (a detector's class absent from the data has no score)."""
+    return sorted({label for cell in cells for label, scores in _per_class(cell).items() if scores.num_targets})
 
 
 def _pair(scores: ClassDetection | None) -> str:
@@ -85,8 +89,8 @@ def _pair(scores: ClassDetection | None) -> str:
 def markdown_lines(
     cells: Sequence[DetectionCell], qualities: Sequence[str], class_names: dict[int, str], *, quality_title: str
 ) -> list[str]:
-    """Per row with detection scores: a table of classes against channel qualities, "AP50 / recall" in each cell
-    ("–": the class has no ground-truth box there)."""
+    """Per row with detection scores: a table of classes against channel qualities (one "no channel" column for a
+    row of :data:`NO_CHANNEL`), "AP50 / recall" in each cell ("–": the class has no ground-truth box there)."""
     classes = _classes(cells)
     by_row: dict[str, list[DetectionCell]] = {}
     for cell in cells:
@@ -95,12 +99,13 @@ def markdown_lines(
     lines: list[str] = []
     for row_cells in by_row.values():
         at = {c.quality: _per_class(c) for c in row_cells}
-        columns = [q for q in qualities if q in at]
+        columns = [q for q in (*qualities, NO_CHANNEL) if q in at]
+        titles = ["no channel" if q == NO_CHANNEL else f"{quality_title} {q}" for q in columns]
         lines += [
             "",
             f"## Per-class detection, AP50 / recall: {row_cells[0].label}",
             "",
-            "| Class | " + " | ".join(f"{quality_title} {q}" for q in columns) + " |",
+            "| Class | " + " | ".join(titles) + " |",
             "|" + "---|" * (len(columns) + 1),
         ]
         for label in classes:
@@ -122,9 +127,9 @@ def recall_plot(
     xlabel: str,
     references: Sequence[str] = (),
 ) -> Path | None:
-    """``path``: one panel per class, recall against channel quality, one line per row; ``references`` (rows
-    that do not depend on the channel, e.g. the real images) as dashed lines. None (nothing written) without
-    detection scores."""
+    """``path``: one panel per class with ground truth, recall against channel quality, one line per row;
+    ``references`` (rows that do not depend on the channel, e.g. the real images; one cell of :data:`NO_CHANNEL`
+    or one per quality) as dashed lines. None (nothing written) without detection scores."""
     classes = _classes(cells)
     if not classes:
         return None
@@ -137,6 +142,8 @@ def recall_plot(
     for ax, label in zip(axes.flat, classes, strict=False):
         for row, row_cells in rows.items():
             at = {c.quality: _per_class(c).get(label) for c in row_cells}
+            if NO_CHANNEL in at:
+                at = dict.fromkeys(qualities, at[NO_CHANNEL])
             values = [at[q].recall if q in at and at[q] is not None else None for q in qualities]
             if all(v is None for v in values):
                 continue
@@ -152,7 +159,12 @@ def recall_plot(
         ax.set_ylabel("recall", fontsize=8)
     for ax in axes[-1]:
         ax.set_xlabel(xlabel, fontsize=8)
-    handles, labels = axes.flat[0].get_legend_handles_labels()
+    # Every row is drawn in a panel where it has a value; the legend lists the rows of all panels once.
+    legend: dict[str, object] = {}
+    for ax in axes.flat:
+        for handle, name in zip(*ax.get_legend_handles_labels(), strict=True):
+            legend.setdefault(name, handle)
+    handles, labels = list(legend.values()), list(legend)
     fig.legend(handles, labels, loc="lower center", ncol=min(3, max(len(labels), 1)), fontsize=7)
     fig.tight_layout(rect=(0, 0.06 + 0.03 * math.ceil(len(labels) / 3), 1, 1))
     atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=FIGURE_DPI))

@@ -147,9 +147,10 @@ class ExternalDetectorConfig(Config):
     input_size: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
-        if not self.label_map or any(c < NOT_SCORED for c in self.label_map):
+        if all(c == NOT_SCORED for c in self.label_map) or any(c < NOT_SCORED for c in self.label_map):
             raise ValueError(
-                f"label_map {list(self.label_map)} must give, for each class index, a class id >= 0 or {NOT_SCORED}"
+                f"label_map {list(self.label_map)} must give, for each class index, a class id >= 0 or {NOT_SCORED}, "
+                "and name at least one class"
             )
         _check_input_options(self)
 

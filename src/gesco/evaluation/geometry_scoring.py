@@ -8,13 +8,12 @@ way gives the ceiling the regenerations are compared with.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
-from gesco.datasets.base import Batch
+from gesco.datasets.base import Batch, Boxes
 from gesco.evaluation.geometry_networks import DepthEstimator, Detector
 from gesco.evaluation.objects_depth import DepthMeter, DepthScores, Detections, DetectionScores, detection_scores
 
@@ -54,8 +53,8 @@ class GeometryMeter:
     Args:
         detector, depth_estimator: the networks (already on the images' device).
         classes: the detector's classes, reported even where a set has none of them.
-        scored_classes: the classes AP50, recall and localisation are over: ground-truth boxes and predictions
-            of any other class are left out, so a detector is not scored on classes it cannot name (a
+        scored_classes: the classes AP50, recall and localisation are over (the detector's own): ground-truth
+            boxes of any other class are left out, so a detector is not scored on classes it cannot name (a
             Cityscapes polygons file also boxes trucks, buses and trains). None: every class.
         score_threshold: predictions below it count for AP but not for recall or localisation.
         min_area: ground-truth boxes smaller than this (px^2) are left out (see ``detection_scores``).
@@ -93,24 +92,19 @@ class GeometryMeter:
         if self.detector is not None:
             if batch.boxes is None:
                 raise ValueError(f"batch {batch.names[:3]}... has no ground-truth boxes; the data set must carry them")
-            predictions = [
+            self._predictions += [
                 Detections(d.boxes.cpu(), d.classes.cpu(), d.scores.cpu()) for d in self.detector.detect(images)
             ]
-            targets = list(batch.boxes)
-            if self._scored is not None:
-                predictions = [self._only_scored(d) for d in predictions]
-                targets = [self._only_scored(t) for t in targets]
-            self._predictions += predictions
-            self._targets += targets
+            self._targets += [self._only_scored(t) for t in batch.boxes] if self._scored is not None else batch.boxes
         if self.depth_estimator is not None:
             if batch.depth is None:
                 raise ValueError(f"batch {batch.names[:3]}... has no ground-truth depth; the data set must carry it")
             self._depth.update(self.depth_estimator.estimate(images), batch.depth)
 
-    def _only_scored(self, found):
-        """``found`` (:class:`Detections` or ground-truth ``Boxes``) without the boxes of unscored classes."""
-        keep = torch.isin(found.classes, self._scored)
-        return dataclasses.replace(found, **{f.name: getattr(found, f.name)[keep] for f in dataclasses.fields(found)})
+    def _only_scored(self, boxes: Boxes) -> Boxes:
+        """Ground-truth ``boxes`` without those of unscored classes."""
+        keep = torch.isin(boxes.classes, self._scored)
+        return Boxes(xyxy=boxes.xyxy[keep], classes=boxes.classes[keep], instances=boxes.instances[keep])
 
     def compute(self) -> GeometryScores:
         detection = None

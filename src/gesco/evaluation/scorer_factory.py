@@ -141,6 +141,12 @@ def build_set_scorer(
         # Before the caller generates anything: a network of the wrong output would fail at scoring time.
         check_geometry_networks(detector, depth, dataset[0].image.to(device))
         classes = None if detector is None else detector_classes(detector)
+        if classes is not None:
+            named = ", ".join(table.names[c] if 0 <= c < len(table.names) else str(c) for c in classes)
+            notes["detector_classes"] = (
+                f"AP50, recall and localisation over the detector's classes ({named}); ground-truth boxes of other "
+                "classes are left out"
+            )
         geometry = partial(
             GeometryMeter,
             detector=detector,
@@ -185,6 +191,7 @@ def _check_ground_truth(dataset: Dataset, count: int, *, boxes: bool, depth: boo
         if needed and missing[kind]:
             names = ", ".join(missing[kind][:3])
             raise ValueError(
-                f"{len(missing[kind])} of the {count} evaluation images have no ground-truth {kind} ({names}"
+                f"{len(missing[kind])} of the {min(count, len(dataset))} evaluation images have no ground-truth "
+                f"{kind} ({names}"
                 f"{', ...' if len(missing[kind]) > 3 else ''}); {option} is scored against them on every image"
             )

@@ -208,13 +208,18 @@ class _OnnxNetwork:
         # onnxruntime's errors (a corrupt or foreign file, a failed run) derive from Exception alone: named here.
         try:
             self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except MemoryError:
+            raise
         except Exception as err:
             raise ValueError(f"{path} is not an ONNX model onnxruntime can load: {err}") from err
         self.input_name = self.session.get_inputs()[0].name
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        inputs = {self.input_name: x.cpu().numpy()}
         try:
-            (output, *_) = self.session.run(None, {self.input_name: x.cpu().numpy()})
+            (output, *_) = self.session.run(None, inputs)
+        except MemoryError:
+            raise
         except Exception as err:
             shape = tuple(x.shape)
             raise ValueError(f"onnxruntime could not run {self.path} on an input of shape {shape}: {err}") from err
