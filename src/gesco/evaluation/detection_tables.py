@@ -157,8 +157,9 @@ def recall_plot(
         ax.axis("off")
     for ax in axes[:, 0]:
         ax.set_ylabel("recall", fontsize=8)
-    for ax in axes[-1]:
-        ax.set_xlabel(xlabel, fontsize=8)
+    for index, ax in enumerate(axes.flat[: len(classes)]):
+        if index + columns >= len(classes):  # the lowest panel of its column
+            ax.set_xlabel(xlabel, fontsize=8)
     # Every row is drawn in a panel where it has a value; the legend lists the rows of all panels once.
     legend: dict[str, object] = {}
     for ax in axes.flat:
