@@ -40,6 +40,7 @@ from gesco.evaluation.detection_tables import (  # noqa: E402
 )
 from gesco.evaluation.figures import save_grid, save_metric_plot  # noqa: E402
 from gesco.evaluation.geometry_figure import ObjectsDepthFigure  # noqa: E402
+from gesco.evaluation.markdown import table_section  # noqa: E402
 from gesco.evaluation.report import METRICS, MetricColumn, csv_text, format_value  # noqa: E402
 from gesco.evaluation.sweep import REAL_IMAGES  # noqa: E402
 from gesco.io import atomic_write_text, output_folder, write_json  # noqa: E402
@@ -179,39 +180,22 @@ def markdown_report(result: CompareResult) -> str:
         ]
     for metric in metrics:
         arrow = "↑" if metric.higher_is_better else "↓"
-        lines += [
-            "",
-            f"## {metric.title} {arrow} against Es/N0 (dB)",
-            "",
-            "| Method | " + " | ".join(snrs) + " |",
-            "|" + "---|" * (len(snrs) + 1),
+        rows = [
+            [METHOD_LABELS[m], *(format_value(_value(metric, cells[m, s].scores), metric.key) for s in snrs)]
+            for m in result.methods
         ]
-        for method in result.methods:
-            lines.append(
-                f"| {METHOD_LABELS[method]} | "
-                + " | ".join(format_value(_value(metric, cells[method, s].scores), metric.key) for s in snrs)
-                + " |"
-            )
         real = _value(metric, result.real)
         if real is not None:
-            lines.append(
-                "| Real images (reference) | " + " | ".join([format_value(real, metric.key)] * len(snrs)) + " |"
-            )
+            rows.append(["Real images (reference)", *[format_value(real, metric.key)] * len(snrs)])
+        lines += table_section(f"{metric.title} {arrow} against Es/N0 (dB)", ["Method", *snrs], rows)
     delivered = [m for m in result.methods if any(cells[m, s].delivered is not None for s in snrs)]
     if delivered:
-        lines += [
-            "",
-            "## Delivered (classical: images decoded; GESCO-digital: pixels known)",
-            "",
-            "| Method | " + " | ".join(snrs) + " |",
-            "|" + "---|" * (len(snrs) + 1),
+        rows = [
+            [METHOD_LABELS[m], *(format_value(cells[m, s].delivered, "delivered") for s in snrs)] for m in delivered
         ]
-        for method in delivered:
-            lines.append(
-                f"| {METHOD_LABELS[method]} | "
-                + " | ".join(format_value(cells[method, s].delivered, "delivered") for s in snrs)
-                + " |"
-            )
+        lines += table_section(
+            "Delivered (classical: images decoded; GESCO-digital: pixels known)", ["Method", *snrs], rows
+        )
     found = [x for m in metrics for x in crossovers(result, m)]
     lines += ["", "## Crossovers with the classical link", ""]
     lines += [

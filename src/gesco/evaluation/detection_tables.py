@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from gesco.evaluation.figures import FIGURE_DPI  # noqa: E402
 from gesco.evaluation.geometry_scoring import GeometryScores  # noqa: E402
+from gesco.evaluation.markdown import table_section  # noqa: E402
 from gesco.evaluation.objects_depth import ClassDetection  # noqa: E402
 from gesco.io import atomic_save  # noqa: E402
 
@@ -101,19 +102,8 @@ def markdown_lines(
         at = {c.quality: _per_class(c) for c in row_cells}
         columns = [q for q in (*qualities, NO_CHANNEL) if q in at]
         titles = ["no channel" if q == NO_CHANNEL else f"{quality_title} {q}" for q in columns]
-        lines += [
-            "",
-            f"## Per-class detection, AP50 / recall: {row_cells[0].label}",
-            "",
-            "| Class | " + " | ".join(titles) + " |",
-            "|" + "---|" * (len(columns) + 1),
-        ]
-        for label in classes:
-            lines.append(
-                f"| {class_names.get(label, str(label))} | "
-                + " | ".join(_pair(at[q].get(label)) for q in columns)
-                + " |"
-            )
+        rows = [[class_names.get(label, str(label)), *(_pair(at[q].get(label)) for q in columns)] for label in classes]
+        lines += table_section(f"Per-class detection, AP50 / recall: {row_cells[0].label}", ["Class", *titles], rows)
     return lines
 
 
