@@ -35,6 +35,7 @@ from gesco.evaluation.detection_tables import (  # noqa: E402
     NO_CHANNEL,
     DetectionCell,
     csv_rows,
+    has_detection,
     markdown_lines,
     recall_plot,
 )
@@ -277,7 +278,7 @@ def write_compare_report(
         atomic_write_text(staging / "report.md", markdown_report(result))
         written = [staging / "results.csv", staging / "report.md", *write_plots(result, staging / "plots")]
         detection = detection_cells(result)
-        if any(c.geometry is not None and c.geometry.detection is not None for c in detection):
+        if has_detection(detection):
             path = staging / "per_class_detection.csv"
             atomic_write_text(path, csv_text(csv_rows(detection, result.label_names, quality_column="snr_db")))
             written.append(path)

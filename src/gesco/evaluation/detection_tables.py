@@ -57,6 +57,11 @@ def _number(value: float | None) -> float | str:
     return "" if value is None or not math.isfinite(value) else value
 
 
+def has_detection(cells: Sequence[DetectionCell]) -> bool:
+    """Whether a detector scored any of ``cells`` (the per-class files are written only then)."""
+    return any(c.geometry is not None and c.geometry.detection is not None for c in cells)
+
+
 def csv_rows(cells: Sequence[DetectionCell], class_names: dict[int, str], *, quality_column: str) -> list[list]:
     """Header and one row per (cell, class): AP50 and recall (empty without ground truth), and the box counts."""
     rows: list[list] = [["method", quality_column, *CSV_COLUMNS]]

@@ -34,9 +34,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from torch.utils.data import Dataset  # noqa: E402
 
-from gesco.evaluation.detection_tables import DetectionCell, csv_rows, markdown_lines, recall_plot  # noqa: E402
+from gesco.evaluation.detection_tables import (  # noqa: E402
+    DetectionCell,
+    csv_rows,
+    has_detection,
+    markdown_lines,
+    recall_plot,
+)
 from gesco.evaluation.figures import image_to_rgb, save_grid, save_metric_plot  # noqa: E402
 from gesco.evaluation.geometry_figure import ObjectsDepthFigure  # noqa: E402
+from gesco.evaluation.markdown import table_section  # noqa: E402
 from gesco.evaluation.scoring import SetScores, image_path, read_images  # noqa: E402
 from gesco.evaluation.sweep import CLEAN, REAL_IMAGES, RECEIVED_MAP, SweepResult, set_folder  # noqa: E402
 from gesco.io import atomic_write_text, output_folder, write_json  # noqa: E402
@@ -221,17 +228,8 @@ def markdown_report(result: SweepResult) -> str:
         if not rows:
             continue
         classes = [c for c in result.class_names if any(c in s.per_class_iou for _, s in rows)]
-        lines += [
-            "",
-            f"## Per-class IoU: {label}",
-            "",
-            "| Class | " + " | ".join(p for p, _ in rows) + " |",
-            "|" + "---|" * (len(rows) + 1),
-        ]
-        for name in classes:
-            lines.append(
-                f"| {name} | " + " | ".join(format_value(s.per_class_iou.get(name), "iou") for _, s in rows) + " |"
-            )
+        table = [[name, *(format_value(s.per_class_iou.get(name), "iou") for _, s in rows)] for name in classes]
+        lines += table_section(f"Per-class IoU: {label}", ["Class", *(p for p, _ in rows)], table)
     lines += markdown_lines(detection_cells(result), result.psnrs, result.label_names, quality_title="PSNR")
     payload = result.payload
     lines += [
@@ -367,7 +365,7 @@ def write_report(
                 class_rows.append([record["method"], record["psnr"], name, iou])
         atomic_write_text(staging / "per_class_iou.csv", csv_text(class_rows))
         detection = detection_cells(result)
-        if any(c.geometry is not None and c.geometry.detection is not None for c in detection):
+        if has_detection(detection):
             rows = csv_rows(detection, result.label_names, quality_column="psnr")
             atomic_write_text(staging / "per_class_detection.csv", csv_text(rows))
         atomic_write_text(staging / "report.md", markdown_report(result))

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from gesco.datasets.base import Sample
 from gesco.evaluation.geometry_networks import (
     check_geometry_networks,
     detector_classes,
@@ -101,8 +102,8 @@ def build_set_scorer(
             kind on the first image; scored items lack the ground-truth boxes or depth those networks need.
         FileNotFoundError: a named network file or folder does not exist.
     """
-    # First, from the file names: a folder without the ground truth would otherwise fail after the generation.
-    _check_ground_truth(dataset, count, boxes=networks.detector is not None, depth=networks.depth is not None)
+    # First: a folder without the ground truth would otherwise fail after the generation.
+    first = _check_ground_truth(dataset, count, boxes=networks.detector is not None, depth=networks.depth is not None)
     notes: dict[str, str] = {}
     segmenter = None
     if networks.segmenter is not None:
@@ -114,7 +115,7 @@ def build_set_scorer(
     lpips = load_lpips(*networks.lpips) if networks.lpips else None
     if lpips is None:
         notes["lpips"] = "no LPIPS weights given (--lpips); they cannot be downloaded here"
-    size = (dataset[0].image.shape[1], dataset[0].image.shape[2])
+    size = (first.image.shape[1], first.image.shape[2])
     ms_ssim = min(size) >= MS_SSIM_MIN_SIDE
     if not ms_ssim:
         notes["ms_ssim"] = (
@@ -139,7 +140,7 @@ def build_set_scorer(
     geometry = None
     if detector is not None or depth is not None:
         # Before the caller generates anything: a network of the wrong output would fail at scoring time.
-        check_geometry_networks(detector, depth, dataset[0].image.to(device))
+        check_geometry_networks(detector, depth, first.image.to(device))
         classes = None if detector is None else detector_classes(detector)
         if classes is not None:
             named = ", ".join(table.names[c] if 0 <= c < len(table.names) else str(c) for c in classes)
@@ -177,21 +178,25 @@ def build_set_scorer(
     return Scoring(scorer, notes)
 
 
-def _check_ground_truth(dataset: Dataset, count: int, *, boxes: bool, depth: bool) -> None:
-    """Fail when items 0 .. count - 1 lack the boxes or depth that a given network is scored against. A data set
-    with ``missing_geometry(count)`` (Cityscapes folders: from the file names) is checked item by item; any
-    other one by its first item (synthetic scenes always carry both)."""
+def _check_ground_truth(dataset: Dataset, count: int, *, boxes: bool, depth: bool) -> Sample:
+    """The data set's first item, once items 0 .. count - 1 are known to carry the boxes or depth that a given
+    network is scored against. A data set with ``missing_geometry(count)`` (Cityscapes folders) is checked from its
+    file names before any item is read; any other one by its first item (synthetic scenes always carry both)."""
     missing_geometry = getattr(dataset, "missing_geometry", None)
     if missing_geometry is not None:
-        missing = missing_geometry(count)
-    else:
-        first = dataset[0]
-        missing = {"boxes": [first.name] * (first.boxes is None), "depth": [first.name] * (first.depth is None)}
+        _refuse_missing(missing_geometry(count), min(count, len(dataset)), boxes=boxes, depth=depth)
+        return dataset[0]
+    first = dataset[0]
+    missing = {"boxes": [first.name] * (first.boxes is None), "depth": [first.name] * (first.depth is None)}
+    _refuse_missing(missing, min(count, len(dataset)), boxes=boxes, depth=depth)
+    return first
+
+
+def _refuse_missing(missing: dict[str, list[str]], count: int, *, boxes: bool, depth: bool) -> None:
     for kind, needed, option in (("boxes", boxes, "--detector"), ("depth", depth, "--depth")):
         if needed and missing[kind]:
             names = ", ".join(missing[kind][:3])
             raise ValueError(
-                f"{len(missing[kind])} of the {min(count, len(dataset))} evaluation images have no ground-truth "
-                f"{kind} ({names}"
+                f"{len(missing[kind])} of the {count} evaluation images have no ground-truth {kind} ({names}"
                 f"{', ...' if len(missing[kind]) > 3 else ''}); {option} is scored against them on every image"
             )
