@@ -11,9 +11,10 @@ from gesco.cli.main import main
 from gesco.constants import VALIDATION_SEED_OFFSET
 from gesco.datasets import SyntheticStreetsDataset, collate
 from gesco.datasets.regenerated import RegeneratedScenes
-from gesco.evaluation import depth_training
+from gesco.evaluation import depth_training, geometry_augment
 from gesco.evaluation.depth_network import DepthNetConfig, GescoDepthNet, depth_loss
 from gesco.evaluation.depth_training import DepthTrainConfig, appearance_augment, train_depth
+from gesco.evaluation.geometry_augment import texture_swap
 from gesco.evaluation.geometry_networks import load_depth_estimator
 from gesco.evaluation.scorer_factory import ScoringNetworks, build_set_scorer
 from gesco.semantics.classes import class_table
@@ -100,6 +101,13 @@ def test_train_depth_command(tmp_path):
         assert main([*args[:2], str(tmp_path / "augmented"), *args[3:], "--appearance-augment"]) == 0
     assert DepthTrainConfig.load(tmp_path / "augmented").appearance_augment
     assert calls == [(2, 3, 32, 64)]  # the training step changed its batch
+    swapped = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(depth_training, "texture_swap", lambda images, *_: swapped.append(images.shape) or images)
+        assert main([*args[:2], str(tmp_path / "swapped"), *args[3:], "--texture-swap"]) == 0
+    assert DepthTrainConfig.load(tmp_path / "swapped").texture_swap
+    assert not DepthTrainConfig.load(tmp_path / "augmented").texture_swap
+    assert swapped == [(2, 3, 32, 64)]
 
 
 def test_train_depth_on_regenerations_feeds_them_to_the_step_with_their_scenes_depth(tmp_path, monkeypatch):
@@ -189,6 +197,46 @@ def test_channel_swap_permutes_the_colour_channels_of_each_image(monkeypatch, st
         assert not all(matches[i][i] for i in range(3))  # never the identity
     again = appearance_augment(images, street_batch.instances, torch.Generator().manual_seed(2))
     assert torch.equal(out, again)  # the generator decides
+
+
+def test_texture_swap_gives_whole_regions_another_images_detail_and_keeps_the_rest(monkeypatch, street_batch):
+    monkeypatch.setattr(geometry_augment, "TEXTURE_SWAP_IMAGE_CHANCE", 1.0)
+    instances = street_batch.instances
+    # every region of every image a flat colour: any texture in the output came from elsewhere
+    flat = torch.zeros_like(street_batch.image)
+    for b in range(len(flat)):
+        for region in instances[b].unique():
+            flat[b][:, instances[b] == region] = torch.rand(3, 1, generator=torch.Generator().manual_seed(int(region)))
+    flat = flat * 1.6 - 0.8
+    out = texture_swap(flat, instances, torch.Generator().manual_seed(0))
+    kept = changed = textured = 0
+    for b in range(len(flat)):
+        for region in instances[b].unique():
+            mask = instances[b] == region
+            if mask.sum() < 30:
+                continue
+            same = (out[b][:, mask] == flat[b][:, mask]).all(0)
+            assert same.all() or not same.any()  # a region takes a foreign texture whole, or not at all
+            kept += bool(same.all())
+            if not same.any():
+                changed += 1
+                textured += bool(out[b][:, mask].std(1).sum() > 0.01)
+    assert kept > 5 and changed > 5 and textured > 0.8 * changed  # changed regions now have texture
+    # the texture is the other images', zoomed: a batch of flat images stays flat inside every region
+    flat_source = texture_swap(_image_means(flat), instances, torch.Generator().manual_seed(0))
+    assert flat_source.min() >= -1 and flat_source.max() <= 1
+    for b in range(len(flat)):
+        for region in instances[b].unique():
+            assert flat_source[b][:, instances[b] == region].std(1, correction=0).max() < 0.05
+    again = texture_swap(flat, instances, torch.Generator().manual_seed(0))
+    assert torch.equal(out, again) and not torch.equal(out, texture_swap(flat, instances, torch.Generator()))
+    monkeypatch.setattr(geometry_augment, "TEXTURE_SWAP_IMAGE_CHANCE", 0.0)
+    assert torch.equal(texture_swap(street_batch.image, instances, torch.Generator()), street_batch.image)
+
+
+def _image_means(images):
+    """Each image's colour averaged over the whole image: flat everywhere."""
+    return images.mean(dim=(2, 3), keepdim=True).expand_as(images).contiguous()
 
 
 def test_bad_inputs_give_typed_errors(tmp_path):

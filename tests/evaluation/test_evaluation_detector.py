@@ -171,6 +171,20 @@ def test_train_detector_command(tmp_path):
     assert sorted(b.xyxy.tolist() for b in boxes) == sorted(b.tolist() for b in scene_boxes)
     with pytest.raises(ValueError, match="regenerated_share"):
         DetectorTrainConfig(regenerated_share=0.0)
+    # --texture-swap: the step swaps textures first, with the batch's instance maps, then augments
+    assert not saved.texture_swap
+    swapped = []
+
+    def swap(images, instances, generator):
+        swapped.append(instances.shape)
+        return torch.full_like(images, -0.5)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(detector_training, "augment_with_boxes", recording)
+        patch.setattr(detector_training, "texture_swap", swap)
+        assert main([*args[:2], str(tmp_path / "swap"), *args[3:], *regenerated, "--texture-swap"]) == 0
+    assert DetectorTrainConfig.load(tmp_path / "swap").texture_swap
+    assert swapped == [(2, 32, 64)] and torch.equal(seen[-1][0], torch.full((2, 3, 32, 64), -0.5))
 
 
 def test_bad_inputs_give_typed_errors(tmp_path):

@@ -54,6 +54,12 @@ def add_geometry_training_options(parser: argparse.ArgumentParser, *, default_st
         default=None,
         help="share of training items taken from --regenerated (default 0.5)",
     )
+    parser.add_argument(
+        "--texture-swap",
+        action="store_true",
+        help="give regions of some training images another image's texture, keeping their colour and outline, so "
+        "that the network reads the layout rather than the renderer's textures",
+    )
     parser.add_argument("--widths", type=int, nargs="+", help="channels per level (default 16 32 64 96)")
     parser.add_argument("--checkpoint-every", type=positive_int, default=500)
     parser.add_argument("--workers", type=int, default=0, help="data loader worker processes (scene generation)")
@@ -99,6 +105,7 @@ def run_changes(args: argparse.Namespace) -> dict:
         "device": args.device,
         "seed": args.seed,
         "regenerated": tuple(map(str, args.regenerated)),
+        "texture_swap": args.texture_swap,
         **({"regenerated_share": args.regenerated_share} if args.regenerated_share is not None else {}),
         **({"max_steps": args.steps} if args.steps else {}),
     }

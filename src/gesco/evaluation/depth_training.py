@@ -4,13 +4,15 @@ Recipe: :func:`~gesco.evaluation.depth_network.depth_loss` (scale-invariant log 
 against the synthetic scenes' depth, clipped to the network's range (the sky is at its far end); flips, colour
 jitter and pixel noise as the segmenter's (the depth map flips with the image), because the network must read
 regenerated images; with ``appearance_augment``, also :func:`appearance_augment` (blur, swapped colour channels,
-objects flattened towards one colour), so that it reads depth from the layout rather than from the renderer's
-textures, which a regenerated image does not keep; AdamW with warm-up and cosine decay; the EMA weights are
-exported. With ``regenerated``, a share of the training items are receivers' regenerations of training scenes,
-scored against those scenes' depth (domain adaptation to the images the network will be asked to read). Training
-scenes are seeds 600,000-699,999 by default, below the evaluation seeds; held-out scenes from
-``VALIDATION_SEED_OFFSET`` are scored (AbsRel, delta_1 up to 80 m, as ``gesco evaluate``) at every checkpoint.
-The steps, exact resume, checkpoints, EMA, bf16 autocast and learning-rate schedule are those of the shared loop.
+objects flattened towards one colour), and with ``texture_swap``,
+:func:`~gesco.evaluation.geometry_augment.texture_swap` (regions given another image's texture), so that it reads
+depth from the layout rather than from the renderer's textures, which a regenerated image does not keep; AdamW
+with warm-up and cosine decay; the EMA weights are exported. With ``regenerated``, a share of the training items
+are receivers' regenerations of training scenes, scored against those scenes' depth (domain adaptation to the
+images the network will be asked to read). Training scenes are seeds 600,000-699,999 by default, below the
+evaluation seeds; held-out scenes from ``VALIDATION_SEED_OFFSET`` are scored (AbsRel, delta_1 up to 80 m, as
+``gesco evaluate``) at every checkpoint. The steps, exact resume, checkpoints, EMA, bf16 autocast and
+learning-rate schedule are those of the shared loop.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from gesco.constants import GEOMETRY_TRAINING_SEED_OFFSET, VALIDATION_SEED_OFFSE
 from gesco.datasets import collate
 from gesco.evaluation.depth_network import DepthNetConfig, GescoDepthNet, depth_loss
 from gesco.evaluation.detector_training import check_geometry_run, geometry_datasets, geometry_loop_settings
+from gesco.evaluation.geometry_augment import region_index, region_means, texture_swap
 from gesco.evaluation.geometry_scoring import DEFAULT_MAX_DEPTH_M
 from gesco.evaluation.objects_depth import DepthMeter, DepthScores
 from gesco.evaluation.segmenter_training import augment
@@ -44,7 +47,8 @@ class DepthTrainConfig(Config):
         variance_focus, l1_weight: the loss's lambda and L1 weight (see ``depth_loss``).
         appearance_augment: also :func:`appearance_augment` the training images (before ``augment``, whose
             flips would not flip the instance map it reads).
-        regenerated, regenerated_share: see :class:`~gesco.evaluation.detector_training.DetectorTrainConfig`.
+        regenerated, regenerated_share, texture_swap: see
+            :class:`~gesco.evaluation.detector_training.DetectorTrainConfig` (texture_swap acts first).
     """
 
     output_dir: str = "runs/depth"
@@ -67,6 +71,7 @@ class DepthTrainConfig(Config):
     l1_weight: float = 1.0
     augment: bool = True
     appearance_augment: bool = False
+    texture_swap: bool = False
     regenerated: tuple[str, ...] = ()
     regenerated_share: float = 0.5
     ema_decay: float = 0.999
@@ -116,13 +121,7 @@ def appearance_augment(images: torch.Tensor, instances: torch.Tensor, generator:
     def chosen(chance: float) -> torch.Tensor:
         return (torch.rand(batch, generator=generator) < chance).view(batch, 1, 1, 1)
 
-    # Flatten: the mean colour of every (image, instance) region, by one scatter over all pixels (instance ids
-    # are below 34,000, so (image, id) indexes a dense table directly; sorting them for unique ids is slower).
-    region = (instances + torch.arange(batch).view(batch, 1, 1) * (int(instances.max()) + 1)).flatten()
-    pixels = images.permute(0, 2, 3, 1).reshape(-1, 3)
-    sums = torch.zeros(int(region.max()) + 1, 3).index_add_(0, region, pixels)
-    counts = torch.zeros(len(sums)).index_add_(0, region, torch.ones(len(region)))
-    flat = (sums / counts.clamp(min=1)[:, None])[region].view(batch, height, width, 3).permute(0, 3, 1, 2)
+    flat = region_means(images, region_index(instances))
     share = torch.rand(batch, generator=generator).view(batch, 1, 1, 1) * chosen(FLATTEN_CHANCE)
     images = images + share * (flat - images)
     # Blur: a separable Gaussian of its own width per image, cut at 3 of the largest sigma, as one grouped
@@ -169,8 +168,10 @@ def train_depth(config: DepthTrainConfig, *, resume: bool = False, progress: boo
 
     def step(inputs: StepInputs) -> torch.Tensor:
         images, depth, instances = inputs.batch.image, inputs.batch.depth, inputs.batch.instances
+        # before the flips of augment, which would flip the images and depth but not the instances
+        if config.texture_swap:
+            images = texture_swap(images, instances, inputs.generator)
         if config.appearance_augment:
-            # before the flips of augment, which would flip the images and depth but not the instances
             images = appearance_augment(images, instances, inputs.generator)
         if config.augment:
             images, depth = augment(images, depth, inputs.generator)

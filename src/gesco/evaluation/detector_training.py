@@ -35,6 +35,7 @@ from gesco.datasets.base import Boxes
 from gesco.datasets.regenerated import MixedScenes, RegeneratedScenes
 from gesco.datasets.synthetic_canvas import CYCLIST_CLASSES
 from gesco.evaluation.detector import OUTPUT_STRIDE, DetectorConfig, DetectorOutput, GescoDetector
+from gesco.evaluation.geometry_augment import texture_swap
 from gesco.evaluation.objects_depth import DetectionScores, detection_scores
 from gesco.evaluation.segmenter_training import augment
 from gesco.semantics.classes import class_table
@@ -62,6 +63,8 @@ class DetectorTrainConfig(Config):
             --data-seed S --out DIR`` writes them in ``DIR/images``), trained on with each scene's own boxes and
             depth (:class:`~gesco.datasets.regenerated.RegeneratedScenes`); empty: the renderer's images only.
         regenerated_share: the share of training items taken from ``regenerated``.
+        texture_swap: :func:`~gesco.evaluation.geometry_augment.texture_swap` the training images (before
+            ``augment``, whose flips would not flip the instance map it reads).
     """
 
     output_dir: str = "runs/detector"
@@ -87,6 +90,7 @@ class DetectorTrainConfig(Config):
     min_area: float = 0.0
     regenerated: tuple[str, ...] = ()
     regenerated_share: float = 0.5
+    texture_swap: bool = False
     augment: bool = True
     ema_decay: float = 0.999
     grad_clip: float = 10.0
@@ -294,6 +298,8 @@ def train_detector(config: DetectorTrainConfig, *, resume: bool = False, progres
 
     def step(inputs: StepInputs) -> StepOutput:
         images, boxes = inputs.batch.image, inputs.batch.boxes
+        if config.texture_swap:
+            images = texture_swap(images, inputs.batch.instances, inputs.generator)
         if config.augment:
             images, boxes = augment_with_boxes(images, boxes, inputs.generator)
         model = loop.unwrapped_model
