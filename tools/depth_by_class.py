@@ -7,13 +7,13 @@ Reads the synthetic evaluation scenes whose regenerations ``gesco evaluate`` sav
 (``synthetic_<seed>.png``), scores each depth network on the real image and on the regeneration of every scene,
 and pools delta1 (max(d / d*, d* / d) < 1.25, ground truth up to 80 m as ``gesco evaluate``) over the pixels of each
 class: ``gesco evaluate`` averages per image, so its whole-image numbers differ a little. Writes OUT.json (strict
-JSON) and OUT.png (one bar pair per class and network).
+JSON, with each class's share of the scored pixels) and OUT.png (a bar per class and network, a tick for the
+real images).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -24,15 +24,31 @@ from gesco.datasets.regenerated import SCENE_IMAGE_NAME
 from gesco.datasets.synthetic import SYNTHETIC_CLASSES, SyntheticStreets
 from gesco.evaluation.geometry_networks import load_depth_estimator
 from gesco.evaluation.geometry_scoring import DEFAULT_MAX_DEPTH_M
-from gesco.io import atomic_write_text
+from gesco.io import atomic_save, write_json
 from gesco.pretrained import resolve
 
 DELTA = 1.25
 
 
+def scored_pixels(truth: torch.Tensor) -> torch.Tensor:
+    """Where depth is scored: known (> 0) and within ``DEFAULT_MAX_DEPTH_M``, as ``gesco evaluate``."""
+    return (truth > 0) & (truth <= DEFAULT_MAX_DEPTH_M)
+
+
+def class_shares(truth: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """The share of the scored pixels each synthetic class holds."""
+    scored = scored_pixels(truth)
+    return {
+        name: float((scored & (labels == class_id)).sum() / scored.sum())
+        for class_id, name in SYNTHETIC_CLASSES.items()
+    }
+
+
 def pooled_delta1(estimate: torch.Tensor, truth: torch.Tensor, labels: torch.Tensor) -> dict[str, float | None]:
     """delta1 over all scored pixels ("all") and over those of each synthetic class (None where it has none)."""
-    scored = (truth > 0) & (truth <= DEFAULT_MAX_DEPTH_M)
+    scored = scored_pixels(truth)
+    if not scored.any():
+        raise ValueError("no pixel has a known depth within range: nothing to score")
     good = (torch.maximum(estimate / truth, truth / estimate) < DELTA) & scored
     result = {"all": float(good.sum() / scored.sum())}
     for class_id, name in SYNTHETIC_CLASSES.items():
@@ -57,10 +73,15 @@ def main() -> None:
     }
     real, regenerated, truth, labels = [], [], [], []
     for path in files:
+        image = np.asarray(Image.open(path).convert("RGB"))
+        if image.shape != first.shape[:2] + (3,):
+            raise SystemExit(
+                f"{path} is {image.shape[1]}x{image.shape[0]}, the first image {first.shape[1]}x{first.shape[0]}"
+            )
         match = SCENE_IMAGE_NAME.fullmatch(path.name)
         scene = streets[bool(match["riders"])].scene(int(match["seed"]))
         real.append(scene.image)
-        regenerated.append(np.asarray(Image.open(path).convert("RGB")))
+        regenerated.append(image)
         truth.append(scene.depth)
         labels.append(scene.labels)
     truth_t, labels_t = torch.from_numpy(np.stack(truth)), torch.from_numpy(np.stack(labels).astype(np.int64))
@@ -81,10 +102,8 @@ def main() -> None:
         results[name] = scores
         print(name, {kind: round(score["all"], 3) for kind, score in scores.items()})
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(
-        args.out.with_suffix(".json"),
-        json.dumps({"images": str(args.images), "scenes": len(files), "delta1": results}, indent=2, allow_nan=False),
-    )
+    summary = {"images": str(args.images), "scenes": len(files), "class_shares": class_shares(truth_t, labels_t)}
+    write_json(args.out.with_suffix(".json"), {**summary, "delta1": results})
     plot(results, args.out.with_suffix(".png"), len(files), args.label or str(args.images))
 
 
@@ -113,7 +132,7 @@ def plot(results: dict, path: Path, scenes: int, label: str) -> None:
     axis.set_title(f"δ1 per ground-truth class, {scenes} scenes\n{label} (bars), the real images (black ticks)")
     axis.legend(fontsize=8, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.22))
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    atomic_save(path, lambda temporary: figure.savefig(temporary, format="png", dpi=110))
     plt.close(figure)
 
 

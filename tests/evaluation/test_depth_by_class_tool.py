@@ -5,6 +5,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -40,13 +41,16 @@ def test_the_tool_scores_real_images_against_their_regenerations(tool, tmp_path,
         regenerated = streets.scene(seed).image.copy()
         regenerated[:, :64] = 255 - regenerated[:, :64]  # the left half's colours inverted
         Image.fromarray(regenerated).save(images / f"synthetic_{seed}.png")
-    depth = "depth-synthetic-streets-64x128"  # shipped: an untrained network's depth barely depends on the image
     out = tmp_path / "figures" / "by-class"
+    # the shipped network: an untrained one's depth barely depends on the image, so no change would show
+    depth = "depth-synthetic-streets-64x128"
     argv = ["depth_by_class.py", "--images", str(images), "--depth", depth, "--out", str(out)]
     monkeypatch.setattr(sys, "argv", argv)
     tool.main()
     saved = json.loads(out.with_suffix(".json").read_text())
     assert saved["scenes"] == 2
+    assert saved["class_shares"]["road"] > 0.2 and saved["class_shares"]["sky"] == 0.0
+    assert sum(saved["class_shares"].values()) == pytest.approx(1.0, abs=1e-4)
     scores = saved["delta1"][depth]
     assert set(scores) == {"real", "regenerated"} and scores["real"] != scores["regenerated"]
     assert scores["real"]["all"] > 0.8 and scores["regenerated"]["all"] < scores["real"]["all"] - 0.05
@@ -58,3 +62,9 @@ def test_the_tool_scores_real_images_against_their_regenerations(tool, tmp_path,
     tool.main()
     scores = json.loads(out.with_suffix(".json").read_text())["delta1"][depth]
     assert scores["real"] == scores["regenerated"]
+    # an image of another size stops the tool before it writes anything
+    Image.fromarray(np.zeros((32, 64, 3), np.uint8)).save(images / "synthetic_1000002.png")
+    out.with_suffix(".json").unlink()
+    with pytest.raises(SystemExit, match="64x32"):
+        tool.main()
+    assert not out.with_suffix(".json").exists()

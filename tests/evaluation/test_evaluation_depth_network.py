@@ -222,21 +222,34 @@ def test_texture_swap_gives_whole_regions_another_images_detail_and_keeps_the_re
                 changed += 1
                 textured += bool(out[b][:, mask].std(1).sum() > 0.01)
     assert kept > 5 and changed > 5 and textured > 0.8 * changed  # changed regions now have texture
-    # the texture is the other images', zoomed: a batch of flat images stays flat inside every region
-    flat_source = texture_swap(_image_means(flat), instances, torch.Generator().manual_seed(0))
-    assert flat_source.min() >= -1 and flat_source.max() <= 1
-    for b in range(len(flat)):
-        for region in instances[b].unique():
-            assert flat_source[b][:, instances[b] == region].std(1, correction=0).max() < 0.05
     again = texture_swap(flat, instances, torch.Generator().manual_seed(0))
     assert torch.equal(out, again) and not torch.equal(out, texture_swap(flat, instances, torch.Generator()))
     monkeypatch.setattr(geometry_augment, "TEXTURE_SWAP_IMAGE_CHANCE", 0.0)
     assert torch.equal(texture_swap(street_batch.image, instances, torch.Generator()), street_batch.image)
 
 
-def _image_means(images):
-    """Each image's colour averaged over the whole image: flat everywhere."""
-    return images.mean(dim=(2, 3), keepdim=True).expand_as(images).contiguous()
+@pytest.mark.parametrize("zoom", [0.5, 1.0, 2.0])
+def test_texture_swap_takes_the_previous_images_texture_zoomed(monkeypatch, zoom):
+    monkeypatch.setattr(geometry_augment, "TEXTURE_SWAP_IMAGE_CHANCE", 1.0)
+    monkeypatch.setattr(geometry_augment, "TEXTURE_SWAP_REGION_CHANCE", 1.0)
+    monkeypatch.setattr(geometry_augment, "TEXTURE_SWAP_ZOOM", (zoom, zoom))
+    images = torch.zeros(3, 3, 32, 128)
+    images[1] = 0.2 + 0.5 * torch.sin(2 * math.pi * torch.arange(128) / 8)  # vertical stripes, period 8 px
+    instances = torch.full((3, 32, 128), 7)  # one region (road) per image
+    out = texture_swap(images, instances, torch.Generator().manual_seed(0))
+    # image 2 takes image 1's stripes, the period scaled by the zoom, on its own mean colour (0)
+    row = out[2, 0, 16]
+    crossings = int(((row[1:] > row.mean()) != (row[:-1] > row.mean())).sum())
+    # two crossings per period; the random shift can reflect the texture at the border, a crossing or two more
+    assert abs(crossings - 2 * 128 / (8 * zoom)) <= 3, crossings
+    torch.testing.assert_close(out[2].mean(), torch.tensor(0.0), atol=0.05, rtol=0)
+    # image 1 takes flat image 0's detail (none) and keeps its mean; image 0 takes flat image 2's
+    torch.testing.assert_close(out[1], torch.full_like(out[1], 0.2), atol=1e-5, rtol=0)
+    assert torch.equal(out[0], images[0])
+    with pytest.raises(ValueError, match="2 or more"):
+        texture_swap(images[:1], instances[:1], torch.Generator())
+    with pytest.raises(ValueError, match="batch_size must be >= 2"):
+        DepthTrainConfig(texture_swap=True, batch_size=1)
 
 
 def test_bad_inputs_give_typed_errors(tmp_path):

@@ -57,8 +57,8 @@ def add_geometry_training_options(parser: argparse.ArgumentParser, *, default_st
     parser.add_argument(
         "--texture-swap",
         action="store_true",
-        help="give regions of some training images another image's texture, keeping their colour and outline, so "
-        "that the network reads the layout rather than the renderer's textures",
+        help="give regions of some training images another image's texture on top of their own mean colour, so that "
+        "the network reads the layout rather than the renderer's textures (needs --batch-size 2 or more)",
     )
     parser.add_argument("--widths", type=int, nargs="+", help="channels per level (default 16 32 64 96)")
     parser.add_argument("--checkpoint-every", type=positive_int, default=500)

@@ -128,6 +128,11 @@ def check_geometry_run(config: Config) -> None:
         raise ValueError(f"mixed_precision must be one of {list(MIXED_PRECISION)}, got {config.mixed_precision!r}")
     if not 0 < config.regenerated_share <= 1:
         raise ValueError(f"regenerated_share must be in (0, 1], got {config.regenerated_share}")
+    if config.texture_swap and config.batch_size < 2:
+        raise ValueError(
+            f"texture_swap takes textures from the other images of a batch: batch_size must be >= 2, got "
+            f"{config.batch_size}"
+        )
 
 
 def geometry_datasets(config: Config) -> tuple[Dataset, Dataset]:
