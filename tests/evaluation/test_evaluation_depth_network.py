@@ -148,6 +148,7 @@ def test_train_depth_on_regenerations_feeds_them_to_the_step_with_their_scenes_d
         train_depth(missing, progress=False)
     assert not (tmp_path / "never").exists()
     assert main(["train-depth", "--out", str(tmp_path / "never"), "--regenerated-share", "0.3"]) == 2
+    assert main(["train-depth", "--out", str(tmp_path / "never"), "--texture-swap", "--batch-size", "1"]) == 2
     assert not (tmp_path / "never").exists()
 
 
