@@ -24,10 +24,9 @@ from gesco.datasets.regenerated import SCENE_IMAGE_NAME
 from gesco.datasets.synthetic import SYNTHETIC_CLASSES, SyntheticStreets
 from gesco.evaluation.geometry_networks import load_depth_estimator
 from gesco.evaluation.geometry_scoring import DEFAULT_MAX_DEPTH_M
+from gesco.evaluation.objects_depth import DELTA1_THRESHOLD
 from gesco.io import atomic_save, write_json
 from gesco.pretrained import resolve
-
-DELTA = 1.25
 
 
 def scored_pixels(truth: torch.Tensor) -> torch.Tensor:
@@ -49,7 +48,9 @@ def pooled_delta1(estimate: torch.Tensor, truth: torch.Tensor, labels: torch.Ten
     scored = scored_pixels(truth)
     if not scored.any():
         raise ValueError("no pixel has a known depth within range: nothing to score")
-    good = (torch.maximum(estimate / truth, truth / estimate) < DELTA) & scored
+    # estimates clipped to the scored range, as gesco evaluate's depth_errors does
+    estimate = estimate.clamp(max=DEFAULT_MAX_DEPTH_M)
+    good = (torch.maximum(estimate / truth, truth / estimate) < DELTA1_THRESHOLD) & scored
     result = {"all": float(good.sum() / scored.sum())}
     for class_id, name in SYNTHETIC_CLASSES.items():
         pixels = scored & (labels == class_id)

@@ -24,12 +24,13 @@ def tool():
 
 
 def test_pooled_delta1_counts_the_pixels_of_each_class_within_range(tool):
-    truth = torch.tensor([[[10.0, 10.0, 10.0, 500.0]]])  # the last pixel is beyond 80 m: not scored
-    labels = torch.tensor([[[11, 11, 26, 23]]])  # building, building, car, sky
-    estimate = torch.tensor([[[10.0, 20.0, 11.0, 1.0]]])  # one building pixel twice too far
+    truth = torch.tensor([[[10.0, 10.0, 10.0, 70.0, 500.0]]])  # the last pixel is beyond 80 m: not scored
+    labels = torch.tensor([[[11, 11, 26, 21, 23]]])  # building, building, car, vegetation, sky
+    estimate = torch.tensor([[[10.0, 20.0, 11.0, 500.0, 1.0]]])  # one building pixel twice too far
     scores = tool.pooled_delta1(estimate, truth, labels)
-    assert scores["all"] == pytest.approx(2 / 3)
+    assert scores["all"] == pytest.approx(3 / 4)
     assert scores["building"] == pytest.approx(0.5) and scores["car"] == 1.0
+    assert scores["vegetation"] == 1.0  # 500 m clipped to 80 m, as gesco evaluate clips estimates
     assert scores["sky"] is None and scores["road"] is None
 
 

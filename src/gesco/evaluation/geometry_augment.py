@@ -53,8 +53,8 @@ def texture_swap(images: torch.Tensor, instances: torch.Tensor, generator: torch
     10), which is most of the gap between rendered and regenerated images. Flattening regions
     (:func:`~gesco.evaluation.depth_training.appearance_augment`) removes the cue but never shows the network a
     misleading one. Measured on 200 held-out scenes and the channel-aware receiver's regenerations at PSNR 10, it
-    costs the rendered images more than it gains on the regenerations (depth delta1 0.936 -> 0.892 and 0.815 ->
-    0.817, pixels pooled; detector AP50 0.847 -> 0.828 and 0.522 -> 0.501), so the shipped networks train without
+    costs the rendered images more than it gains on the regenerations (depth delta1 0.937 -> 0.893 and 0.816 ->
+    0.818, pixels pooled; detector AP50 0.847 -> 0.828 and 0.522 -> 0.501), so the shipped networks train without
     it.
 
     Raises:
