@@ -14,6 +14,7 @@ from gesco.datasets.regenerated import RegeneratedScenes
 from gesco.evaluation import depth_training, geometry_augment
 from gesco.evaluation.depth_network import DepthNetConfig, GescoDepthNet, depth_loss
 from gesco.evaluation.depth_training import DepthTrainConfig, appearance_augment, train_depth
+from gesco.evaluation.detector import DetectorConfig, GescoDetector
 from gesco.evaluation.geometry_augment import texture_swap
 from gesco.evaluation.geometry_networks import load_depth_estimator
 from gesco.evaluation.scorer_factory import ScoringNetworks, build_set_scorer
@@ -108,6 +109,32 @@ def test_train_depth_command(tmp_path):
     assert DepthTrainConfig.load(tmp_path / "swapped").texture_swap
     assert not DepthTrainConfig.load(tmp_path / "augmented").texture_swap
     assert swapped == [(2, 3, 32, 64)]
+    # --init-weights: the run starts from the trained network, with its settings (widths 4 8, not the defaults)
+    trained = tmp_path / "depth" / "model"
+    tuning = [
+        "--steps",
+        "1",
+        "--batch-size",
+        "2",
+        "--scenes",
+        "2",
+        "--val-scenes",
+        "2",
+        "--size",
+        "32x64",
+        "--lr",
+        "1e-9",
+    ]
+    assert main(["train-depth", "--out", str(tmp_path / "tuned"), *tuning, "--init-weights", str(trained)]) == 0
+    tuned = DepthTrainConfig.load(tmp_path / "tuned")
+    assert tuned.init_weights == str(trained) and tuned.model.widths == (4, 8)
+    networks = (GescoDepthNet.from_pretrained(p) for p in (trained, tmp_path / "tuned" / "model"))
+    before, after = (dict(n.named_parameters()) for n in networks)
+    assert all(torch.allclose(before[k], after[k], atol=1e-6) for k in before)
+    # a detector is no depth network to start from
+    GescoDetector(DetectorConfig(widths=(4, 8), head_width=8)).save_pretrained(tmp_path / "detector")
+    assert main([*args[:2], str(tmp_path / "never"), "--init-weights", str(tmp_path / "detector")]) == 2
+    assert not (tmp_path / "never").exists()
 
 
 def test_train_depth_on_regenerations_feeds_them_to_the_step_with_their_scenes_depth(tmp_path, monkeypatch):

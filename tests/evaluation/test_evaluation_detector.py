@@ -187,6 +187,32 @@ def test_train_detector_command(tmp_path):
     assert swapped == [(2, 32, 64)] and torch.equal(seen[-1][0], torch.full((2, 3, 32, 64), -0.5))
 
 
+def test_init_weights_fine_tunes_a_trained_detector_with_its_settings(tmp_path):
+    torch.manual_seed(5)
+    start = GescoDetector(TINY.replace(input_size=(32, 64))).save_pretrained(tmp_path / "start")
+    args = ["train-detector", "--steps", "1", "--batch-size", "2", "--scenes", "2", "--val-scenes", "2"]
+    args += ["--size", "32x64", "--lr", "1e-9", "--no-progress", "--init-weights", str(start)]
+    assert main([*args, "--out", str(tmp_path / "tuned")]) == 0
+    saved = DetectorTrainConfig.load(tmp_path / "tuned")
+    # the settings come from the starting network, not from the defaults (widths 16 32 64 96, input 128x256)
+    assert saved.init_weights == str(start) and saved.model == GescoDetector.from_pretrained(start).config
+    # at a vanishing learning rate the exported weights are still the starting ones, not fresh random ones (the
+    # batch-norm statistics move with the data)
+    networks = (GescoDetector.from_pretrained(p) for p in (start, tmp_path / "tuned" / "model"))
+    before, after = (dict(n.named_parameters()) for n in networks)
+    assert all(torch.allclose(before[k], after[k], atol=1e-6) for k in before)
+    # other settings than the starting network's, or no such network: an error before anything is written
+    assert main([*args, "--out", str(tmp_path / "never"), "--widths", "4", "16"]) == 2
+    assert main([*args[:-1], str(tmp_path / "missing"), "--out", str(tmp_path / "never")]) == 2
+    assert not (tmp_path / "never").exists()
+    other = saved.model.replace(head_width=4)
+    with pytest.raises(ValueError, match=r"\['head_width'\] differ"):
+        train_detector(saved.replace(output_dir=str(tmp_path / "never"), model=other), progress=False)
+    with pytest.raises(FileNotFoundError, match="init_weights"):
+        train_detector(saved.replace(output_dir=str(tmp_path / "never"), init_weights="no-such-model"), progress=False)
+    assert not (tmp_path / "never").exists()
+
+
 def test_bad_inputs_give_typed_errors(tmp_path):
     with pytest.raises(ValueError, match="class_ids"):
         DetectorConfig(class_ids=())

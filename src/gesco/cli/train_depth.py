@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from gesco.cli.train_detector import add_geometry_training_options, run_changes
+from gesco.cli.train_detector import add_geometry_training_options, initial_model_config, run_changes
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,7 +39,8 @@ def build_config(args: argparse.Namespace):
     if args.resume and (args.out / "config.json").is_file():
         config = DepthTrainConfig.load(args.out)
         return config.replace(max_steps=args.steps) if args.steps else config
-    model = DepthNetConfig(**({"widths": tuple(args.widths)} if args.widths else {}))
+    base = initial_model_config(args, DepthNetConfig)
+    model = base.replace(**({"widths": tuple(args.widths)} if args.widths else {}))
     return DepthTrainConfig(model=model, appearance_augment=args.appearance_augment, **run_changes(args))
 
 

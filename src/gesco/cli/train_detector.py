@@ -60,7 +60,15 @@ def add_geometry_training_options(parser: argparse.ArgumentParser, *, default_st
         help="give regions of some training images another image's texture on top of their own mean colour, so that "
         "the network reads the layout rather than the renderer's textures (needs --batch-size 2 or more)",
     )
-    parser.add_argument("--widths", type=int, nargs="+", help="channels per level (default 16 32 64 96)")
+    parser.add_argument(
+        "--init-weights",
+        metavar="MODEL",
+        help="start from this trained network (its folder, or a shipped model's name) instead of random weights, "
+        "with its settings: fine-tune it, e.g. on --regenerated images with a lower --lr",
+    )
+    parser.add_argument(
+        "--widths", type=int, nargs="+", help="channels per level (default 16 32 64 96, or those of --init-weights)"
+    )
     parser.add_argument("--checkpoint-every", type=positive_int, default=500)
     parser.add_argument("--workers", type=int, default=0, help="data loader worker processes (scene generation)")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (about 2x faster on a bf16-capable CPU)")
@@ -106,9 +114,20 @@ def run_changes(args: argparse.Namespace) -> dict:
         "seed": args.seed,
         "regenerated": tuple(map(str, args.regenerated)),
         "texture_swap": args.texture_swap,
+        "init_weights": args.init_weights,
         **({"regenerated_share": args.regenerated_share} if args.regenerated_share is not None else {}),
         **({"max_steps": args.steps} if args.steps else {}),
     }
+
+
+def initial_model_config(args: argparse.Namespace, config_class: type):
+    """The model settings a run starts from: those of ``--init-weights`` (its folder, or a shipped model's
+    name), else ``config_class``'s defaults."""
+    if not args.init_weights:
+        return config_class()
+    from gesco.pretrained import resolve
+
+    return config_class.load(resolve(args.init_weights))
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -122,14 +141,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--input-size",
         type=parse_size,
-        default=(128, 256),
-        help="HEIGHTxWIDTH the detector reads the images at (default 128x256)",
+        help="HEIGHTxWIDTH the detector reads the images at (default 128x256, or that of --init-weights)",
     )
     parser.add_argument(
         "--classes",
         type=int,
         nargs="+",
-        help="Cityscapes label ids to detect (default 17 19 20 24 26, with --riders also 25 33)",
+        help="Cityscapes label ids to detect (default 17 19 20 24 26, with --riders also 25 33; with "
+        "--init-weights, its classes)",
     )
     parser.add_argument(
         "--min-area",
@@ -149,14 +168,17 @@ def build_config(args: argparse.Namespace):
     if args.resume and (args.out / "config.json").is_file():
         config = DetectorTrainConfig.load(args.out)
         return config.replace(max_steps=args.steps) if args.steps else config
-    model = {"input_size": args.input_size}
+    model = {}
+    if args.input_size:
+        model["input_size"] = args.input_size
     if args.classes:
         model["class_ids"] = tuple(args.classes)
-    elif args.riders:
+    elif args.riders and not args.init_weights:
         model["class_ids"] = tuple(sorted(SYNTHETIC_BOX_CLASS_IDS + CYCLIST_CLASSES))
     if args.widths:
         model["widths"] = tuple(args.widths)
-    return DetectorTrainConfig(model=DetectorConfig(**model), min_area=args.min_area, **run_changes(args))
+    base = initial_model_config(args, DetectorConfig)
+    return DetectorTrainConfig(model=base.replace(**model), min_area=args.min_area, **run_changes(args))
 
 
 def run(args: argparse.Namespace) -> int:

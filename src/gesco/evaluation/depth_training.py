@@ -29,7 +29,12 @@ from gesco.config import Config
 from gesco.constants import GEOMETRY_TRAINING_SEED_OFFSET, VALIDATION_SEED_OFFSET
 from gesco.datasets import collate
 from gesco.evaluation.depth_network import DepthNetConfig, GescoDepthNet, depth_loss
-from gesco.evaluation.detector_training import check_geometry_run, geometry_datasets, geometry_loop_settings
+from gesco.evaluation.detector_training import (
+    check_geometry_run,
+    geometry_datasets,
+    geometry_loop_settings,
+    initial_network,
+)
 from gesco.evaluation.geometry_augment import region_index, region_means, texture_swap
 from gesco.evaluation.geometry_scoring import DEFAULT_MAX_DEPTH_M
 from gesco.evaluation.objects_depth import DepthMeter, DepthScores
@@ -47,8 +52,9 @@ class DepthTrainConfig(Config):
         variance_focus, l1_weight: the loss's lambda and L1 weight (see ``depth_loss``).
         appearance_augment: also :func:`appearance_augment` the training images (before ``augment``, whose
             flips would not flip the instance map it reads).
-        regenerated, regenerated_share, texture_swap: see
-            :class:`~gesco.evaluation.detector_training.DetectorTrainConfig` (texture_swap acts first).
+        regenerated, regenerated_share, texture_swap, init_weights: see
+            :class:`~gesco.evaluation.detector_training.DetectorTrainConfig` (texture_swap acts first;
+            init_weights names a depth network).
     """
 
     output_dir: str = "runs/depth"
@@ -74,6 +80,7 @@ class DepthTrainConfig(Config):
     texture_swap: bool = False
     regenerated: tuple[str, ...] = ()
     regenerated_share: float = 0.5
+    init_weights: str | None = None
     ema_decay: float = 0.999
     grad_clip: float = 10.0
     mixed_precision: str = "no"
@@ -159,7 +166,7 @@ def train_depth(config: DepthTrainConfig, *, resume: bool = False, progress: boo
     dataset, validation = geometry_datasets(config)
     loop = TrainingLoop(
         geometry_loop_settings(config, "train-depth"),
-        lambda: GescoDepthNet(config.model),
+        lambda: initial_network(GescoDepthNet, config),
         lambda parameters: torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay),
         config=config,
         resume=resume,

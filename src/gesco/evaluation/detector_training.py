@@ -21,7 +21,7 @@ those of the shared loop (:mod:`gesco.training.loop`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -43,6 +43,7 @@ from gesco.training.config import MIXED_PRECISION, DataConfig, check_run_setting
 from gesco.training.data import build_dataset
 from gesco.training.ema import EMA
 from gesco.training.loop import LoopSettings, StepInputs, StepOutput, TrainingLoop
+from gesco.weights_folder import WeightsFolder, model_folder
 
 #: Where geometry networks train: "cpu", or "cuda" (the GPU of each process).
 GEOMETRY_DEVICES = ("cpu", "cuda")
@@ -65,6 +66,9 @@ class DetectorTrainConfig(Config):
         regenerated_share: the share of training items taken from ``regenerated``.
         texture_swap: :func:`~gesco.evaluation.geometry_augment.texture_swap` the training images (before
             ``augment``, whose flips would not flip the instance map it reads).
+        init_weights: a detector folder or a shipped detector's name to start from instead of random weights
+            (fine-tuning, e.g. the shipped detector on a receiver's regenerations); its config must equal
+            ``model``. None: random weights.
     """
 
     output_dir: str = "runs/detector"
@@ -91,6 +95,7 @@ class DetectorTrainConfig(Config):
     regenerated: tuple[str, ...] = ()
     regenerated_share: float = 0.5
     texture_swap: bool = False
+    init_weights: str | None = None
     augment: bool = True
     ema_decay: float = 0.999
     grad_clip: float = 10.0
@@ -133,6 +138,33 @@ def check_geometry_run(config: Config) -> None:
             f"texture_swap takes textures from the other images of a batch: batch_size must be >= 2, got "
             f"{config.batch_size}"
         )
+
+
+def initial_network(network_class: type[WeightsFolder], config: Config) -> torch.nn.Module:
+    """The network a detector or depth network run starts from: a new one of ``config.model``, or with
+    ``config.init_weights`` (a folder, or a shipped model's name) that trained network, in training mode.
+
+    Raises:
+        FileNotFoundError: ``init_weights`` is neither a folder nor a shipped model's name.
+        ValueError: its config differs from ``config.model`` (naming the fields), or its weights do not load.
+    """
+    if not config.init_weights:
+        return network_class(config.model)
+    folder = model_folder(config.init_weights)
+    if folder is None:
+        raise FileNotFoundError(
+            f"init_weights {config.init_weights!r} is neither an existing folder nor a shipped model's name"
+        )
+    network = network_class.from_pretrained(folder)
+    if network.config != config.model:
+        differ = [
+            f.name for f in fields(config.model) if getattr(network.config, f.name) != getattr(config.model, f.name)
+        ]
+        raise ValueError(
+            f"init_weights {folder} is a network with other settings than the run's model: {differ} differ; "
+            "start from a network of the same settings, or drop init_weights"
+        )
+    return network.train()
 
 
 def geometry_datasets(config: Config) -> tuple[Dataset, Dataset]:
@@ -294,7 +326,7 @@ def train_detector(config: DetectorTrainConfig, *, resume: bool = False, progres
     class_names = class_table("cityscapes").names
     loop = TrainingLoop(
         geometry_loop_settings(config, "train-detector"),
-        lambda: GescoDetector(config.model),
+        lambda: initial_network(GescoDetector, config),
         lambda parameters: torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay),
         config=config,
         resume=resume,
