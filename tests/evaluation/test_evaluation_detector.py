@@ -1,6 +1,7 @@
 """gesco's compact detector: decoding, targets, training through the shared loop, loading as ``--detector``."""
 
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -211,6 +212,10 @@ def test_init_weights_fine_tunes_a_trained_detector_with_its_settings(tmp_path):
     with pytest.raises(FileNotFoundError, match="init_weights"):
         train_detector(saved.replace(output_dir=str(tmp_path / "never"), init_weights="no-such-model"), progress=False)
     assert not (tmp_path / "never").exists()
+    # a resumed run takes its weights from its checkpoint, so the starting folder may be gone
+    shutil.rmtree(start)
+    assert main(["train-detector", "--out", str(tmp_path / "tuned"), "--resume", "--steps", "2", "--no-progress"]) == 0
+    assert DetectorTrainConfig.load(tmp_path / "tuned").max_steps == 2
 
 
 def test_bad_inputs_give_typed_errors(tmp_path):

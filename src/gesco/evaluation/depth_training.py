@@ -166,7 +166,7 @@ def train_depth(config: DepthTrainConfig, *, resume: bool = False, progress: boo
     dataset, validation = geometry_datasets(config)
     loop = TrainingLoop(
         geometry_loop_settings(config, "train-depth"),
-        lambda: initial_network(GescoDepthNet, config),
+        lambda: initial_network(GescoDepthNet, config, resume=resume),
         lambda parameters: torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay),
         config=config,
         resume=resume,

@@ -140,15 +140,16 @@ def check_geometry_run(config: Config) -> None:
         )
 
 
-def initial_network(network_class: type[WeightsFolder], config: Config) -> torch.nn.Module:
+def initial_network(network_class: type[WeightsFolder], config: Config, *, resume: bool) -> torch.nn.Module:
     """The network a detector or depth network run starts from: a new one of ``config.model``, or with
-    ``config.init_weights`` (a folder, or a shipped model's name) that trained network, in training mode.
+    ``config.init_weights`` (a folder, or a shipped model's name) that trained network, in training mode. A
+    resumed run gets a new one: its checkpoint replaces the weights, so the starting folder need not exist.
 
     Raises:
         FileNotFoundError: ``init_weights`` is neither a folder nor a shipped model's name.
         ValueError: its config differs from ``config.model`` (naming the fields), or its weights do not load.
     """
-    if not config.init_weights:
+    if not config.init_weights or resume:
         return network_class(config.model)
     folder = model_folder(config.init_weights)
     if folder is None:
@@ -326,7 +327,7 @@ def train_detector(config: DetectorTrainConfig, *, resume: bool = False, progres
     class_names = class_table("cityscapes").names
     loop = TrainingLoop(
         geometry_loop_settings(config, "train-detector"),
-        lambda: initial_network(GescoDetector, config),
+        lambda: initial_network(GescoDetector, config, resume=resume),
         lambda parameters: torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay),
         config=config,
         resume=resume,
