@@ -54,6 +54,7 @@ MIOU = tuple(
     )
 )
 SAMPLING_GUARDS = ("tests/test_bad_inputs.py::test_sampling_refuses_before_the_model_runs",)
+GEOMETRY = ("tests/evaluation/test_evaluation_objects_depth.py",)
 BAD_CLI = (
     "tests/test_bad_inputs.py::test_transmit_label_files",
     "tests/test_bad_inputs.py::test_unusable_output_paths",
@@ -351,6 +352,119 @@ MUTANTS = (
         "    if largest > MAX_CONDITION_MAGNITUDE:\n",
         "    if False:\n",
         SAMPLING_GUARDS,
+    ),
+    # detection and depth scores (objects, locations and depth)
+    Mutant(
+        "AP without the precision envelope",
+        "src/gesco/evaluation/objects_depth.py",
+        "envelope = np.maximum.accumulate(np.concatenate([precision, [0.0]])[::-1])[::-1]",
+        "envelope = np.concatenate([precision, [0.0]])",
+        GEOMETRY,
+    ),
+    Mutant(
+        "IoU union counts the overlap twice",
+        "src/gesco/evaluation/objects_depth.py",
+        "union = area_a[:, None] + area_b[None, :] - inter",
+        "union = area_a[:, None] + area_b[None, :]",
+        GEOMETRY,
+    ),
+    Mutant(
+        "a ground-truth box matched twice",
+        "src/gesco/evaluation/objects_depth.py",
+        "taken[i][best] = True",
+        "taken[i][best] = bool(small[i][best])",
+        GEOMETRY,
+    ),
+    Mutant(
+        "predictions ranked lowest score first",
+        "src/gesco/evaluation/objects_depth.py",
+        "entries.sort(key=lambda e: -e[2])",
+        "entries.sort(key=lambda e: e[2])",
+        GEOMETRY,
+    ),
+    Mutant(
+        "a match needs more than the IoU threshold",
+        "src/gesco/evaluation/objects_depth.py",
+        "if iou[best] < iou_threshold:",
+        "if iou[best] <= iou_threshold:",
+        GEOMETRY,
+    ),
+    Mutant(
+        "recall ignores the score threshold",
+        "src/gesco/evaluation/objects_depth.py",
+        "if score >= score_threshold:",
+        "if score >= 0:",
+        GEOMETRY,
+    ),
+    Mutant(
+        "localisation from corners, not centres",
+        "src/gesco/evaluation/objects_depth.py",
+        "centre = (box[0, :2] + box[0, 2:]) / 2 - (truth[i][best, :2] + truth[i][best, 2:]) / 2",
+        "centre = box[0, :2] - truth[i][best, :2]",
+        GEOMETRY,
+    ),
+    Mutant(
+        "localisation over the longer side, not the diagonal",
+        "src/gesco/evaluation/objects_depth.py",
+        "diagonal = float(np.hypot(*image_size))",
+        "diagonal = float(max(image_size))",
+        GEOMETRY,
+    ),
+    Mutant(
+        "predictions finding small boxes counted as false positives",
+        "src/gesco/evaluation/objects_depth.py",
+        "counted[n] = not bool((overlap[small[i]] >= iou_threshold).any())",
+        "counted[n] = True",
+        GEOMETRY,
+    ),
+    Mutant(
+        "mAP counts classes without ground truth as zero",
+        "src/gesco/evaluation/objects_depth.py",
+        "aps = [c.ap50 for c in per_class.values() if c.ap50 is not None]",
+        "aps = [c.ap50 or 0.0 for c in per_class.values()]",
+        GEOMETRY,
+    ),
+    Mutant(
+        "delta1 one-sided",
+        "src/gesco/evaluation/objects_depth.py",
+        "torch.maximum(d / d_star, d_star / d)",
+        "(d / d_star)",
+        GEOMETRY,
+    ),
+    Mutant(
+        "AbsRel relative to the prediction",
+        "src/gesco/evaluation/objects_depth.py",
+        "abs_rel[b] = ((d - d_star).abs() / d_star).mean()",
+        "abs_rel[b] = ((d - d_star).abs() / d).mean()",
+        GEOMETRY,
+    ),
+    Mutant(
+        "median scaling inverted",
+        "src/gesco/evaluation/objects_depth.py",
+        "d = d * (d_star.median() / d.median().clamp(min=min_depth))",
+        "d = d * (d.median() / d_star.median().clamp(min=min_depth))",
+        GEOMETRY,
+    ),
+    Mutant(
+        "depth beyond max_depth scored",
+        "src/gesco/evaluation/objects_depth.py",
+        "valid = torch.isfinite(truth) & (truth > min_depth) & (truth <= high)",
+        "valid = torch.isfinite(truth) & (truth > min_depth)",
+        GEOMETRY,
+    ),
+    Mutant(
+        "predictions not clipped to the valid range",
+        "src/gesco/evaluation/objects_depth.py",
+        "d = d.nan_to_num(nan=min_depth).clamp(min_depth, high)",
+        "d = d.nan_to_num(nan=min_depth)",
+        GEOMETRY,
+    ),
+    Mutant(
+        "images without valid depth averaged as zero",
+        "src/gesco/evaluation/objects_depth.py",
+        "abs_rel=float(abs_rel[scored].mean()), delta1=float(delta1[scored].mean()), images=int(scored.sum())",
+        "abs_rel=float(abs_rel.nan_to_num().mean()), delta1=float(delta1.nan_to_num().mean()), images=len(abs_rel)",
+        GEOMETRY,
     ),
     Mutant(
         "CLI lets OSError through",

@@ -47,6 +47,12 @@ def test_duplicates_are_false_positives_and_ap_is_all_point_interpolated():
     assert average_precision([True, False, True], 2) == pytest.approx(car.ap50)
 
 
+def test_ap_takes_the_best_precision_at_each_recall_or_beyond():
+    # TP FP FP TP TP over 3 targets: precision 1, 1/2, 1/3, 1/2, 3/5 at recall 1/3, 1/3, 1/3, 2/3, 1; the
+    # envelope lifts the 1/2 at recall 2/3 to the 3/5 reached later
+    assert average_precision([True, False, False, True, True], 3) == pytest.approx((1 + 0.6 + 0.6) / 3)
+
+
 def test_a_class_predicted_but_absent_has_no_ap_and_does_not_touch_the_others():
     targets = [truth((0, 0, 10, 10, CAR))]
     predictions = [found((0, 0, 10, 10, PERSON, 0.99), (0, 0, 10, 10, CAR, 0.5))]
@@ -71,6 +77,9 @@ def test_matches_stay_within_their_image_and_need_iou_one_half():
     assert detection_scores(predictions, targets, image_size=(40, 60)).per_class[CAR].recall == 0.0
     predictions = [found(), found((0, 0, 10, 10, CAR, 0.9))]
     assert detection_scores(predictions, targets, image_size=(40, 60)).per_class[CAR].recall == 0.5
+    # IoU exactly one half is a match (PASCAL VOC and COCO: IoU >= 0.5): a 10 x 5 box inside the 10 x 10 one
+    predictions = [found(), found((0, 0, 10, 5, CAR, 0.9))]
+    assert detection_scores(predictions, targets, image_size=(40, 60)).per_class[CAR].recall == 0.5
 
 
 def test_localisation_error_of_matched_boxes():
@@ -80,6 +89,9 @@ def test_localisation_error_of_matched_boxes():
     assert scores.localisation_px == pytest.approx(5.0)
     assert scores.localisation_diagonal == pytest.approx(0.1)  # diagonal of 30 x 40 is 50
     assert scores.matched == 1
+    # a smaller box on the same centre (IoU 256 / 400) is not displaced at all
+    same_centre = detection_scores([found((2, 2, 18, 18, CAR, 0.9))], targets, image_size=(30, 40))
+    assert same_centre.matched == 1 and same_centre.localisation_px == 0.0
 
 
 def test_score_threshold_limits_recall_not_ap():
@@ -104,6 +116,11 @@ def test_abs_rel_and_delta1_by_hand():
     assert errors.delta1.tolist() == pytest.approx([1 / 3])  # ratios 1, 1.25 (not < 1.25), 2
     capped = depth_errors(predicted, target, max_depth=5.0)  # 8 m is out of range; 5 m stays
     assert capped.abs_rel.tolist() == pytest.approx([0.125])
+    # half the depth is as wrong as double: ratio 2 either way
+    assert depth_errors(torch.tensor([[1.0, 2.0]]), torch.tensor([[2.0, 2.0]])).delta1.tolist() == [0.5]
+    # a prediction beyond max_depth is clipped to it before scoring: |5 - 4| / 4
+    clipped = depth_errors(torch.tensor([[100.0]]), torch.tensor([[4.0]]), max_depth=5.0)
+    assert clipped.abs_rel.tolist() == pytest.approx([0.25])
 
 
 def test_median_scaling_removes_a_global_scale():
