@@ -55,6 +55,7 @@ MIOU = tuple(
 )
 SAMPLING_GUARDS = ("tests/test_bad_inputs.py::test_sampling_refuses_before_the_model_runs",)
 GEOMETRY = ("tests/evaluation/test_evaluation_objects_depth.py",)
+GEOMETRY_FILES = ("tests/datasets/test_datasets_geometry.py",)
 BAD_CLI = (
     "tests/test_bad_inputs.py::test_transmit_label_files",
     "tests/test_bad_inputs.py::test_unusable_output_paths",
@@ -465,6 +466,49 @@ MUTANTS = (
         "abs_rel=float(abs_rel[scored].mean()), delta1=float(delta1[scored].mean()), images=int(scored.sum())",
         "abs_rel=float(abs_rel.nan_to_num().mean()), delta1=float(delta1.nan_to_num().mean()), images=len(abs_rel)",
         GEOMETRY,
+    ),
+    # Cityscapes' depth and object files
+    Mutant(
+        "disparity read without its +1 offset",
+        "src/gesco/datasets/cityscapes_geometry.py",
+        "disparity = np.where(values > 0, (values - 1) / 256, 0.0)",
+        "disparity = np.where(values > 0, values / 256, 0.0)",
+        GEOMETRY_FILES,
+    ),
+    Mutant(
+        "disparity written without its +1 offset",
+        "src/gesco/datasets/cityscapes_geometry.py",
+        "values = np.clip(np.round(disparity * 256) + 1, 2, np.iinfo(np.uint16).max)",
+        "values = np.clip(np.round(disparity * 256), 2, np.iinfo(np.uint16).max)",
+        GEOMETRY_FILES,
+    ),
+    Mutant(
+        "polygon boxes one pixel short",
+        "src/gesco/datasets/cityscapes_geometry.py",
+        "x1, y1 = np.clip(np.floor(polygon.max(axis=0)) + 1, 0, (width, height))",
+        "x1, y1 = np.clip(np.floor(polygon.max(axis=0)), 0, (width, height))",
+        GEOMETRY_FILES,
+    ),
+    Mutant(
+        "deleted polygons boxed",
+        "src/gesco/datasets/cityscapes_geometry.py",
+        'if obj.get("deleted") or label not in BOX_LABEL_IDS:',
+        "if label not in BOX_LABEL_IDS:",
+        GEOMETRY_FILES,
+    ),
+    Mutant(
+        "every polygon of a class is one instance",
+        "src/gesco/datasets/cityscapes_geometry.py",
+        "rows.append((x0, y0, x1, y1, label, label * 1000 + k))",
+        "rows.append((x0, y0, x1, y1, label, label * 1000))",
+        GEOMETRY_FILES,
+    ),
+    Mutant(
+        "camera baseline times fx read as a ratio",
+        "src/gesco/datasets/cityscapes_geometry.py",
+        'baseline_fx = float(camera["extrinsic"]["baseline"]) * float(camera["intrinsic"]["fx"])',
+        'baseline_fx = float(camera["intrinsic"]["fx"]) / float(camera["extrinsic"]["baseline"])',
+        GEOMETRY_FILES,
     ),
     Mutant(
         "CLI lets OSError through",
