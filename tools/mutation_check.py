@@ -56,6 +56,16 @@ MIOU = tuple(
 SAMPLING_GUARDS = ("tests/test_bad_inputs.py::test_sampling_refuses_before_the_model_runs",)
 GEOMETRY = ("tests/evaluation/test_evaluation_objects_depth.py",)
 GEOMETRY_FILES = ("tests/datasets/test_datasets_geometry.py",)
+DETECTOR_PARTS = tuple(
+    f"tests/evaluation/test_evaluation_detector.py::{name}"
+    for name in (
+        "test_decode_of_a_hand_made_heatmap",
+        "test_targets_decode_back_to_the_ground_truth_boxes",
+        "test_a_few_training_steps_lower_the_loss",
+        "test_the_focal_loss_by_hand",
+        "test_boxes_flip_with_their_images",
+    )
+)
 BAD_CLI = (
     "tests/test_bad_inputs.py::test_transmit_label_files",
     "tests/test_bad_inputs.py::test_unusable_output_paths",
@@ -509,6 +519,49 @@ MUTANTS = (
         'baseline_fx = float(camera["extrinsic"]["baseline"]) * float(camera["intrinsic"]["fx"])',
         'baseline_fx = float(camera["intrinsic"]["fx"]) / float(camera["extrinsic"]["baseline"])',
         GEOMETRY_FILES,
+    ),
+    # the detector's training targets, loss and augmentation
+    Mutant(
+        "focal loss without the penalty reduction near centres",
+        "src/gesco/evaluation/detector_training.py",
+        "negative_term = (1 - targets.heatmap) ** FOCAL_BETA * p**FOCAL_ALPHA * F.logsigmoid(-logits)",
+        "negative_term = p**FOCAL_ALPHA * F.logsigmoid(-logits)",
+        DETECTOR_PARTS,
+    ),
+    Mutant(
+        "focal loss averaged over cells, not objects",
+        "src/gesco/evaluation/detector_training.py",
+        "objects = positive.sum().clamp(min=1)",
+        "objects = torch.tensor(float(positive.numel()))",
+        DETECTOR_PARTS,
+    ),
+    Mutant(
+        "size loss over every cell, not the centres",
+        "src/gesco/evaluation/detector_training.py",
+        "size = ((output.size.float() - targets.size).abs() * targets.mask).sum() / (2 * centres)",
+        "size = (output.size.float() - targets.size).abs().mean()",
+        DETECTOR_PARTS,
+    ),
+    Mutant(
+        "box sizes learned in pixels, not cells",
+        "src/gesco/evaluation/detector_training.py",
+        "size[b, :, y, x] = extent.log()",
+        "size[b, :, y, x] = (extent * cell).log()",
+        DETECTOR_PARTS,
+    ),
+    Mutant(
+        "flipped boxes one pixel off",
+        "src/gesco/evaluation/detector_training.py",
+        "[width - boxes.xyxy[:, 2], boxes.xyxy[:, 1], width - boxes.xyxy[:, 0], boxes.xyxy[:, 3]]",
+        "[width - 1 - boxes.xyxy[:, 2], boxes.xyxy[:, 1], width - 1 - boxes.xyxy[:, 0], boxes.xyxy[:, 3]]",
+        DETECTOR_PARTS,
+    ),
+    Mutant(
+        "boxes flipped when their images are not",
+        "src/gesco/evaluation/detector_training.py",
+        "flipped = columns[:, 0, 0] != 0",
+        "flipped = columns[:, 0, 0] == 0",
+        DETECTOR_PARTS,
     ),
     Mutant(
         "CLI lets OSError through",

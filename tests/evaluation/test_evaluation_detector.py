@@ -23,7 +23,9 @@ from gesco.evaluation.detector import (
     decode_detections,
 )
 from gesco.evaluation.detector_training import (
+    DetectionTargets,
     DetectorTrainConfig,
+    augment_with_boxes,
     detection_loss,
     detection_targets,
     train_detector,
@@ -85,6 +87,41 @@ def test_targets_decode_back_to_the_ground_truth_boxes():
     order = found.classes.argsort(descending=True)  # car, person, pole
     assert found.classes[order].tolist() == classes.tolist()
     assert torch.allclose(found.boxes[order], xyxy, atol=1e-4)
+
+
+def test_the_focal_loss_by_hand():
+    # three cells of one class, every logit 0 (p = 1/2): the object's centre (target 1), a cell beside it
+    # (target 1/2) and a far one (target 0); the box heads are read at the centre only
+    targets = DetectionTargets(
+        heatmap=torch.tensor([1.0, 0.5, 0.0]).view(1, 1, 1, 3),
+        size=torch.tensor([[math.log(2.0), 5.0, 5.0], [math.log(4.0), 5.0, 5.0]]).view(1, 2, 1, 3),
+        offset=torch.tensor([[0.5, 9.0, 9.0], [0.25, 9.0, 9.0]]).view(1, 2, 1, 3),
+        mask=torch.tensor([1.0, 0.0, 0.0]).view(1, 1, 1, 3),
+    )
+    output = DetectorOutput(torch.zeros(1, 1, 1, 3), torch.zeros(1, 2, 1, 3), torch.zeros(1, 2, 1, 3))
+    loss = detection_loss(output, targets, size_weight=2.0, offset_weight=3.0)
+    # -(1 - p)^2 log p at the centre; -(1 - y)^4 p^2 log(1 - p) elsewhere (1/16 of it beside the centre);
+    # divided by the one object
+    assert loss.heatmap.item() == pytest.approx((0.25 + 0.25 / 16 + 0.25) * math.log(2))
+    assert loss.size.item() == pytest.approx((math.log(2) + math.log(4)) / 2)
+    assert loss.offset.item() == pytest.approx((0.5 + 0.25) / 2)
+    assert loss.total.item() == pytest.approx(loss.heatmap.item() + 2 * loss.size.item() + 3 * loss.offset.item())
+
+
+def test_boxes_flip_with_their_images():
+    # eight copies of a dark image with one bright box; the augmentation flips about half of them
+    images = torch.full((8, 3, 16, 32), -1.0)
+    images[:, :, 2:8, 4:10] = 1.0
+    box = Boxes(torch.tensor([[4.0, 2.0, 10.0, 8.0]]), torch.tensor([CAR]), torch.tensor([CAR * 1000]))
+    augmented, boxes = augment_with_boxes(images, (box,) * 8, torch.Generator().manual_seed(0))
+    flips = 0
+    for image, moved in zip(augmented, boxes):
+        columns = image[:, 2:8].mean(dim=(0, 1))
+        bright = torch.nonzero(columns > columns.mean()).flatten()
+        # the bright columns are where the box says, to the pixel
+        assert moved.xyxy[0].tolist() == [float(bright[0]), 2.0, float(bright[-1] + 1), 8.0]
+        flips += moved.xyxy[0, 0].item() == 22.0
+    assert 0 < flips < 8
 
 
 def test_a_few_training_steps_lower_the_loss():
