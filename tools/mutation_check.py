@@ -56,6 +56,14 @@ MIOU = tuple(
 SAMPLING_GUARDS = ("tests/test_bad_inputs.py::test_sampling_refuses_before_the_model_runs",)
 GEOMETRY = ("tests/evaluation/test_evaluation_objects_depth.py",)
 GEOMETRY_FILES = ("tests/datasets/test_datasets_geometry.py",)
+DEPTH_LOSS = tuple(
+    f"tests/evaluation/test_evaluation_depth_network.py::{name}"
+    for name in (
+        "test_loss_is_zero_for_the_truth_and_scale_invariant_at_full_variance_focus",
+        "test_loss_is_per_image_and_images_weigh_alike",
+        "test_a_few_training_steps_lower_the_loss",
+    )
+)
 DETECTOR_PARTS = tuple(
     f"tests/evaluation/test_evaluation_detector.py::{name}"
     for name in (
@@ -519,6 +527,35 @@ MUTANTS = (
         'baseline_fx = float(camera["extrinsic"]["baseline"]) * float(camera["intrinsic"]["fx"])',
         'baseline_fx = float(camera["intrinsic"]["fx"]) / float(camera["extrinsic"]["baseline"])',
         GEOMETRY_FILES,
+    ),
+    # the depth network's loss
+    Mutant(
+        "depth loss reads unknown depth",
+        "src/gesco/evaluation/depth_network.py",
+        "valid = torch.isfinite(target) & (target > 0)",
+        "valid = torch.isfinite(target)",
+        DEPTH_LOSS,
+    ),
+    Mutant(
+        "depth loss forgives the batch's scale, not each image's",
+        "src/gesco/evaluation/depth_network.py",
+        "mean = g.sum(dim=(1, 2)) / n",
+        "mean = g.sum() / n.sum()",
+        DEPTH_LOSS,
+    ),
+    Mutant(
+        "depth loss weighs images by their valid pixels",
+        "src/gesco/evaluation/depth_network.py",
+        "return loss[count > 0].mean()",
+        "return (loss * count).sum() / count.sum()",
+        DEPTH_LOSS,
+    ),
+    Mutant(
+        "depth loss rewards the scale error",
+        "src/gesco/evaluation/depth_network.py",
+        "- variance_focus * mean.square()",
+        "+ variance_focus * mean.square()",
+        DEPTH_LOSS,
     ),
     # the detector's training targets, loss and augmentation
     Mutant(

@@ -42,6 +42,18 @@ def test_loss_is_zero_for_the_truth_and_scale_invariant_at_full_variance_focus()
     assert depth_loss(doubled, target).item() == pytest.approx(0.15 * math.log(2) ** 2 + math.log(2), rel=1e-4)
 
 
+def test_loss_is_per_image_and_images_weigh_alike():
+    # image 0: 16 valid pixels, all twice as far; image 1: 4 valid pixels, all four times as far
+    target = torch.rand(2, 4, 4) * 50 + 1
+    target[1, :, :3] = 0.0
+    log_depth = target.clamp(min=1e-3).log() + torch.tensor([math.log(2.0), 2 * math.log(2.0)]).view(2, 1, 1)
+    # each image's own global scale is forgiven, not the batch's
+    assert depth_loss(log_depth, target, variance_focus=1.0, l1_weight=0.0).item() == pytest.approx(0.0, abs=1e-5)
+    # the mean over images, not over pixels: (1 + 4) / 2 log(2)^2, where pooling would give (16 + 16) / 20
+    squared = depth_loss(log_depth, target, variance_focus=0.0, l1_weight=0.0).item()
+    assert squared == pytest.approx(2.5 * math.log(2) ** 2, rel=1e-4)
+
+
 def test_a_few_training_steps_lower_the_loss():
     batch = collate([SyntheticStreetsDataset(4, 600_000, 32, 64)[i] for i in range(4)])
     torch.manual_seed(0)
