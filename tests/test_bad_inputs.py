@@ -455,6 +455,22 @@ def test_training_overrides(tmp_path, capsys, command, options, culprit):
     assert_cli_error([command, "--config", str(config), *options], culprit, capsys, out)
 
 
+@pytest.mark.parametrize(
+    ("command", "options", "culprit"),
+    [
+        ("train-detector", ["--lr", "-1"], "DetectorTrainConfig.learning_rate must be a finite number > 0, got -1"),
+        ("train-detector", ["--lr", "nan"], "learning_rate must be a finite number > 0, got nan"),
+        ("train-detector", ["--min-area", "nan"], "DetectorTrainConfig.min_area must be a finite number >= 0"),
+        ("train-depth", ["--lr", "inf"], "DepthTrainConfig.learning_rate must be a finite number > 0, got inf"),
+        ("train-segmenter", ["--lr", "0"], "SegmenterTrainConfig.learning_rate must be a finite number > 0, got 0"),
+    ],
+)
+def test_geometry_and_segmenter_training_refuse_settings_that_cannot_train(tmp_path, capsys, command, options, culprit):
+    out = tmp_path / "run"
+    data = ["--data", "synthetic"] if command == "train-segmenter" else []
+    assert_cli_error([command, *data, "--out", str(out), "--steps", "1", *options], culprit, capsys, out)
+
+
 def test_resume_without_checkpoints_and_a_run_without_resume(tmp_path, capsys):
     out = tmp_path / "run"
     config = tmp_path / "config.json"
@@ -899,6 +915,9 @@ GEOMETRY_CASES = [
     ("detector-dict-output", ["--detector", "{geometry}/detr.pt"], "returned a dict"),
     ("depth-not-a-model", ["--depth", "{geometry}/junk.pt"], "junk.pt is neither an ONNX file"),
     ("depth-config-alone", ["--depth-config", "{geometry}/junk.json"], "without a depth network"),
+    # a negative or NaN area would silently score every box
+    ("detector-min-area-negative", ["--detector", "{geometry}/detr.pt", "--detector-min-area", "-3"], "got -3"),
+    ("detector-min-area-nan", ["--detector", "{geometry}/detr.pt", "--detector-min-area", "nan"], "got nan"),
 ]
 
 

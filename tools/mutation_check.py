@@ -601,6 +601,27 @@ MUTANTS = (
         DETECTOR_PARTS,
     ),
     Mutant(
+        "trainers accept optimiser settings that cannot train",
+        "src/gesco/training/config.py",
+        "        if hasattr(config, name) and not holds(getattr(config, name)):\n",
+        "        if False:\n",
+        ("tests/training/test_training_config.py",),
+    ),
+    Mutant(
+        "NaN learning rate accepted",
+        "src/gesco/training/config.py",
+        '"learning_rate": ("a finite number > 0", lambda v: math.isfinite(v) and v > 0),',
+        '"learning_rate": ("a finite number > 0", lambda v: not v <= 0),',
+        ("tests/training/test_training_config.py",),
+    ),
+    Mutant(
+        "negative box area accepted",
+        "src/gesco/evaluation/objects_depth.py",
+        "    if not (math.isfinite(min_area) and min_area >= 0):\n",
+        "    if min_area != min_area:\n",
+        GEOMETRY,
+    ),
+    Mutant(
         "CLI lets OSError through",
         "src/gesco/cli/main.py",
         "except (ValueError, TypeError, OSError, MemoryError) as err:",

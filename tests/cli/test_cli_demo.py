@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from gesco.cli.main import main
+from gesco.constants import EVALUATION_SEED_OFFSET
 from gesco.datasets.synthetic import SyntheticStreets
-from gesco.evaluation.segmenter_training import EVALUATION_SEED_OFFSET
 
 
 @pytest.fixture(autouse=True)

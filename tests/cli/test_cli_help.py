@@ -93,13 +93,8 @@ def test_the_light_constants_agree_with_the_library():
     from gesco import constants
     from gesco.evaluation.compare import METHOD_LABELS
     from gesco.evaluation.demo import DEMO_PSNRS
-    from gesco.evaluation.segmenter_training import EVALUATION_SEED_OFFSET, VALIDATION_SEED_OFFSET
     from gesco.receiver.sampling import SAMPLERS
 
     assert constants.SAMPLERS == SAMPLERS
     assert constants.DEMO_PSNRS == DEMO_PSNRS
     assert constants.COMPARE_METHODS == tuple(METHOD_LABELS)
-    assert (constants.EVALUATION_SEED_OFFSET, constants.VALIDATION_SEED_OFFSET) == (
-        EVALUATION_SEED_OFFSET,
-        VALIDATION_SEED_OFFSET,
-    )

@@ -106,6 +106,9 @@ def test_bad_detection_inputs_raise():
         Detections(torch.zeros(2, 4), torch.zeros(3, dtype=torch.long), torch.zeros(2))
     with pytest.raises(ValueError, match="1 images of predictions but 2"):
         detection_scores([found()], [truth(), truth()], image_size=(4, 4))
+    for area in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match=f"min_area must be a finite area >= 0.*got {area}"):
+            detection_scores([found()], [truth()], image_size=(4, 4), min_area=area)
 
 
 def test_abs_rel_and_delta1_by_hand():

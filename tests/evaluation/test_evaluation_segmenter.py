@@ -141,7 +141,7 @@ def test_training_resumes_exactly_and_exports(tmp_path):
     assert isinstance(load_segmenter(tmp_path / "b" / "model"), GescoSegmenter)
     with pytest.raises(ValueError, match="already holds checkpoints"):
         train_segmenter(tiny_run(tmp_path / "a"), progress=False)
-    with pytest.raises(ValueError, match="evaluation and validation seeds"):
+    with pytest.raises(ValueError, match="reach the evaluation seeds"):
         tiny_run(tmp_path / "c", data=DataConfig(kind="synthetic", num_scenes=10, seed_offset=999_995))
 
 

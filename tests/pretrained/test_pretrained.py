@@ -8,11 +8,11 @@ from safetensors import safe_open
 
 import gesco.pretrained as pretrained
 from gesco.baselines.deep_jscc import DeepJSCC
+from gesco.constants import EVALUATION_SEED_OFFSET
 from gesco.datasets.base import collate
 from gesco.datasets.synthetic import SyntheticStreetsDataset
 from gesco.evaluation.metrics import EvaluationClasses, SegmentationConfusion
 from gesco.evaluation.segmenter import GescoSegmenter
-from gesco.evaluation.segmenter_training import EVALUATION_SEED_OFFSET
 from gesco.evaluation.sweep import conditioning_maps
 from gesco.receiver.pipeline import DiffusionReceiver
 from gesco.receiver.sampling import SamplerConfig

@@ -1,6 +1,8 @@
 """TrainConfig: the nested preview sampler, the checks, and every shipped JSON that holds a training config."""
 
 import json
+import math
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -52,6 +54,38 @@ def test_the_preview_sampler_is_one_nested_sampler_config():
 def test_counts_must_be_at_least_one(field):
     with pytest.raises(ValueError, match=f"{field} must be >= 1"):
         TrainConfig(**{field: 0})
+
+
+#: Optimiser settings that cannot train: zero or unbounded steps, decay and clipping turned around or off by NaN,
+#: an EMA that never follows the weights.
+UNTRAINABLE = [
+    ("learning_rate", 0.0),
+    ("learning_rate", -1e-3),
+    ("learning_rate", math.nan),
+    ("learning_rate", math.inf),
+    ("weight_decay", -1e-4),
+    ("weight_decay", math.nan),
+    ("grad_clip", -1.0),
+    ("grad_clip", math.nan),
+    ("ema_decay", 1.0),
+    ("ema_decay", -0.1),
+    ("ema_decay", math.nan),
+    ("warmup_steps", -1),
+    ("keep_checkpoints", -1),
+]
+
+
+@pytest.mark.parametrize("config_class", list(CONFIG_CLASSES.values()), ids=list(CONFIG_CLASSES))
+def test_every_trainer_refuses_optimiser_settings_that_cannot_train(config_class):
+    names = {f.name for f in fields(config_class)}
+    cases = [(name, value) for name, value in UNTRAINABLE if name in names]
+    assert {"learning_rate", "ema_decay", "warmup_steps", "keep_checkpoints"} <= {name for name, _ in cases}
+    for name, value in cases:
+        with pytest.raises(ValueError, match=rf"{config_class.__name__}\.{name} must be .*, got {value}"):
+            config_class(**{name: value})
+    # the edges that still train are accepted: no clipping, no weight decay, no averaging, no warm-up
+    edges = {"grad_clip": 0.0, "weight_decay": 0.0, "ema_decay": 0.0, "warmup_steps": 0, "keep_checkpoints": 0}
+    config_class(**{name: value for name, value in edges.items() if name in names})
 
 
 @pytest.mark.parametrize("path", TRAINING_CONFIGS, ids=lambda p: str(p.relative_to(REPO)))

@@ -19,13 +19,12 @@ import torch
 from gesco.baselines.accounting import PayloadSizes, mean_payload_sizes, payload_sizes
 from gesco.channel.awgn import AWGNChannel
 from gesco.channel.quality import ChannelQuality, paper_sigma
-from gesco.constants import DEMO_PSNRS
+from gesco.constants import DEMO_PSNRS, EVALUATION_SEED_OFFSET
 from gesco.datasets.base import collate
 from gesco.datasets.synthetic import SyntheticStreetsDataset
 from gesco.evaluation.figures import condition_to_rgb, image_to_rgb, save_grid
 from gesco.evaluation.metrics import EvaluationClasses, PairedImageMetrics, SegmentationConfusion
 from gesco.evaluation.segmenter import GescoSegmenter
-from gesco.evaluation.segmenter_training import EVALUATION_SEED_OFFSET
 from gesco.evaluation.sweep import CHANNEL_STREAM, seeded_generator, starting_noise
 from gesco.link import Link
 from gesco.receiver.pipeline import DiffusionReceiver

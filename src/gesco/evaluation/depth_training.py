@@ -91,7 +91,7 @@ class DepthTrainConfig(Config):
 
     def __post_init__(self) -> None:
         check_geometry_run(self)
-        if not 0 <= self.variance_focus <= 1 or self.l1_weight < 0:
+        if not (0 <= self.variance_focus <= 1 and math.isfinite(self.l1_weight) and self.l1_weight >= 0):
             raise ValueError(
                 f"need variance_focus in [0, 1] and l1_weight >= 0, got {self.variance_focus}, {self.l1_weight}"
             )

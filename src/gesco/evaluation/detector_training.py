@@ -21,6 +21,7 @@ those of the shared loop (:mod:`gesco.training.loop`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -107,10 +108,18 @@ class DetectorTrainConfig(Config):
 
     def __post_init__(self) -> None:
         check_geometry_run(self)
-        if self.gaussian_alpha <= 0 or self.min_sigma <= 0:
-            raise ValueError(f"gaussian_alpha and min_sigma must be > 0, got {self.gaussian_alpha}, {self.min_sigma}")
-        if self.size_weight < 0 or self.offset_weight < 0 or self.min_area < 0:
-            raise ValueError("size_weight, offset_weight and min_area must be >= 0")
+        # written so that NaN fails as well
+        for name, positive in (
+            ("gaussian_alpha", True),
+            ("min_sigma", True),
+            ("size_weight", False),
+            ("offset_weight", False),
+            ("min_area", False),
+        ):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and (value > 0 if positive else value >= 0)):
+                rule = "> 0" if positive else ">= 0"
+                raise ValueError(f"DetectorTrainConfig.{name} must be a finite number {rule}, got {value}")
         cyclist_classes = sorted(set(self.model.class_ids) & set(CYCLIST_CLASSES))
         if cyclist_classes and not self.data.riders:
             raise ValueError(

@@ -36,6 +36,7 @@ Depth (per image, then the mean over images, as Eigen et al. 2014 and the KITTI 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -135,6 +136,12 @@ class DetectionScores:
     matched: int
 
 
+def check_min_area(min_area: float, name: str = "min_area") -> None:
+    """``min_area`` must be a finite area >= 0 (px^2): a negative one would silently score every box, NaN too."""
+    if not (math.isfinite(min_area) and min_area >= 0):
+        raise ValueError(f"{name} must be a finite area >= 0 (px^2; 0 scores every box), got {min_area}")
+
+
 def _check_pairs(predictions: Sequence[Detections], targets: Sequence[Boxes]) -> None:
     if len(predictions) != len(targets):
         raise ValueError(f"{len(predictions)} images of predictions but {len(targets)} of ground truth; give one each")
@@ -169,6 +176,7 @@ def detection_scores(
     _check_pairs(predictions, targets)
     if not 0 < iou_threshold <= 1:
         raise ValueError(f"iou_threshold must be in (0, 1], got {iou_threshold}")
+    check_min_area(min_area)
     diagonal = float(np.hypot(*image_size))
     seen = set(int(c) for c in classes)
     for p, t in zip(predictions, targets):

@@ -25,6 +25,7 @@ from gesco.evaluation.geometry_scoring import GeometryMeter
 from gesco.evaluation.inception import InceptionFeatures
 from gesco.evaluation.lpips import load_lpips
 from gesco.evaluation.metrics import MS_SSIM_MIN_SIDE, EvaluationClasses
+from gesco.evaluation.objects_depth import check_min_area
 from gesco.evaluation.scoring import SetScorer
 from gesco.evaluation.segmenter import load_segmenter
 from gesco.semantics.classes import ClassTable
@@ -64,6 +65,9 @@ class ScoringNetworks:
     depth: str | Path | None = None
     depth_config: str | Path | None = None
     depth_median_scaling: bool = False
+
+    def __post_init__(self) -> None:
+        check_min_area(self.detector_min_area, "detector_min_area")
 
 
 @dataclass(frozen=True)

@@ -22,13 +22,13 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from gesco.config import Config
-from gesco.constants import EVALUATION_SEED_OFFSET, VALIDATION_SEED_OFFSET  # also read from here by others
+from gesco.constants import VALIDATION_SEED_OFFSET  # also read from here by others
 from gesco.datasets import collate
 from gesco.evaluation.metrics import EvaluationClasses, SegmentationConfusion, SegmentationScores
 from gesco.evaluation.segmenter import GescoSegmenter, SegmenterConfig
 from gesco.io import atomic_write_text
 from gesco.semantics.classes import ClassTable, class_table
-from gesco.training.config import LR_SCHEDULES, DataConfig
+from gesco.training.config import DataConfig, check_run_settings
 from gesco.training.data import build_dataset
 from gesco.training.ema import EMA
 from gesco.training.loop import LoopSettings, StepInputs, TrainingLoop
@@ -68,19 +68,9 @@ class SegmenterTrainConfig(Config):
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1 or self.max_steps < 1 or self.checkpoint_every < 1:
-            raise ValueError("batch_size, max_steps and checkpoint_every must be positive")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {list(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        check_run_settings(self)
         if self.device not in SEGMENTER_DEVICES:
             raise ValueError(f"device must be one of {list(SEGMENTER_DEVICES)}, got {self.device!r}")
-        if self.data.kind == "synthetic":
-            first, last = self.data.seed_offset, self.data.seed_offset + self.data.num_scenes - 1
-            if last >= EVALUATION_SEED_OFFSET:
-                raise ValueError(
-                    f"training scenes {first}..{last} reach the evaluation and validation seeds (from "
-                    f"{EVALUATION_SEED_OFFSET} on); keep data.seed_offset + data.num_scenes <= {EVALUATION_SEED_OFFSET}"
-                )
 
 
 @dataclass(frozen=True)

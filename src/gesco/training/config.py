@@ -18,6 +18,17 @@ from gesco.training.conditioning import NOISE_MODES
 DATA_KINDS = ("synthetic", "cityscapes", "coco-stuff", "ade20k", "folder")
 MIXED_PRECISION = ("no", "bf16", "fp16")
 LR_SCHEDULES = ("constant", "cosine")
+#: Trainer config fields that must hold a usable optimiser setting -> (the rule in words, its test; NaN fails
+#: every test). A zero or infinite learning rate trains nothing or diverges at the first step, an EMA decay of 1
+#: or more never follows the weights, and a NaN clip norm or weight decay silently turns them off.
+OPTIMISER_RULES = {
+    "learning_rate": ("a finite number > 0", lambda v: math.isfinite(v) and v > 0),
+    "weight_decay": ("a finite number >= 0", lambda v: math.isfinite(v) and v >= 0),
+    "grad_clip": ("a finite gradient norm >= 0 (0: no clipping)", lambda v: math.isfinite(v) and v >= 0),
+    "ema_decay": ("in [0, 1)", lambda v: 0 <= v < 1),
+    "warmup_steps": (">= 0", lambda v: v >= 0),
+    "keep_checkpoints": (">= 0", lambda v: v >= 0),
+}
 #: The fields that became ``TrainConfig.sampler`` (a nested SamplerConfig).
 _FORMER_SAMPLER_FIELDS = {"sample_sampler": "sampler", "sample_steps": "steps", "sample_guidance": "guidance"}
 
@@ -60,11 +71,15 @@ class DataConfig(Config):
 
 
 def check_run_settings(config: Config) -> None:
-    """The checks every trainer's config shares: positive step counts, a known learning-rate schedule, and
-    synthetic training scenes that stay below the evaluation seeds."""
+    """The checks every trainer's config shares: positive step counts, optimiser settings that train (those
+    of :data:`OPTIMISER_RULES` the config has), a known learning-rate schedule, and synthetic training scenes
+    that stay below the evaluation seeds."""
     for name in ("batch_size", "max_steps", "checkpoint_every"):
         if getattr(config, name) < 1:
             raise ValueError(f"{type(config).__name__}.{name} must be positive, got {getattr(config, name)}")
+    for name, (rule, holds) in OPTIMISER_RULES.items():
+        if hasattr(config, name) and not holds(getattr(config, name)):
+            raise ValueError(f"{type(config).__name__}.{name} must be {rule}, got {getattr(config, name)}")
     if config.lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"lr_schedule must be one of {list(LR_SCHEDULES)}, got {config.lr_schedule!r}")
     data = config.data
@@ -126,16 +141,10 @@ class TrainConfig(Config):
         for name in ("batch_size", "max_steps", "checkpoint_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("warmup_steps", "keep_checkpoints", "sample_every"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if self.sample_every < 0:
+            raise ValueError(f"TrainConfig.sample_every must be >= 0, got {self.sample_every}")
         if self.noise != "none" and not self.noise_sigmas:
             raise ValueError("noise-aware training needs at least one sigma in noise_sigmas")
-        # a zero or infinite rate trains nothing, or diverges at the first step with "the loss became nan"
-        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise ValueError(f"TrainConfig.learning_rate must be a finite number > 0, got {self.learning_rate}")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"TrainConfig.ema_decay must be in [0, 1), got {self.ema_decay}")
         bad = [sigma for sigma in self.noise_sigmas if not (math.isfinite(sigma) and sigma >= 0)]
         if bad:
             raise ValueError(f"TrainConfig.noise_sigmas must be finite noise levels >= 0, got {bad}")

@@ -84,7 +84,7 @@ class GuidanceDistillConfig(Config):
 
 def check_distillation_settings(config) -> None:
     """The checks every distillation config shares (``GuidanceDistillConfig``, ``ConsistencyDistillConfig``): the
-    loop's settings, a teacher, the scale range, the map noise, precision, learning rate and export EMA.
+    loop's settings (learning rate and EMA among them), a teacher, the scale range, the map noise and precision.
 
     Raises:
         ValueError: naming the config class and the field that is wrong.
@@ -112,10 +112,6 @@ def check_distillation_settings(config) -> None:
         raise ValueError(
             f"{name}.mixed_precision must be one of {list(MIXED_PRECISION)}, got {config.mixed_precision!r}"
         )
-    if not (math.isfinite(config.learning_rate) and config.learning_rate > 0):
-        raise ValueError(f"{name}.learning_rate must be a finite number > 0, got {config.learning_rate}")
-    if not 0.0 <= config.ema_decay < 1.0:
-        raise ValueError(f"{name}.ema_decay must be in [0, 1), got {config.ema_decay}")
 
 
 def load_teacher(name_or_path: str) -> DiffusionReceiver:
