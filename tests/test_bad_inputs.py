@@ -115,16 +115,18 @@ PSNR = ["--psnr", "10"]
 TRANSMIT_CASES = [
     # quality
     ("psnr-unknown", ["--psnr", "7"], "unknown PSNR label 7"),
-    ("psnr-nan", ["--psnr", "nan"], "NaN"),
-    ("psnr-inf", ["--psnr", "inf"], "unknown PSNR label inf"),
+    ("psnr-nan", ["--psnr", "nan"], "argument --psnr: must be a finite number, got 'nan'"),
+    ("psnr-inf", ["--psnr", "inf"], "argument --psnr: must be a finite number, got 'inf'"),
     ("psnr-negative", ["--psnr", "-5"], "unknown PSNR label -5"),
     ("psnr-fraction", ["--psnr", "10.5"], "unknown PSNR label 10.5"),
     ("psnr-word", ["--psnr", "ten"], "'ten'"),
-    ("snr-nan", ["--peak-snr-db", "nan"], "NaN"),
-    ("snr-minus-inf", ["--peak-snr-db=-inf"], "-inf dB"),
+    ("snr-nan", ["--peak-snr-db", "nan"], "argument --peak-snr-db: must be a finite number, got 'nan'"),
+    ("snr-minus-inf", ["--peak-snr-db=-inf"], "must be a finite number, got '-inf'"),
     ("snr-minus-1000", ["--peak-snr-db", "-1000"], "-1000 dB"),
     ("snr-minus-1e308", ["--peak-snr-db=-1e308"], "-1e+308 dB"),
-    ("esn0-nan", ["--channel", "unit-power", "--esn0-db", "nan"], "NaN"),
+    ("esn0-nan", ["--channel", "unit-power", "--esn0-db", "nan"], "argument --esn0-db: must be a finite number"),
+    # a noiseless channel, which the record's strict JSON could not hold
+    ("esn0-plus-inf", ["--channel", "unit-power", "--esn0-db", "inf"], "must be a finite number, got 'inf'"),
     ("esn0-minus-1000", ["--channel", "unit-power", "--esn0-db", "-1000"], "-1000 dB"),
     ("esn0-on-awgn", ["--esn0-db", "3"], "Es/N0"),
     ("psnr-on-unit-power", ["--channel", "unit-power", "--psnr", "10"], "PSNR label"),
@@ -273,6 +275,13 @@ def test_reports_refuse_an_unusable_out_before_any_work(inputs, tmp_path, capsys
     out = tmp_path / out_name
     argv = [command, "--model", str(inputs / "model"), "--out", str(out)]
     assert_cli_error(argv + (["--data", "synthetic"] if command == "evaluate" else []), "a-file", capsys, out)
+
+
+@pytest.mark.parametrize("snr", ["nan", "inf", "1e999"])
+def test_compare_refuses_a_non_finite_es_n0_before_any_work(inputs, tmp_path, capsys, snr):
+    out = tmp_path / "out"
+    argv = ["compare", "--model", str(inputs / "model"), "--snr", "3", snr, "--out", str(out)]
+    assert_cli_error(argv, f"argument --snr: must be a finite number, got '{snr}'", capsys, out)
 
 
 SAMPLE = ["sample", "--model", "{model}", "--out", "{out}", *PSNR]
@@ -461,6 +470,7 @@ def test_training_overrides(tmp_path, capsys, command, options, culprit):
         ("train-detector", ["--lr", "-1"], "DetectorTrainConfig.learning_rate must be a finite number > 0, got -1"),
         ("train-detector", ["--lr", "nan"], "learning_rate must be a finite number > 0, got nan"),
         ("train-detector", ["--min-area", "nan"], "DetectorTrainConfig.min_area must be a finite number >= 0"),
+        ("train-detector", ["--classes", "26", "999"], "classes [999] have no boxes in the synthetic scenes"),
         ("train-depth", ["--lr", "inf"], "DepthTrainConfig.learning_rate must be a finite number > 0, got inf"),
         ("train-segmenter", ["--lr", "0"], "SegmenterTrainConfig.learning_rate must be a finite number > 0, got 0"),
     ],

@@ -264,6 +264,10 @@ def test_bad_inputs_give_typed_errors(tmp_path):
         DetectorTrainConfig(data=DataConfig(num_scenes=10, seed_offset=999_995))
     with pytest.raises(ValueError, match="synthetic"):
         DetectorTrainConfig(data=DataConfig(kind="cityscapes", root=str(tmp_path)))
+    # road has no boxes, 999 is no label id: neither heatmap would ever see an object
+    for class_ids, unboxed in (((7, 26), 7), ((26, 999), 999)):
+        with pytest.raises(ValueError, match=rf"classes \[{unboxed}\] have no boxes"):
+            DetectorTrainConfig(model=DetectorConfig(class_ids=class_ids))
     with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
         GescoDetector(TINY).detect(torch.zeros(1, 1, 32, 64))
     with pytest.raises(ValueError, match="heatmap must be"):

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gesco.cli.options import add_map_denoiser_option, add_sampler_options, parse_seed, sampler_of
+from gesco.cli.options import add_map_denoiser_option, add_sampler_options, finite_float, parse_seed, sampler_of
 from gesco.constants import CHANNEL_NAMES, DEFAULT_COHERENCE_SYMBOLS, OFDM_MODEL_NAMES
 
 if TYPE_CHECKING:
@@ -29,14 +29,16 @@ def add_link_options(parser: argparse.ArgumentParser) -> None:
 def add_channel_options(parser: argparse.ArgumentParser) -> None:
     """The channel and its quality: what :func:`build_link_channel` and :func:`channel_quality` read."""
     quality = parser.add_mutually_exclusive_group(required=True)
-    quality.add_argument("--psnr", type=float, help="the paper's PSNR label: 100 30 25 20 15 10 5 1 (analog channels)")
+    quality.add_argument(
+        "--psnr", type=finite_float, help="the paper's PSNR label: 100 30 25 20 15 10 5 1 (analog channels)"
+    )
     quality.add_argument(
         "--peak-snr-db",
-        type=float,
+        type=finite_float,
         help="SNR in dB referred to the map's peak value 1 (analog channels: awgn, rayleigh)",
     )
     quality.add_argument(
-        "--esn0-db", type=float, help="Es/N0 in dB of unit-power channel symbols (unit-power, digital)"
+        "--esn0-db", type=finite_float, help="Es/N0 in dB of unit-power channel symbols (unit-power, digital)"
     )
     parser.add_argument(
         "--channel",

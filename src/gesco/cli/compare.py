@@ -29,6 +29,7 @@ from gesco.cli.options import (
     add_scoring_options,
     build_scoring,
     evaluation_dataset,
+    finite_float,
     geometry_settings,
     parse_seed,
     require_non_negative,
@@ -54,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="awgn",
         help="ofdm: every method over the OFDM link (--ofdm-model, --speed, --delay-spread, --csi, ...)",
     )
-    parser.add_argument("--snr", type=float, nargs="+", default=list(DEFAULT_SNRS), help="Es/N0 values in dB")
+    parser.add_argument("--snr", type=finite_float, nargs="+", default=list(DEFAULT_SNRS), help="Es/N0 values in dB")
     parser.add_argument("--n", type=int, default=200, help="images (default 200)")
     parser.add_argument(
         "--methods",

@@ -7,6 +7,7 @@ This module imports only the standard library and :mod:`gesco.constants` at the 
 from __future__ import annotations
 
 import argparse
+import math
 import re
 from pathlib import Path
 
@@ -26,6 +27,19 @@ def parse_size(text: str) -> tuple[int, int]:
 
 #: Seeds go to torch.Generator.manual_seed and numpy's SeedSequence: a non-negative 64-bit signed integer suits both.
 MAX_SEED = 2**63 - 1
+
+
+def finite_float(text: str) -> float:
+    """argparse type: a finite number (NaN and infinities are refused here, not deep inside a run)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(value):
+        # 1e400 overflows: say what it became
+        became = "" if str(value) == text else f", which is {value}"
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}{became}")
+    return value
 
 
 def parse_seed(text: str) -> int:

@@ -34,7 +34,7 @@ from gesco.constants import GEOMETRY_TRAINING_SEED_OFFSET, VALIDATION_SEED_OFFSE
 from gesco.datasets import collate
 from gesco.datasets.base import Boxes
 from gesco.datasets.regenerated import MixedScenes, RegeneratedScenes
-from gesco.datasets.synthetic_canvas import CYCLIST_CLASSES
+from gesco.datasets.synthetic_canvas import BOX_CLASSES, CYCLIST_CLASSES
 from gesco.evaluation.detector import OUTPUT_STRIDE, DetectorConfig, DetectorOutput, GescoDetector
 from gesco.evaluation.geometry_augment import texture_swap
 from gesco.evaluation.objects_depth import DetectionScores, detection_scores
@@ -120,6 +120,13 @@ class DetectorTrainConfig(Config):
             if not (math.isfinite(value) and (value > 0 if positive else value >= 0)):
                 rule = "> 0" if positive else ">= 0"
                 raise ValueError(f"DetectorTrainConfig.{name} must be a finite number {rule}, got {value}")
+        # the scenes box only these: any other class's heatmap would never see an object
+        unboxed = sorted(set(self.model.class_ids) - set(BOX_CLASSES) - set(CYCLIST_CLASSES))
+        if unboxed:
+            raise ValueError(
+                f"classes {unboxed} have no boxes in the synthetic scenes; detect Cityscapes label ids among "
+                f"{sorted(BOX_CLASSES + CYCLIST_CLASSES)}"
+            )
         cyclist_classes = sorted(set(self.model.class_ids) & set(CYCLIST_CLASSES))
         if cyclist_classes and not self.data.riders:
             raise ValueError(
